@@ -1,0 +1,92 @@
+"""`mtkd data prepare|info NAME`: prepare a data set once, or describe a prepared one."""
+
+from __future__ import annotations
+
+import argparse
+
+from mtkd.data import EMBEDDED_DATASETS, load_dataset, prepare_dataset
+
+_NAME_HELP = (
+    f"data set name: embedded ({', '.join(EMBEDDED_DATASETS)}), a TFDS catalog name "
+    "(mnist, fashion_mnist, cifar10, ...) or one already prepared under the data directory"
+)
+_DATA_DIR_HELP = (
+    "TFDS data directory (default: $MTKD_DATA_DIR or ~/.cache/mtkd/tensorflow_datasets)"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `data` with its `prepare` and `info` sub-commands."""
+    data_parser = subparsers.add_parser(
+        "data",
+        help="prepare or describe data sets",
+        description="Prepare data sets as TFDS array_record files, or describe prepared ones.",
+    )
+    actions = data_parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    prepare_parser = actions.add_parser(
+        "prepare",
+        help="prepare a data set once (catalog data sets need network and TensorFlow)",
+        description=(
+            "Prepare a data set as array_record files. Embedded data sets are generated locally; "
+            "TFDS catalog data sets are downloaded, which needs network and "
+            "`pip install 'mtkd[tensorflow]'`."
+        ),
+    )
+    _add_common_arguments(prepare_parser)
+    prepare_parser.set_defaults(func=run_prepare)
+
+    info_parser = actions.add_parser(
+        "info",
+        help="print input shape, classes and split sizes of a data set",
+        description="Describe a data set (embedded ones are prepared on first use).",
+    )
+    _add_common_arguments(info_parser)
+    info_parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="fraction of TFDS 'train' held out for validation (default: 0.1)",
+    )
+    info_parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the validation carve (default: 0)",
+    )
+    info_parser.set_defaults(func=run_info)
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help=_NAME_HELP)
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help=_DATA_DIR_HELP)
+
+
+def _describe(splits) -> list[str]:
+    return [
+        f"  input shape: {splits.input_shape}, classes: {splits.num_classes}",
+        f"  train: {splits.num_train_full} examples in TFDS 'train' -> "
+        f"{splits.num_train} train + {splits.num_val} validation",
+        f"  test: {splits.num_test} examples (TFDS '{splits.test_split}')",
+    ]
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    prepared_dir = prepare_dataset(args.name, data_dir=args.data_dir)
+    # Loading once also writes the decoded-array cache, so later loads are fast.
+    splits = load_dataset(args.name, data_dir=args.data_dir, prepare=False)
+    print(f"prepared {args.name} in {prepared_dir}")
+    print("\n".join(_describe(splits)))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    splits = load_dataset(
+        args.name,
+        data_dir=args.data_dir,
+        val_fraction=args.val_fraction,
+        split_seed=args.split_seed,
+    )
+    print(f"{splits.name} (version {splits.version}) from {splits.prepared_dir}")
+    print("\n".join(_describe(splits)))
+    return 0

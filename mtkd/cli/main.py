@@ -1,0 +1,57 @@
+"""Entry point of the `mtkd` console script.
+
+Each sub-command lives in its own module with a `register(subparsers)` function that adds its
+parser and sets `func`, a callable taking the parsed namespace and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mtkd.errors import MtkdError
+
+# Sub-command modules, in the order `mtkd --help` lists them.
+COMMAND_MODULES = (
+    "mtkd.cli.data_command",
+    "mtkd.cli.teachers_command",
+    "mtkd.cli.distill_command",
+    "mtkd.cli.quickstart_command",
+    "mtkd.cli.bench_command",
+)
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtkd",
+        description="Multi-teacher knowledge distillation with a learned teacher selector.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name == module_name:  # a sub-command not written yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, MtkdError) as error:
+        print(f"mtkd: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

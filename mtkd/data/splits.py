@@ -1,0 +1,106 @@
+"""The train / validation / test arrays a run uses, and the deterministic validation carve."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+
+from mtkd.errors import ConfigError, DatasetError
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def check_val_fraction(val_fraction: float) -> float:
+    """`val_fraction` as a float strictly between 0 and 1, else ConfigError."""
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real):
+        raise ConfigError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
+    value = float(val_fraction)
+    if not (math.isfinite(value) and 0.0 < value < 1.0):
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    return value
+
+
+def check_split_seed(split_seed: int) -> int:
+    """`split_seed` as a non-negative int, else ConfigError."""
+    is_int = isinstance(split_seed, numbers.Integral) and not isinstance(split_seed, bool)
+    if not is_int or split_seed < 0:
+        raise ConfigError(f"split_seed must be a non-negative integer, got {split_seed!r}")
+    return int(split_seed)
+
+
+def carve_validation(
+    num_examples: int, val_fraction: float, split_seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train_index, val_index): sorted int64 indices partitioning range(num_examples).
+
+    The validation part holds round(val_fraction * num_examples) examples (at least 1, and at
+    least 1 left for training), chosen by a permutation seeded with `split_seed`. Not stratified.
+    """
+    if num_examples < 2:
+        raise DatasetError(f"cannot carve a validation split from {num_examples} example(s)")
+    num_val = min(max(1, round(val_fraction * num_examples)), num_examples - 1)
+    order = np.random.default_rng(split_seed).permutation(num_examples)
+    val_index = np.sort(order[:num_val]).astype(np.int64)
+    train_index = np.sort(order[num_val:]).astype(np.int64)
+    return train_index, val_index
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class DatasetSplits:
+    """A data set ready for training, with a validation split carved from TFDS 'train'.
+
+    x_* are float32 (N, *input_shape) (uint8 images scaled to [0, 1]); y_* are int32 (N,).
+    x_test / y_test come from the TFDS 'test' split, or 'validation' when there is no 'test'
+    (`test_split` says which); it is never used for model selection.
+    `train_index` / `val_index` (int64, sorted) index the full TFDS 'train' split, so arrays
+    aligned with it (e.g. precomputed teacher logits `full[train_index]`) split the same way.
+    (eq=False: comparing arrays element-wise has no single truth value.)
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    train_index: np.ndarray
+    val_index: np.ndarray
+    test_split: str = "test"
+    version: str = ""
+    prepared_dir: str = ""
+
+    @property
+    def num_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def num_val(self) -> int:
+        return len(self.y_val)
+
+    @property
+    def num_test(self) -> int:
+        return len(self.y_test)
+
+    @property
+    def num_train_full(self) -> int:
+        """Size of the full TFDS 'train' split (train + validation parts)."""
+        return self.num_train + self.num_val
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of 'train', 'val' or 'test'."""
+        if name not in SPLIT_NAMES:
+            raise ConfigError(f"unknown split {name!r}; known: {', '.join(SPLIT_NAMES)}")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def __repr__(self) -> str:
+        return (
+            f"DatasetSplits(name={self.name!r}, input_shape={self.input_shape}, "
+            f"num_classes={self.num_classes}, train={self.num_train}, val={self.num_val}, "
+            f"{self.test_split}={self.num_test})"
+        )

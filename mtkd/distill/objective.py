@@ -1,0 +1,37 @@
+"""The distillation objective: `alpha * CE + (1 - alpha) * T^2 * KL(q || p_s^T)` (METHODS.md 1)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example cross-entropy with integer labels: (B, C), (B,) -> (B,)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def soft_target_kl(student_logits: jax.Array, target: jax.Array, temperature: float) -> jax.Array:
+    """Per-example `KL(target || softmax(student / T))`; target (B, C) is a distribution.
+
+    Zero-probability target entries contribute 0 (x log x -> 0), so a one-hot or very
+    confident fused target gives no NaN.
+    """
+    log_student = jax.nn.log_softmax(student_logits / temperature, axis=-1)
+    safe_log_target = jnp.log(jnp.where(target > 0, target, 1.0))
+    return jnp.sum(jnp.where(target > 0, target * (safe_log_target - log_student), 0.0), axis=-1)
+
+
+def distillation_loss(student_logits, labels, target, has_target, alpha, temperature):
+    """Mean over the batch of the per-example distillation loss.
+
+    student_logits (B, C); labels (B,); target (B, C) the fused teacher distribution;
+    has_target (B,) bool, False where no teacher was selected for the example: there the loss
+    is the plain cross-entropy (weight 1, not alpha), so a batch with every teacher skipped
+    trains exactly like a student alone.
+    """
+    ce = cross_entropy(student_logits, labels)
+    kd = temperature**2 * soft_target_kl(student_logits, target, temperature)
+    per_example = jnp.where(has_target, alpha * ce + (1.0 - alpha) * kd, ce)
+    return per_example.mean()

@@ -1,0 +1,104 @@
+"""Pure, jit-able pieces of student training: one update, one epoch, evaluation.
+
+All functions here take the model as an `nnx.split` graph definition plus a parameter state,
+so that they compose with `jax.jit`, `jax.lax.scan` and `jax.vmap` (one student per seed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from mtkd.distill.objective import cross_entropy, distillation_loss
+from mtkd.fusion.soft_targets import fuse_soft_targets
+
+
+class StudentState(NamedTuple):
+    params: Any
+    opt_state: Any
+
+
+def apply_model(graphdef, params, x):
+    """Logits and features of the model `(graphdef, params)` on a batch x."""
+    return nnx.merge(graphdef, params)(x)
+
+
+def make_train_step(graphdef, optimizer: optax.GradientTransformation, alpha: float, temperature: float):
+    """Returns `step(state, x, y, teacher_logits (K, B, C), weights (B, K)) -> (state, loss)`."""
+
+    def step(state: StudentState, x, y, teacher_logits, weights):
+        target, total_weight = fuse_soft_targets(teacher_logits, weights, temperature)
+
+        def loss_fn(params):
+            logits, _ = apply_model(graphdef, params, x)
+            return distillation_loss(logits, y, target, total_weight > 0, alpha, temperature)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return StudentState(optax.apply_updates(state.params, updates), opt_state), loss
+
+    return step
+
+
+def epoch_batches(key, num_examples: int, batch_size: int) -> jax.Array:
+    """A fresh permutation cut into full batches: (num_batches, batch_size) indices.
+
+    The last partial batch is dropped (a different remainder each epoch), so every step has
+    the same shape and the epoch is one `lax.scan`.
+    """
+    num_batches = num_examples // batch_size
+    return jax.random.permutation(key, num_examples)[: num_batches * batch_size].reshape(num_batches, batch_size)
+
+
+def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, batch_size: int):
+    """Returns `epoch(state, key, x, y, teacher_logits (K, N, C)) -> (state, metrics)`.
+
+    `strategy.weights(key, teacher_logits_batch, labels)` gives the per-example teacher weights
+    of each batch; metrics hold the mean training loss and the mean weight of each teacher.
+    """
+    step = make_train_step(graphdef, optimizer, alpha, temperature)
+
+    def epoch(state: StudentState, key, x, y, teacher_logits):
+        order_key, strategy_key = jax.random.split(key)
+        batches = epoch_batches(order_key, x.shape[0], batch_size)
+        step_keys = jax.random.split(strategy_key, batches.shape[0])
+
+        def body(state, inputs):
+            index, step_key = inputs
+            batch_teachers = teacher_logits[:, index]
+            weights = strategy.weights(step_key, batch_teachers, y[index])
+            state, loss = step(state, x[index], y[index], batch_teachers, weights)
+            return state, (loss, weights.mean(axis=0))
+
+        state, (losses, selection) = jax.lax.scan(body, state, (batches, step_keys))
+        return state, {"loss": losses.mean(), "selection": selection.mean(axis=0)}
+
+    return epoch
+
+
+def predict(graphdef, params, x, batch_size: int):
+    """Logits for all of x, computed in chunks of `batch_size` under `lax.map`: (N, C)."""
+    n = x.shape[0]
+    chunks = -(-n // batch_size)
+    padded = jnp.concatenate([x, jnp.zeros((chunks * batch_size - n,) + x.shape[1:], x.dtype)])
+    logits = jax.lax.map(lambda xb: apply_model(graphdef, params, xb)[0],
+                         padded.reshape((chunks, batch_size) + x.shape[1:]))
+    return logits.reshape((chunks * batch_size,) + logits.shape[2:])[:n]
+
+
+def evaluate(graphdef, params, x, y, batch_size: int):
+    """(accuracy, mean cross-entropy) of the model on (x, y)."""
+    logits = predict(graphdef, params, x, min(batch_size, x.shape[0]))
+    accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == y)
+    return accuracy, cross_entropy(logits, y).mean()
+
+
+def keep_best(best_params, best_accuracy, params, accuracy):
+    """Keeps the parameters of the epoch with the highest validation accuracy (earliest on ties)."""
+    improved = accuracy > best_accuracy
+    chosen = jax.tree.map(lambda b, p: jnp.where(improved, p, b), best_params, params)
+    return chosen, jnp.maximum(accuracy, best_accuracy), improved

@@ -1,0 +1,150 @@
+"""Fusion strategies: how much each teacher counts on each batch or example.
+
+A strategy maps `(key, teacher_logits (K, B, C), labels (B,))` to per-example weights (B, K).
+Strategies are built by name from a registry, so training loops never branch on names.
+A name may carry an argument after a colon, e.g. `single:cnn` or `random:0.5`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mtkd.errors import ConfigError
+from mtkd.registry import Registry
+
+WeightFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyContext:
+    """What a strategy may know about the pool when it is built (never test-split numbers)."""
+
+    teacher_names: Sequence[str]
+    teacher_val_accuracy: Sequence[float]
+    options: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_teachers(self) -> int:
+        return len(self.teacher_names)
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionStrategy:
+    name: str
+    weights: WeightFn
+    uses_teachers: bool = True
+
+
+STRATEGIES: Registry[Callable[[StrategyContext, str | None], FusionStrategy]] = Registry("fusion strategy")
+
+
+def make_strategy(spec: str, context: StrategyContext) -> FusionStrategy:
+    """Builds the strategy named by `spec` ("uniform", "single:NAME", ...) for a pool."""
+    name, _, argument = spec.partition(":")
+    return STRATEGIES.get(name)(context, argument or None)
+
+
+def _constant(name: str, mu: np.ndarray, uses_teachers: bool = True) -> FusionStrategy:
+    mu = jnp.asarray(mu, jnp.float32)
+
+    def weights(key, teacher_logits, labels):
+        return jnp.broadcast_to(mu, (labels.shape[0], mu.shape[0]))
+
+    return FusionStrategy(name, weights, uses_teachers)
+
+
+def _no_argument(name: str, argument: str | None) -> None:
+    if argument is not None:
+        raise ConfigError(f"strategy {name!r} takes no argument, got {name}:{argument}")
+
+
+def _teacher_index(context: StrategyContext, teacher: str, spec: str) -> int:
+    if teacher not in context.teacher_names:
+        raise ConfigError(f"strategy {spec!r} names no teacher of the pool; teachers: "
+                          f"{', '.join(context.teacher_names)}")
+    return list(context.teacher_names).index(teacher)
+
+
+@STRATEGIES.register("none")
+def none_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
+    """The student alone: every teacher skipped, hard labels only."""
+    _no_argument("none", argument)
+    return _constant("none", np.zeros(context.num_teachers), uses_teachers=False)
+
+
+@STRATEGIES.register("uniform")
+def uniform_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
+    """Every teacher with weight 1: the plain ensemble average."""
+    _no_argument("uniform", argument)
+    return _constant("uniform", np.ones(context.num_teachers))
+
+
+@STRATEGIES.register("single")
+def single_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
+    """`single:NAME`: only the named teacher."""
+    if argument is None:
+        raise ConfigError("strategy 'single' needs a teacher name: single:NAME")
+    mu = np.zeros(context.num_teachers)
+    mu[_teacher_index(context, argument, f"single:{argument}")] = 1.0
+    return _constant(f"single:{argument}", mu)
+
+
+@STRATEGIES.register("best_single")
+def best_single_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
+    """The teacher with the highest validation accuracy (ties: the first in the pool)."""
+    _no_argument("best_single", argument)
+    mu = np.zeros(context.num_teachers)
+    mu[int(np.argmax(context.teacher_val_accuracy))] = 1.0
+    return _constant("best_single", mu)
+
+
+@STRATEGIES.register("weighted")
+def weighted_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
+    """Fixed weights mu: `weighted:0.5,1,2` gives them in pool order; plain `weighted` uses the
+    teachers' validation accuracies."""
+    if argument is None:
+        mu = np.asarray(context.teacher_val_accuracy, dtype=np.float64)
+    else:
+        try:
+            mu = np.asarray([float(v) for v in argument.split(",")])
+        except ValueError:
+            raise ConfigError(f"weighted:{argument}: weights must be numbers separated by commas") from None
+    if mu.shape != (context.num_teachers,):
+        raise ConfigError(f"weighted strategy got {mu.size} weights for a pool of "
+                          f"{context.num_teachers} teachers")
+    if np.any(mu < 0) or not np.all(np.isfinite(mu)) or mu.sum() <= 0:
+        raise ConfigError(f"weighted strategy needs finite non-negative weights with a positive sum, got {mu.tolist()}")
+    return _constant("weighted" if argument is None else f"weighted:{argument}", mu)
+
+
+@STRATEGIES.register("confidence")
+def confidence_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
+    """Per-example weights `softmax_k(-CE_k(y))`: a teacher that is more confident in the true
+    label counts more on that example (the idea behind AE-KD / CA-MKD)."""
+    _no_argument("confidence", argument)
+
+    def weights(key, teacher_logits, labels):
+        log_probs = jax.nn.log_softmax(teacher_logits, axis=-1)  # (K, B, C)
+        true_log_prob = jnp.take_along_axis(log_probs, labels[None, :, None], axis=-1)[..., 0]
+        return jax.nn.softmax(true_log_prob.T, axis=-1)  # softmax of -CE over teachers: (B, K)
+
+    return FusionStrategy("confidence", weights)
+
+
+@STRATEGIES.register("random")
+def random_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
+    """`random:p` (default p = 0.5): each teacher selected with probability p per batch."""
+    probability = 0.5 if argument is None else float(argument)
+    if not 0.0 <= probability <= 1.0:
+        raise ConfigError(f"random strategy needs a probability in [0, 1], got {probability}")
+
+    def weights(key, teacher_logits, labels):
+        mask = jax.random.bernoulli(key, probability, (teacher_logits.shape[0],))
+        return jnp.broadcast_to(mask.astype(jnp.float32), (labels.shape[0], teacher_logits.shape[0]))
+
+    return FusionStrategy("random" if argument is None else f"random:{argument}", weights)

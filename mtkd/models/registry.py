@@ -1,0 +1,60 @@
+"""The model registry and `ModelSpec`, the serialisable description of one network."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any, Mapping
+
+from flax import nnx
+
+from mtkd.errors import ConfigError
+from mtkd.registry import Registry
+
+MODELS: Registry[type[nnx.Module]] = Registry("model")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """An architecture name plus its keyword options, e.g. `ModelSpec("mlp", {"widths": [100, 100]})`.
+
+    Options are validated against the model's constructor when the spec is made, so a typo in a
+    pool file fails before any training starts.
+    """
+
+    arch: str
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        model_class = MODELS.get(self.arch)  # raises UnknownNameError for an unknown architecture
+        accepted = set(inspect.signature(model_class.__init__).parameters) - {
+            "self", "input_shape", "num_classes", "rngs"}
+        unknown = sorted(set(self.options) - accepted)
+        if unknown:
+            raise ConfigError(
+                f"model {self.arch!r} has no option(s) {', '.join(unknown)}; "
+                f"it accepts {', '.join(sorted(accepted))}")
+        object.__setattr__(self, "options", dict(self.options))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "options": _jsonable(self.options)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelSpec":
+        return cls(arch=data["arch"], options=dict(data.get("options", {})))
+
+    def key(self) -> str:
+        """A stable string identifying the architecture and options (teachers that share it stack)."""
+        import json
+
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+
+
+def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
+    """Instantiates `spec` for inputs of `input_shape` (per example) and `num_classes` outputs."""
+    model_class = MODELS.get(spec.arch)
+    return model_class(tuple(input_shape), int(num_classes), rngs=rngs, **spec.options)
