@@ -86,7 +86,7 @@ def fit(
     batch_size = min(config.batch_size, int(train.x.shape[0]))
 
     epoch_fn = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, batch_size)
-    run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None)), donate_argnums=(0,))
+    run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None)), donate_argnums=(0,))
     run_eval = jax.jit(jax.vmap(lambda p, x, y: evaluate(graphdef, p, x, y, config.eval_batch_size),
                                 in_axes=(0, None, None)))
     run_keep_best = jax.jit(jax.vmap(keep_best))
@@ -101,7 +101,8 @@ def fit(
     try:
         for epoch in range(1, config.epochs + 1):
             epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch)
-            state, metrics = run_epoch(state, epoch_keys, train.x, train.y, train.teacher_logits)
+            progress = jnp.float32((epoch - 1) / config.epochs)
+            state, metrics = run_epoch(state, epoch_keys, train.x, train.y, train.teacher_logits, progress)
             val_accuracy, val_loss = run_eval(state.params, val.x, val.y)
             best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, state.params, val_accuracy)
             losses = np.asarray(metrics["loss"])

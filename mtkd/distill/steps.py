@@ -15,6 +15,7 @@ from flax import nnx
 
 from mtkd.distill.objective import cross_entropy, distillation_loss
 from mtkd.fusion.soft_targets import fuse_soft_targets
+from mtkd.fusion.strategies import StrategyInput
 
 
 class StudentState(NamedTuple):
@@ -55,14 +56,16 @@ def epoch_batches(key, num_examples: int, batch_size: int) -> jax.Array:
 
 
 def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, batch_size: int):
-    """Returns `epoch(state, key, x, y, teacher_logits (K, N, C)) -> (state, metrics)`.
+    """Returns `epoch(state, key, x, y, teacher_logits (K, N, C), progress) -> (state, metrics)`.
 
-    `strategy.weights(key, teacher_logits_batch, labels)` gives the per-example teacher weights
-    of each batch; metrics hold the mean training loss and the mean weight of each teacher.
+    `strategy.weights(StrategyInput)` gives the per-example teacher weights of each batch
+    (the student's logits are computed for it only when it asks); `progress` is the fraction
+    of training done at the start of the epoch. Metrics hold the mean training loss and the
+    mean weight of each teacher.
     """
     step = make_train_step(graphdef, optimizer, alpha, temperature)
 
-    def epoch(state: StudentState, key, x, y, teacher_logits):
+    def epoch(state: StudentState, key, x, y, teacher_logits, progress):
         order_key, strategy_key = jax.random.split(key)
         batches = epoch_batches(order_key, x.shape[0], batch_size)
         step_keys = jax.random.split(strategy_key, batches.shape[0])
@@ -70,7 +73,9 @@ def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, 
         def body(state, inputs):
             index, step_key = inputs
             batch_teachers = teacher_logits[:, index]
-            weights = strategy.weights(step_key, batch_teachers, y[index])
+            student_logits = (apply_model(graphdef, state.params, x[index])[0]
+                              if strategy.needs_student else None)
+            weights = strategy.weights(StrategyInput(step_key, batch_teachers, y[index], student_logits, progress))
             state, loss = step(state, x[index], y[index], batch_teachers, weights)
             return state, (loss, weights.mean(axis=0))
 

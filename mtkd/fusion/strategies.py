@@ -1,6 +1,6 @@
 """Fusion strategies: how much each teacher counts on each batch or example.
 
-A strategy maps `(key, teacher_logits (K, B, C), labels (B,))` to per-example weights (B, K).
+A strategy maps one batch, `StrategyInput`, to per-example teacher weights (B, K).
 Strategies are built by name from a registry, so training loops never branch on names.
 A name may carry an argument after a colon, e.g. `single:cnn` or `random:0.5`.
 """
@@ -8,7 +8,7 @@ A name may carry an argument after a colon, e.g. `single:cnn` or `random:0.5`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,24 @@ import numpy as np
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
 
-WeightFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+class StrategyInput(NamedTuple):
+    """What a strategy sees of one training batch.
+
+    key: a PRNG key for this batch; teacher_logits: (K, B, C); labels: (B,); student_logits:
+    (B, C) before the update, or None unless the strategy sets `needs_student`; progress: scalar
+    in [0, 1], the fraction of training done.
+    """
+
+    key: jax.Array
+    teacher_logits: jax.Array
+    labels: jax.Array
+    student_logits: jax.Array | None
+    progress: jax.Array
+
+
+WeightFn = Callable[[StrategyInput], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +52,12 @@ class StrategyContext:
 
 @dataclasses.dataclass(frozen=True)
 class FusionStrategy:
+    """`weights(batch: StrategyInput) -> (B, K)` non-negative per-example teacher weights."""
+
     name: str
     weights: WeightFn
     uses_teachers: bool = True
+    needs_student: bool = False
 
 
 STRATEGIES: Registry[Callable[[StrategyContext, str | None], FusionStrategy]] = Registry("fusion strategy")
@@ -52,8 +72,8 @@ def make_strategy(spec: str, context: StrategyContext) -> FusionStrategy:
 def _constant(name: str, mu: np.ndarray, uses_teachers: bool = True) -> FusionStrategy:
     mu = jnp.asarray(mu, jnp.float32)
 
-    def weights(key, teacher_logits, labels):
-        return jnp.broadcast_to(mu, (labels.shape[0], mu.shape[0]))
+    def weights(batch: StrategyInput):
+        return jnp.broadcast_to(mu, (batch.labels.shape[0], mu.shape[0]))
 
     return FusionStrategy(name, weights, uses_teachers)
 
@@ -74,7 +94,12 @@ def _teacher_index(context: StrategyContext, teacher: str, spec: str) -> int:
 def none_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
     """The student alone: every teacher skipped, hard labels only."""
     _no_argument("none", argument)
-    return _constant("none", np.zeros(context.num_teachers), uses_teachers=False)
+
+    def weights(batch: StrategyInput):
+        # Shaped by the batch, not the pool: training without teachers passes K = 0 of them.
+        return jnp.zeros((batch.labels.shape[0], batch.teacher_logits.shape[0]))
+
+    return FusionStrategy("none", weights, uses_teachers=False)
 
 
 @STRATEGIES.register("uniform")
@@ -128,9 +153,9 @@ def confidence_strategy(context: StrategyContext, argument: str | None) -> Fusio
     label counts more on that example (the idea behind AE-KD / CA-MKD)."""
     _no_argument("confidence", argument)
 
-    def weights(key, teacher_logits, labels):
-        log_probs = jax.nn.log_softmax(teacher_logits, axis=-1)  # (K, B, C)
-        true_log_prob = jnp.take_along_axis(log_probs, labels[None, :, None], axis=-1)[..., 0]
+    def weights(batch: StrategyInput):
+        log_probs = jax.nn.log_softmax(batch.teacher_logits, axis=-1)  # (K, B, C)
+        true_log_prob = jnp.take_along_axis(log_probs, batch.labels[None, :, None], axis=-1)[..., 0]
         return jax.nn.softmax(true_log_prob.T, axis=-1)  # softmax of -CE over teachers: (B, K)
 
     return FusionStrategy("confidence", weights)
@@ -143,8 +168,9 @@ def random_strategy(context: StrategyContext, argument: str | None) -> FusionStr
     if not 0.0 <= probability <= 1.0:
         raise ConfigError(f"random strategy needs a probability in [0, 1], got {probability}")
 
-    def weights(key, teacher_logits, labels):
-        mask = jax.random.bernoulli(key, probability, (teacher_logits.shape[0],))
-        return jnp.broadcast_to(mask.astype(jnp.float32), (labels.shape[0], teacher_logits.shape[0]))
+    def weights(batch: StrategyInput):
+        num_teachers = batch.teacher_logits.shape[0]
+        mask = jax.random.bernoulli(batch.key, probability, (num_teachers,))
+        return jnp.broadcast_to(mask.astype(jnp.float32), (batch.labels.shape[0], num_teachers))
 
     return FusionStrategy("random" if argument is None else f"random:{argument}", weights)

@@ -1,0 +1,96 @@
+"""A trained selector policy on disk: Orbax parameters plus `policy.json`, which says what the
+policy reads (teachers, observation layout) so a mismatched pool is refused, never guessed.
+
+Layout of a policy directory: `policy.json` and `params/` (an Orbax checkpoint whose checksum is
+recorded in `policy.json`). Loading only reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jax
+
+from agents.policies import Policy, make_policy
+from envs.observation import SHARED_FEATURES, TEACHER_FEATURES, observation_size
+from mtkd.checkpoints import restore_params, save_params
+from mtkd.errors import CheckpointError, MtkdError, OutputExistsError
+
+POLICY_FILE = "policy.json"
+PARAMS_DIR = "params"
+POLICY_FORMAT = "mtkd-policy/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyMeta:
+    """What a saved policy needs to be used: its name and options, the number of teachers K, the
+    observation row size and layout (per_example, the KL temperature), and the pool's teacher
+    names (informative: a policy is checked against K and the observation size)."""
+
+    policy: str
+    policy_options: Mapping[str, Any]
+    num_teachers: int
+    observation_size: int
+    per_example: bool
+    temperature: float
+    teacher_names: Sequence[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["policy_options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.policy_options.items()}
+        data["teacher_names"] = list(self.teacher_names)
+        return data
+
+    def build(self) -> Policy:
+        return make_policy(self.policy, self.policy_options)
+
+
+def save_policy(directory: str | Path, params: Any, meta: PolicyMeta, extra: Mapping[str, Any] | None = None) -> Path:
+    """Writes `params` and `meta` (plus `extra`, e.g. the training configs) to a new `directory`."""
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise OutputExistsError(f"policy directory {directory} is not empty; choose another")
+    directory.mkdir(parents=True, exist_ok=True)
+    checksum = save_params(directory / PARAMS_DIR, jax.device_get(params))
+    payload = {"format": POLICY_FORMAT, **meta.to_dict(), "checksum": checksum,
+               "features": {"teacher": list(TEACHER_FEATURES), "shared": list(SHARED_FEATURES)},
+               **dict(extra or {})}
+    (directory / POLICY_FILE).write_text(json.dumps(payload, indent=2) + "\n")
+    return directory
+
+
+def read_policy_meta(directory: str | Path) -> tuple[PolicyMeta, dict]:
+    """(meta, the whole policy.json); CheckpointError when missing, corrupt or of another format."""
+    path = Path(directory) / POLICY_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory} holds no selector policy ({POLICY_FILE} is missing); "
+                              f"train one with `mtkd select train`")
+    try:
+        data = json.loads(path.read_text())
+        if data.get("format") != POLICY_FORMAT:
+            raise CheckpointError(f"{path} has format {data.get('format')!r}, expected {POLICY_FORMAT!r}")
+        meta = PolicyMeta(str(data["policy"]), dict(data["policy_options"]), int(data["num_teachers"]),
+                          int(data["observation_size"]), bool(data["per_example"]), float(data["temperature"]),
+                          list(data["teacher_names"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"{path} is not a valid policy description: {type(error).__name__}: {error}") from None
+    if meta.observation_size != observation_size(meta.num_teachers, meta.per_example):
+        raise CheckpointError(f"{path}: observation size {meta.observation_size} does not fit {meta.num_teachers} "
+                              f"teachers with this version's features "
+                              f"({observation_size(meta.num_teachers, meta.per_example)})")
+    return meta, data
+
+
+def load_policy(directory: str | Path) -> tuple[Policy, Any, PolicyMeta]:
+    """(policy, params, meta) of the policy saved in `directory`."""
+    meta, data = read_policy_meta(directory)
+    try:
+        policy = meta.build()
+    except MtkdError as error:
+        raise CheckpointError(f"{directory}: {error}") from None
+    abstract = jax.eval_shape(policy.init, jax.random.key(0), meta.observation_size, meta.num_teachers)
+    params = restore_params(Path(directory) / PARAMS_DIR, abstract, data.get("checksum"))
+    return policy, params, meta

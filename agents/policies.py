@@ -1,0 +1,94 @@
+"""Selector policies by name: an observation row (..., D) -> one logit per teacher (..., K).
+
+A batch-level observation (5 K + 4,) is one row; a per-example observation (B, K, 9) is B rows
+of K * 9 values (`policy_rows`). `pi(select teacher k | s) = sigmoid(logit_k)`.
+Parameters are plain dicts of arrays (Orbax saves them as they are).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from mtkd.errors import ConfigError
+from mtkd.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """`init(key, observation_size, num_teachers) -> params`; `apply(params, rows (..., D)) -> (..., K)`."""
+
+    name: str
+    init: Callable[[jax.Array, int, int], Any]
+    apply: Callable[[Any, jax.Array], jax.Array]
+
+
+POLICIES: Registry[Callable[..., Policy]] = Registry("policy")
+
+
+def make_policy(name: str, options: Mapping[str, Any] | None = None) -> Policy:
+    """The policy `name` with its options (UnknownNameError / ConfigError for bad ones)."""
+    factory = POLICIES.get(name)
+    try:
+        return factory(**dict(options or {}))
+    except TypeError as error:
+        raise ConfigError(f"policy {name!r}: bad options {dict(options or {})}: {error}") from None
+
+
+def policy_rows(obs: jax.Array, per_example: bool) -> jax.Array:
+    """Observations as policy input rows: per example (..., B, K, F) -> (..., B, K * F)."""
+    return obs.reshape(obs.shape[:-2] + (-1,)) if per_example else obs
+
+
+def _logit(probability: float) -> float:
+    if not 0.0 < probability < 1.0:
+        raise ConfigError(f"initial_probability must be in (0, 1), got {probability}")
+    return math.log(probability / (1.0 - probability))
+
+
+@POLICIES.register("logistic")
+def logistic_policy(initial_probability: float = 0.5) -> Policy:
+    """`sigmoid(W s + b)` per teacher (Yuan et al. 2021): W (D, K) starts at 0, so every teacher
+    starts selected with `initial_probability`."""
+    bias = _logit(initial_probability)
+
+    def init(key, observation_size: int, num_teachers: int):
+        del key
+        return {"w": jnp.zeros((observation_size, num_teachers)), "b": jnp.full((num_teachers,), bias)}
+
+    def apply(params, rows):
+        return rows @ params["w"] + params["b"]
+
+    return Policy("logistic", init, apply)
+
+
+@POLICIES.register("mlp")
+def mlp_policy(hidden: tuple[int, ...] | list[int] = (32,), initial_probability: float = 0.5) -> Policy:
+    """ReLU MLP D -> hidden... -> K; the output layer starts at 0 (every teacher starts selected
+    with `initial_probability`, whatever the observation)."""
+    hidden = tuple(int(h) for h in hidden)
+    if not hidden or min(hidden) < 1:
+        raise ConfigError(f"mlp policy hidden sizes must be positive and non-empty, got {hidden}")
+    bias = _logit(initial_probability)
+
+    def init(key, observation_size: int, num_teachers: int):
+        sizes = (observation_size,) + hidden
+        keys = jax.random.split(key, len(hidden))
+        params = {}
+        for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+            params[f"hidden_{i}"] = {"w": jax.nn.initializers.lecun_normal()(k, (fan_in, fan_out)),
+                                     "b": jnp.zeros((fan_out,))}
+        params["out"] = {"w": jnp.zeros((hidden[-1], num_teachers)), "b": jnp.full((num_teachers,), bias)}
+        return params
+
+    def apply(params, rows):
+        h = rows
+        for i in range(len(hidden)):
+            h = jax.nn.relu(h @ params[f"hidden_{i}"]["w"] + params[f"hidden_{i}"]["b"])
+        return h @ params["out"]["w"] + params["out"]["b"]
+
+    return Policy("mlp", init, apply)

@@ -1,0 +1,76 @@
+"""Timing student epochs: no teachers vs K cached teachers (vs the learned selector).
+
+Times are medians over repeated, already-compiled epochs, with every output blocked on, so
+ratios compare like with like in one process. No test asserts a time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import statistics
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from mtkd.data import DatasetSplits
+from mtkd.distill.config import TrainConfig
+from mtkd.distill.fit import init_students, unstack
+from mtkd.distill.optimizers import make_optimizer
+from mtkd.distill.steps import StudentState, make_epoch
+from mtkd.fusion import make_strategy
+from mtkd.models import ModelSpec
+from mtkd.teachers import TeacherPool
+
+
+def time_epoch(epoch_fn, state, x, y, teacher_logits, repeats: int) -> float:
+    """Median seconds of one jitted epoch (compiled first, outputs blocked on)."""
+    run = jax.jit(epoch_fn)
+    key = jax.random.key(0)
+    jax.block_until_ready(run(state, key, x, y, teacher_logits, jnp.float32(0)))
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        jax.block_until_ready(run(state, jax.random.fold_in(key, i), x, y, teacher_logits, jnp.float32(0)))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,
+                        student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
+                        log: Callable[[str], None] = print) -> dict:
+    config = TrainConfig()
+    graphdef, params = init_students(student, splits.input_shape, splits.num_classes, [0])
+    params = unstack(params, 0)
+    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    state = StudentState(params, optimizer.init(params))
+    x, y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+    logits = pool.logits(splits)["train"]
+    context = pool.strategy_context()
+    no_teachers = jnp.zeros((0,) + logits.shape[1:], logits.dtype)
+
+    def epoch(strategy_name):
+        return make_epoch(graphdef, optimizer, make_strategy(strategy_name, context), config.alpha,
+                          config.temperature, config.batch_size)
+
+    alone = time_epoch(epoch("none"), state, x, y, no_teachers, repeats)
+    log(f"student epoch, no teachers: {1e3 * alone:.2f} ms")
+    uniform = time_epoch(epoch("uniform"), state, x, y, logits, repeats)
+    log(f"student epoch, {len(pool)} cached teachers (uniform): {1e3 * uniform:.2f} ms")
+    steps = splits.num_train // config.batch_size
+    report = {
+        "dataset": splits.name, "device": jax.devices()[0].device_kind, "platform": platform.machine(),
+        "student": student.to_dict(), "batch_size": config.batch_size, "steps_per_epoch": steps,
+        "num_teachers": len(pool), "repeats": repeats,
+        "epoch_seconds_no_teachers": alone, "epoch_seconds_cached_teachers": uniform,
+        "ratio_cached_teachers": uniform / alone, "goal_ratio_cached_teachers": 1.3,
+        "steps_per_second_no_teachers": steps / alone, "steps_per_second_cached_teachers": steps / uniform,
+    }
+    try:
+        selector = importlib.import_module("agents.benchmark")
+    except ModuleNotFoundError:
+        return report
+    report.update(selector.selector_epoch_cost(splits, pool, repeats=repeats))
+    return report

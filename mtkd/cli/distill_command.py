@@ -1,0 +1,60 @@
+"""`mtkd distill`: train a student from a teacher pool under one or more fusion strategies."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from mtkd.cli.options import add_data_options, add_student_options, seeds_from, student_spec_from, train_config_from
+from mtkd.data import load_dataset
+from mtkd.distill.experiment import build_strategies, check_pool_matches_splits, run_strategies, teacher_rows
+from mtkd.distill.results import format_table, write_results
+from mtkd.errors import ConfigError
+from mtkd.runs import claim_output_dir
+from mtkd.teachers import load_pool
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "distill", help="distill a student from a teacher pool",
+        description="Train a student with alpha * CE + (1 - alpha) * T^2 * KL(fused teachers || student), "
+                    "choose each seed's epoch on validation, report test accuracy, write results.json.")
+    add_data_options(parser)
+    parser.add_argument("--teachers", default=None, help="teacher pool directory (from `mtkd teachers train`)")
+    parser.add_argument("--strategy", action="append", default=None,
+                        help="fusion strategy; repeat for several rows. none, uniform, single:NAME, best_single, "
+                             "weighted[:w1,w2,...], confidence, random[:p], rl (default: uniform)")
+    parser.add_argument("--policy", default=None, help="policy directory for --strategy rl (from `mtkd select train`)")
+    parser.add_argument("--greedy", action="store_true", help="with --strategy rl: select greedily instead of sampling")
+    add_student_options(parser)
+    parser.add_argument("--out", required=True, help="output directory (results.json, metrics/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    strategies = args.strategy or ["uniform"]
+    if any(name.partition(":")[0] == "rl" for name in strategies):
+        importlib.import_module("agents")  # registers the `rl` strategy
+    config = train_config_from(args)
+    student = student_spec_from(args)
+    seeds = seeds_from(args)
+    splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
+                          split_seed=args.split_seed)
+    pool = None
+    if args.teachers:
+        pool = load_pool(args.teachers, splits)
+        check_pool_matches_splits(pool, args.val_fraction, args.split_seed)
+    elif any(name != "none" for name in strategies):
+        raise ConfigError("--teachers DIR is needed for every strategy but 'none'")
+    built = build_strategies(strategies, pool, {"policy": args.policy, "greedy": args.greedy})
+    signature = {"kind": "distill", "dataset": args.dataset, "teachers": args.teachers, "strategies": strategies,
+                 "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
+                 "val_fraction": args.val_fraction, "split_seed": args.split_seed, "policy": args.policy}
+    out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
+    rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics")
+    teachers = teacher_rows(pool)
+    write_results(out / "results.json", args.dataset, rows, teachers=teachers, student=student.to_dict(),
+                  config=config.__dict__)
+    print(format_table(rows, teachers))
+    return 0

@@ -1,0 +1,61 @@
+"""Options shared by several sub-commands, and turning them into configs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mtkd.distill.config import TrainConfig
+from mtkd.errors import ConfigError
+from mtkd.models import ModelSpec
+
+
+def add_data_options(parser: argparse.ArgumentParser, dataset_default: str | None = "mnist1d") -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", default=dataset_default, required=dataset_default is None,
+                       help="data set name: mnist1d, digits, or any prepared TFDS data set (default: %(default)s)")
+    group.add_argument("--data-dir", default=None,
+                       help="TFDS data directory (default: $MTKD_DATA_DIR or ~/.cache/mtkd/tensorflow_datasets)")
+    group.add_argument("--val-fraction", type=float, default=0.1,
+                       help="fraction of the training split held out for validation (default: %(default)s)")
+    group.add_argument("--split-seed", type=int, default=0,
+                       help="seed of the train/validation split (default: %(default)s)")
+
+
+def add_student_options(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    group = parser.add_argument_group("student training")
+    group.add_argument("--student", default="mlp", help="student architecture (default: %(default)s)")
+    group.add_argument("--student-options", default="{}", metavar="JSON",
+                       help='student architecture options as JSON, e.g. \'{"widths": [100, 100]}\'')
+    group.add_argument("--seeds", type=int, default=3, help="number of seeds, run together under vmap (default: %(default)s)")
+    group.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST..FIRST+N-1 (default: %(default)s)")
+    group.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs (default: %(default)s)")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size (default: %(default)s)")
+    group.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="learning rate (default: %(default)s)")
+    group.add_argument("--optimizer", default=defaults.optimizer, help="adam, adamw or sgd (default: %(default)s)")
+    group.add_argument("--alpha", type=float, default=defaults.alpha,
+                       help="weight of the hard-label cross-entropy, in [0, 1] (default: %(default)s)")
+    group.add_argument("--temperature", type=float, default=defaults.temperature,
+                       help="softmax temperature T > 0 of the soft targets (default: %(default)s)")
+
+
+def train_config_from(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                       optimizer=args.optimizer, alpha=args.alpha, temperature=args.temperature)
+
+
+def student_spec_from(args: argparse.Namespace) -> ModelSpec:
+    try:
+        options = json.loads(args.student_options)
+    except ValueError as error:
+        raise ConfigError(f"--student-options is not valid JSON: {error}") from None
+    if not isinstance(options, dict):
+        raise ConfigError("--student-options must be a JSON object")
+    return ModelSpec(args.student, options)
+
+
+def seeds_from(args: argparse.Namespace) -> list[int]:
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    return list(range(args.first_seed, args.first_seed + args.seeds))

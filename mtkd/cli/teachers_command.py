@@ -1,0 +1,49 @@
+"""`mtkd teachers train|show`: build and inspect teacher pools."""
+
+from __future__ import annotations
+
+import argparse
+
+from mtkd.cli.options import add_data_options
+from mtkd.data import load_dataset
+from mtkd.distill.experiment import teacher_rows
+from mtkd.distill.results import format_table
+from mtkd.teachers import load_pool, load_pool_spec, preset_names, train_pool
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("teachers", help="train or inspect a pool of frozen teachers",
+                                   description="Train or inspect a pool of frozen teachers.")
+    commands = parser.add_subparsers(dest="teachers_command", metavar="ACTION", required=True)
+
+    train = commands.add_parser("train", help="train every teacher of a pool spec and save the pool",
+                                description="Train every teacher of a pool spec, evaluate it on validation and "
+                                            "test, and save it (Orbax) with a pool.json manifest.")
+    add_data_options(train)
+    train.add_argument("--pool", default="default",
+                       help=f"pool spec: a .toml/.yaml file or a preset ({', '.join(preset_names())}; "
+                            f"'default' picks the data set's own) (default: %(default)s)")
+    train.add_argument("--out", required=True, help="directory to save the pool in")
+    train.add_argument("--overwrite", action="store_true", help="replace a different pool already in --out")
+    train.set_defaults(func=run_train)
+
+    show = commands.add_parser("show", help="print a saved pool's teachers and accuracies")
+    add_data_options(show)
+    show.add_argument("--teachers", required=True, help="pool directory")
+    show.set_defaults(func=run_show)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    spec = load_pool_spec(args.pool, args.dataset)
+    pool = train_pool(args.dataset, spec, args.out, data_dir=args.data_dir, val_fraction=args.val_fraction,
+                      split_seed=args.split_seed, overwrite=args.overwrite)
+    print(format_table([], teacher_rows(pool)).rstrip())
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
+                          split_seed=args.split_seed)
+    pool = load_pool(args.teachers, splits)
+    print(format_table([], teacher_rows(pool)).rstrip())
+    return 0

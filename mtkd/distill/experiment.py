@@ -1,0 +1,95 @@
+"""Distilling one student under several fusion strategies, over several seeds, on one pool."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import jax.numpy as jnp
+
+from mtkd.data import DatasetSplits
+from mtkd.distill.config import TrainConfig
+from mtkd.distill.fit import FitResult, SplitArrays, fit
+from mtkd.distill.results import result_row
+from mtkd.errors import ConfigError, MtkdError
+from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy
+from mtkd.models import ModelSpec
+from mtkd.teachers.pool import TeacherPool
+
+
+def teacher_rows(pool: TeacherPool | None) -> list[dict]:
+    if pool is None:
+        return []
+    return [{"name": n, "val_accuracy": v, "test_accuracy": t}
+            for n, v, t in zip(pool.names, pool.val_accuracy, pool.test_accuracy)]
+
+
+def check_pool_matches_splits(pool: TeacherPool, val_fraction: float, split_seed: int) -> None:
+    """Teachers were trained on the pool's training split: a different validation split would
+    put examples the teachers learned from into the student's validation set."""
+    manifest = pool.manifest
+    if (float(manifest["val_fraction"]), int(manifest["split_seed"])) != (float(val_fraction), int(split_seed)):
+        raise ConfigError(f"teacher pool {pool.directory} was trained with val_fraction "
+                          f"{manifest['val_fraction']} and split_seed {manifest['split_seed']}; use the same "
+                          f"(got {val_fraction}, {split_seed})")
+
+
+def build_strategies(names: Sequence[str], pool: TeacherPool | None,
+                     options: Mapping[str, Any] | None = None):
+    """Builds every strategy first, so a bad name fails before any training."""
+    context = pool.strategy_context(options) if pool is not None else StrategyContext((), (), dict(options or {}))
+    strategies = []
+    for name in names:
+        strategy = make_strategy(name, context)
+        if strategy.uses_teachers and pool is None:
+            raise ConfigError(f"strategy {name!r} needs a teacher pool (--teachers DIR)")
+        strategies.append(strategy)
+    return strategies
+
+
+def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: Sequence[FusionStrategy],
+                   student: ModelSpec, config: TrainConfig, seeds: Sequence[int],
+                   metrics_dir: Path | None = None, log: Callable[[str], None] | None = None,
+                   keep_going: bool = False) -> tuple[list[dict], dict[str, FitResult]]:
+    """Returns one `results.json` row per strategy (and the fit results by strategy name).
+
+    Strategies come from `build_strategies`, called before the output directory is claimed so
+    that a bad name or policy fails before anything is written.
+
+    With `keep_going`, a strategy that fails (e.g. diverges) is reported in its row as
+    `error` and the others still run.
+    """
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    logits = pool.logits(splits) if pool is not None else None
+    train_x, train_y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+    val = SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val))
+    test = SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test))
+    rows, fits = [], {}
+    for strategy in strategies:
+        train = SplitArrays(train_x, train_y, logits["train"] if strategy.uses_teachers else None)
+        started = time.perf_counter()
+
+        def progress(record, name=strategy.name):
+            if record["epoch"] % max(1, config.epochs // 5) == 0 or record["epoch"] == config.epochs:
+                mean_val = sum(record["val_accuracy"]) / len(record["val_accuracy"])
+                log(f"  {name}: epoch {record['epoch']}/{config.epochs}, mean val accuracy {mean_val:.3f}")
+
+        metrics_path = None
+        if metrics_dir is not None:
+            metrics_dir.mkdir(parents=True, exist_ok=True)
+            metrics_path = metrics_dir / f"{strategy.name.replace(':', '_').replace('/', '_')}.jsonl"
+        try:
+            result = fit(student, splits.input_shape, splits.num_classes, train, val, strategy, config, seeds,
+                         test=test, on_epoch=progress, metrics_path=metrics_path)
+        except MtkdError as error:
+            if not keep_going:
+                raise
+            log(f"  {strategy.name}: failed: {error}")
+            rows.append({"strategy": strategy.name, "seeds": list(seeds), "error": str(error)})
+            continue
+        fits[strategy.name] = result
+        rows.append(result_row(strategy.name, result.seeds, result.val_accuracy, result.test_accuracy,
+                               best_epoch=result.best_epoch, seconds=round(time.perf_counter() - started, 2)))
+    return rows, fits

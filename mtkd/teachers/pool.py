@@ -1,0 +1,162 @@
+"""A loaded, frozen teacher pool and its cached outputs.
+
+Teachers are never trained here. Their logits on each split are computed once (inputs are not
+augmented) and kept; teachers that share an architecture and its options are stacked and run
+under one `jax.vmap`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mtkd.checkpoints import restore_params
+from mtkd.data import DatasetSplits
+from mtkd.distill.steps import apply_model, predict
+from mtkd.errors import CheckpointError, DatasetError
+from mtkd.fusion.strategies import StrategyContext
+from mtkd.models import ModelSpec, build_model
+from mtkd.teachers.external import file_checksum, read_external_logits
+
+POOL_FILE = "pool.json"
+POOL_FORMAT = "mtkd-pool/1"
+SPLITS = ("train", "val", "test")
+
+
+def teacher_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+
+
+class TeacherPool:
+    """Frozen teachers of one data set. `logits(splits)` -> {"train"|"val"|"test": (K, N, C)}."""
+
+    def __init__(self, directory: Path, manifest: Mapping[str, Any], splits: DatasetSplits):
+        self.directory = directory
+        self.manifest = dict(manifest)
+        self.dataset = manifest["dataset"]
+        self.num_classes = int(manifest["num_classes"])
+        self.entries = list(manifest["teachers"])
+        self.names = [entry["name"] for entry in self.entries]
+        self.val_accuracy = [float(entry["val_accuracy"]) for entry in self.entries]
+        self.test_accuracy = [float(entry["test_accuracy"]) for entry in self.entries]
+        self._check_against(splits)
+        self._models: dict[str, tuple[Any, Any]] = {}  # name -> (graphdef, params)
+        self._external: dict[str, dict[str, np.ndarray]] = {}
+        for entry in self.entries:
+            if entry["kind"] == "model":
+                self._models[entry["name"]] = self._restore_model(entry, splits)
+            else:
+                self._external[entry["name"]] = self._read_external(entry, splits)
+        self._logits_cache: dict[tuple, dict[str, jax.Array]] = {}
+        self._features_cache: dict[tuple, dict[str, list[jax.Array]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _check_against(self, splits: DatasetSplits) -> None:
+        if self.num_classes != splits.num_classes:
+            raise DatasetError(f"teacher pool {self.directory} predicts {self.num_classes} classes but data set "
+                               f"{splits.name!r} has {splits.num_classes}")
+        if self.dataset != splits.name:
+            raise DatasetError(f"teacher pool {self.directory} was trained on {self.dataset!r}, not {splits.name!r}")
+        for entry in self.entries:
+            if int(entry.get("num_classes", self.num_classes)) != splits.num_classes:
+                raise DatasetError(f"teacher {entry['name']!r} predicts {entry['num_classes']} classes but data set "
+                                   f"{splits.name!r} has {splits.num_classes}")
+
+    def _restore_model(self, entry: Mapping[str, Any], splits: DatasetSplits):
+        spec = ModelSpec.from_dict(entry["model"])
+        abstract = nnx.eval_shape(lambda: build_model(spec, splits.input_shape, splits.num_classes, nnx.Rngs(0)))
+        graphdef, abstract_state = nnx.split(abstract)
+        pure = restore_params(self.directory / entry["path"], nnx.to_pure_dict(abstract_state), entry["checksum"])
+        nnx.replace_by_pure_dict(abstract_state, pure)
+        return graphdef, abstract_state
+
+    def _read_external(self, entry: Mapping[str, Any], splits: DatasetSplits) -> dict[str, np.ndarray]:
+        path = self.directory / entry["path"]
+        if path.is_file() and file_checksum(path) != entry["checksum"]:
+            raise CheckpointError(f"external teacher file {path} does not match its recorded checksum")
+        return read_external_logits(path, splits.num_train_full, splits.num_test, splits.num_classes)
+
+    def logits(self, splits: DatasetSplits) -> dict[str, jax.Array]:
+        """Teacher logits on the train, val and test splits: each (K, N_split, C), pool order."""
+        key = _splits_key(splits)
+        if key not in self._logits_cache:
+            per_teacher: dict[str, dict[str, np.ndarray]] = {}
+            for group in self._architecture_groups():
+                stacked = self._group_outputs(group, splits, layer=None)
+                for i, name in enumerate(group):
+                    per_teacher[name] = {split: stacked[split][i] for split in SPLITS}
+            for name, logits in self._external.items():
+                per_teacher[name] = {"train": logits["train"][splits.train_index],
+                                     "val": logits["train"][splits.val_index], "test": logits["test"]}
+            self._logits_cache[key] = {
+                split: jnp.asarray(np.stack([np.asarray(per_teacher[name][split]) for name in self.names]))
+                for split in SPLITS}
+        return self._logits_cache[key]
+
+    def features(self, splits: DatasetSplits, layer: str) -> dict[str, list[jax.Array]]:
+        """A named intermediate feature of every model teacher, per split: lists in pool order
+        (shapes differ across architectures). External teachers have none."""
+        if self._external:
+            raise CheckpointError(f"external teachers ({', '.join(self._external)}) provide logits only, no features")
+        key = (_splits_key(splits), layer)
+        if key not in self._features_cache:
+            per_teacher = {}
+            for group in self._architecture_groups():
+                stacked = self._group_outputs(group, splits, layer=layer)
+                for i, name in enumerate(group):
+                    per_teacher[name] = {split: stacked[split][i] for split in SPLITS}
+            self._features_cache[key] = {split: [per_teacher[n][split] for n in self.names] for split in SPLITS}
+        return self._features_cache[key]
+
+    def _architecture_groups(self) -> list[list[str]]:
+        groups: dict[str, list[str]] = {}
+        for entry in self.entries:
+            if entry["kind"] == "model":
+                groups.setdefault(ModelSpec.from_dict(entry["model"]).key(), []).append(entry["name"])
+        return list(groups.values())
+
+    def _group_outputs(self, names: list[str], splits: DatasetSplits, layer: str | None) -> dict[str, jax.Array]:
+        """Outputs of teachers sharing one architecture, stacked and computed under one vmap."""
+        graphdef = self._models[names[0]][0]
+        params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[self._models[n][1] for n in names])
+        if layer is None:
+            run = jax.jit(jax.vmap(lambda p, x: predict(graphdef, p, x, 1024), in_axes=(0, None)))
+        else:
+            def features(p, x):
+                out = apply_model(graphdef, p, x)[1]
+                if layer not in out:
+                    raise CheckpointError(f"teacher model has no feature {layer!r}; it has {', '.join(sorted(out))}")
+                return out[layer]
+            run = jax.jit(jax.vmap(features, in_axes=(0, None)))
+        return {split: run(params, jnp.asarray(splits.split(split)[0])) for split in SPLITS}
+
+    def strategy_context(self, options: Mapping[str, Any] | None = None) -> StrategyContext:
+        return StrategyContext(tuple(self.names), tuple(self.val_accuracy), dict(options or {}))
+
+
+def _splits_key(splits: DatasetSplits) -> tuple:
+    return (splits.name, splits.num_train, splits.num_val, int(splits.val_index.sum()))
+
+
+def load_pool(directory: str | Path, splits: DatasetSplits) -> TeacherPool:
+    """Loads the pool saved in `directory` for the data set `splits` (checks classes and checksums)."""
+    directory = Path(directory)
+    manifest_path = directory / POOL_FILE
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{directory} holds no teacher pool ({POOL_FILE} is missing); "
+                              f"train one with `mtkd teachers train`")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError as error:
+        raise CheckpointError(f"{manifest_path} is not valid JSON: {error}") from None
+    if manifest.get("format") != POOL_FORMAT:
+        raise CheckpointError(f"{manifest_path} has format {manifest.get('format')!r}, expected {POOL_FORMAT!r}")
+    return TeacherPool(directory, manifest, splits)

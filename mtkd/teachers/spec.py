@@ -1,0 +1,167 @@
+"""Teacher-pool specifications: which teachers to train, and how (deliberately uneven if asked).
+
+A spec is a TOML or YAML file, or the name of a preset shipped in `mtkd/teachers/presets/`:
+
+    [defaults]              # applies to every teacher unless it says otherwise
+    epochs = 40
+    learning_rate = 1e-3
+
+    [[teachers]]
+    name = "cnn"
+    arch = "cnn1d"          # a model of the registry ...
+    options = { channels = [32, 32, 32] }
+    learning_rate = 1e-2
+    data_fraction = 1.0     # train on this fraction of the training split
+    label_noise = 0.0       # corrupt this fraction of training labels (a misleading teacher)
+
+    [[teachers]]
+    name = "from_pytorch"
+    external = "logits.npz" # ... or precomputed logits (see the README's external format)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from mtkd.errors import ConfigError, UnknownNameError
+from mtkd.models import ModelSpec
+
+PRESET_DIR = Path(__file__).parent / "presets"
+TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay",
+                 "data_fraction", "label_noise", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherTraining:
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    data_fraction: float = 1.0
+    label_noise: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0.0 < self.data_fraction <= 1.0:
+            raise ConfigError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
+        if not 0.0 <= self.label_noise < 1.0:
+            raise ConfigError(f"label_noise must be in [0, 1), got {self.label_noise}")
+        self.train_config()  # validates epochs, batch size, learning rate, optimizer
+
+    def train_config(self):
+        from mtkd.distill.config import TrainConfig
+
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                           optimizer=self.optimizer, weight_decay=self.weight_decay)
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSpec:
+    """One teacher: a model trained here (`model`) or external logits (`external`, a path)."""
+
+    name: str
+    model: ModelSpec | None = None
+    external: str | None = None
+    training: TeacherTraining = TeacherTraining()
+
+    def __post_init__(self):
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"teacher name {self.name!r} must be letters, digits, '-' or '_'")
+        if (self.model is None) == (self.external is None):
+            raise ConfigError(f"teacher {self.name!r} needs exactly one of 'arch' or 'external'")
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        if self.model is not None:
+            data["model"] = self.model.to_dict()
+            data["training"] = dataclasses.asdict(self.training)
+        else:
+            data["external"] = self.external
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSpec:
+    name: str
+    teachers: tuple[TeacherSpec, ...]
+
+    def __post_init__(self):
+        if not self.teachers:
+            raise ConfigError(f"pool spec {self.name!r} lists no teachers")
+        names = [t.name for t in self.teachers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"pool spec {self.name!r} names teacher(s) twice: {', '.join(duplicates)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "teachers": [t.to_dict() for t in self.teachers]}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def default_preset(dataset: str) -> str:
+    """The preset `default` means for a data set: its own if one is shipped, else `generic`
+    (or `generic_image` for image data)."""
+    return dataset if dataset in preset_names() else "generic"
+
+
+def load_pool_spec(source: str | Path, dataset: str | None = None, base_dir: Path | None = None) -> PoolSpec:
+    """Reads a pool spec from a `.toml`/`.yaml`/`.yml` file or a preset name (`default` picks
+    the data set's preset). Relative external paths are resolved against the file's folder."""
+    source = str(source)
+    path = Path(source)
+    if path.suffix.lower() in (".toml", ".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"pool spec file {path} does not exist")
+        text = path.read_text()
+        try:
+            raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+            raise ConfigError(f"pool spec {path} is not valid: {error}") from None
+        return pool_spec_from_dict(raw, name=path.stem, base_dir=path.parent.absolute())
+    name = default_preset(dataset) if source == "default" and dataset else source
+    if name not in preset_names():
+        raise UnknownNameError(f"unknown pool preset {source!r}; presets: {', '.join(preset_names())} "
+                               f"(or give a .toml/.yaml file)")
+    raw = tomllib.loads((PRESET_DIR / f"{name}.toml").read_text())
+    return pool_spec_from_dict(raw, name=name, base_dir=base_dir)
+
+
+def pool_spec_from_dict(raw: Mapping[str, Any], name: str, base_dir: Path | None = None) -> PoolSpec:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"pool spec {name!r} must be a table/mapping")
+    unknown = sorted(set(raw) - {"description", "defaults", "teachers"})
+    if unknown:
+        raise ConfigError(f"pool spec {name!r} has unknown key(s): {', '.join(unknown)}")
+    defaults = dict(raw.get("defaults", {}))
+    bad_defaults = sorted(set(defaults) - set(TRAINING_KEYS))
+    if bad_defaults:
+        raise ConfigError(f"pool spec {name!r}: unknown default(s) {', '.join(bad_defaults)}")
+    teachers = []
+    for entry in raw.get("teachers", []):
+        entry = dict(entry)
+        allowed = {"name", "arch", "options", "external", *TRAINING_KEYS}
+        extra = sorted(set(entry) - allowed)
+        if extra:
+            raise ConfigError(f"teacher {entry.get('name', '?')!r}: unknown key(s) {', '.join(extra)}")
+        teacher_name = str(entry.get("name", ""))
+        if "external" in entry:
+            external = Path(entry["external"])
+            if not external.is_absolute() and base_dir is not None:
+                external = base_dir / external
+            teachers.append(TeacherSpec(teacher_name, external=str(external)))
+            continue
+        if "arch" not in entry:
+            raise ConfigError(f"teacher {teacher_name!r} needs 'arch' (a model name) or 'external'")
+        training = {**defaults, **{k: entry[k] for k in TRAINING_KEYS if k in entry}}
+        teachers.append(TeacherSpec(teacher_name, model=ModelSpec(entry["arch"], dict(entry.get("options", {}))),
+                                    training=TeacherTraining(**training)))
+    return PoolSpec(name, tuple(teachers))

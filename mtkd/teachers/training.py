@@ -1,0 +1,119 @@
+"""Training a teacher pool from a spec and saving it (Orbax checkpoints plus `pool.json`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mtkd.checkpoints import save_params
+from mtkd.data import DatasetSplits, load_dataset
+from mtkd.distill.fit import SplitArrays, fit, unstack
+from mtkd.errors import ConfigError
+from mtkd.fusion.strategies import StrategyContext, make_strategy
+from mtkd.models import build_model
+from mtkd.runs import claim_output_dir
+from mtkd.teachers.external import file_checksum, read_external_logits
+from mtkd.teachers.pool import POOL_FILE, POOL_FORMAT, TeacherPool, load_pool, teacher_accuracy
+from mtkd.teachers.spec import PoolSpec, TeacherSpec, TeacherTraining
+
+
+def corrupt_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int) -> np.ndarray:
+    """Replaces `fraction` of the labels by a different, random class (deterministic in seed)."""
+    rng = np.random.default_rng([seed, 1])
+    labels = labels.copy()
+    chosen = rng.choice(labels.size, size=int(round(fraction * labels.size)), replace=False)
+    labels[chosen] = (labels[chosen] + rng.integers(1, num_classes, size=chosen.size)) % num_classes
+    return labels
+
+
+def teacher_training_data(splits: DatasetSplits, training: TeacherTraining) -> tuple[np.ndarray, np.ndarray]:
+    """The (possibly reduced and label-corrupted) training set a teacher sees."""
+    x, y = splits.x_train, splits.y_train
+    if training.data_fraction < 1.0:
+        rng = np.random.default_rng([training.seed, 0])
+        keep = np.sort(rng.choice(y.size, size=max(1, int(round(training.data_fraction * y.size))), replace=False))
+        x, y = x[keep], y[keep]
+    if training.label_noise > 0:
+        y = corrupt_labels(y, training.label_noise, splits.num_classes, training.seed)
+    return x, y
+
+
+def check_pool_spec(spec: PoolSpec, splits: DatasetSplits) -> None:
+    """Fails before any training: models that cannot read the data, bad external files."""
+    for teacher in spec.teachers:
+        if teacher.model is not None:
+            nnx.eval_shape(lambda: build_model(teacher.model, splits.input_shape, splits.num_classes, nnx.Rngs(0)))
+        else:
+            read_external_logits(teacher.external, splits.num_train_full, splits.num_test, splits.num_classes)
+
+
+def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str | None = None,
+               val_fraction: float = 0.1, split_seed: int = 0, overwrite: bool = False,
+               log: Callable[[str], None] | None = None) -> TeacherPool:
+    """Trains (or, if `out_dir` already holds this very pool, reuses) every teacher of `spec`."""
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    splits = load_dataset(dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
+    check_pool_spec(spec, splits)
+    signature = {"kind": "teacher-pool", "dataset": dataset, "val_fraction": val_fraction,
+                 "split_seed": split_seed, "spec": spec.to_dict()}
+    out = Path(out_dir)
+    if not overwrite and (out / POOL_FILE).is_file():
+        claim_output_dir(out, signature)  # refuses a different pool
+        log(f"reusing the teacher pool in {out}")
+        return load_pool(out, splits)
+    out = claim_output_dir(out, signature, overwrite=overwrite)
+    shutil.rmtree(out / "teachers", ignore_errors=True)  # leftovers of an interrupted run
+
+    entries = []
+    for index, teacher in enumerate(spec.teachers, start=1):
+        started = time.perf_counter()
+        entry = (_train_model_teacher if teacher.model is not None else _import_external_teacher)(teacher, splits, out)
+        log(f"teacher {index}/{len(spec.teachers)} {teacher.name:>12}: val {entry['val_accuracy']:.3f} "
+            f"test {entry['test_accuracy']:.3f} ({time.perf_counter() - started:.1f}s)")
+        entries.append(entry)
+    manifest = {"format": POOL_FORMAT, "dataset": dataset, "num_classes": splits.num_classes,
+                "input_shape": list(splits.input_shape), "val_fraction": val_fraction,
+                "split_seed": split_seed, "spec": spec.to_dict(), "teachers": entries}
+    temporary = out / (POOL_FILE + ".tmp")
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+    temporary.replace(out / POOL_FILE)  # the manifest appears only once every teacher is saved
+    return load_pool(out, splits)
+
+
+def _train_model_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path) -> dict:
+    x, y = teacher_training_data(splits, teacher.training)
+    context = StrategyContext([], [])
+    result = fit(teacher.model, splits.input_shape, splits.num_classes,
+                 SplitArrays(jnp.asarray(x), jnp.asarray(y)),
+                 SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)),
+                 make_strategy("none", context), teacher.training.train_config(), [teacher.training.seed],
+                 test=SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)))
+    params = nnx.to_pure_dict(unstack(result.params, 0))
+    relative = f"teachers/{teacher.name}"
+    checksum = save_params(out / relative, params)
+    return {"name": teacher.name, "kind": "model", "model": teacher.model.to_dict(),
+            "training": teacher.to_dict()["training"], "dataset": splits.name,
+            "num_classes": splits.num_classes, "val_accuracy": result.val_accuracy[0],
+            "test_accuracy": result.test_accuracy[0], "best_epoch": result.best_epoch[0],
+            "checksum": checksum, "path": relative}
+
+
+def _import_external_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path) -> dict:
+    logits = read_external_logits(teacher.external, splits.num_train_full, splits.num_test, splits.num_classes)
+    relative = f"teachers/{teacher.name}.npz"
+    (out / "teachers").mkdir(exist_ok=True)
+    shutil.copyfile(teacher.external, out / relative)
+    train_full = logits["train"]
+    return {"name": teacher.name, "kind": "external", "source": str(teacher.external),
+            "dataset": splits.name, "num_classes": splits.num_classes,
+            "val_accuracy": teacher_accuracy(train_full[splits.val_index], splits.y_val),
+            "test_accuracy": teacher_accuracy(logits["test"], splits.y_test),
+            "checksum": file_checksum(out / relative), "path": relative}

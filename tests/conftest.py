@@ -1,0 +1,35 @@
+"""Shared fixtures: one prepared data directory and one tiny trained teacher pool per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from mtkd.data import load_dataset
+from mtkd.teachers import train_pool
+from mtkd.teachers.spec import pool_spec_from_dict
+
+TINY_POOL = {
+    "defaults": {"epochs": 3, "batch_size": 128, "learning_rate": 3e-3},
+    "teachers": [
+        {"name": "mlp_a", "arch": "mlp", "options": {"widths": [32]}},
+        {"name": "mlp_b", "arch": "mlp", "options": {"widths": [32]}, "seed": 1, "label_noise": 0.5},
+        {"name": "cnn", "arch": "cnn1d", "options": {"channels": [8, 8]}, "data_fraction": 0.5},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="session")
+def mnist1d(data_dir):
+    return load_dataset("mnist1d", data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_pool_dir(tmp_path_factory, data_dir, mnist1d):
+    out = tmp_path_factory.mktemp("pool")
+    train_pool("mnist1d", pool_spec_from_dict(TINY_POOL, "tiny"), out, data_dir=data_dir, log=lambda line: None)
+    return out
