@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "mtkd.cli.teachers_command",
     "mtkd.cli.distill_command",
     "mtkd.cli.quickstart_command",
+    "mtkd.cli.ablate_command",
     "mtkd.cli.bench_command",
 )
 

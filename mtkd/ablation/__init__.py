@@ -1,0 +1,7 @@
+"""The ablation runner: every baseline under one protocol, with tables and plots."""
+
+from mtkd.ablation.config import AblationConfig, ablation_config_from_dict, load_ablation_config
+from mtkd.ablation.run import run_ablation
+from mtkd.ablation.runners import RUNNERS
+
+__all__ = ["AblationConfig", "ablation_config_from_dict", "load_ablation_config", "run_ablation", "RUNNERS"]

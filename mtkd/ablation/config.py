@@ -1,0 +1,113 @@
+"""The ablation config: one data set, one pool, one student, a list of strategies, S seeds.
+
+TOML example (see experiments/*.toml):
+
+    dataset = "mnist1d"
+    pool = "default"                  # preset or spec file, trained (or reused) in pool_dir;
+                                      # leave it out and give pool_dir to use a pool as it is
+    seeds = 3
+    strategies = ["none", "uniform", "single:*", "best_single", "rl", "dml"]
+
+    [student]
+    arch = "mlp"
+    options = { widths = [100, 100] }
+
+    [train]                           # any TrainConfig field
+    epochs = 150
+
+    [dml]                             # options of the dml / dml+teachers runners
+    peers = 2
+
+    [rl]                              # options of the rl runner
+    policy = "path/to/policy"         # or omitted: a policy is trained first (see `mtkd select train`)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from mtkd.distill.config import TrainConfig
+from mtkd.errors import ConfigError
+from mtkd.models import ModelSpec
+
+TOP_LEVEL_KEYS = {"dataset", "data_dir", "pool", "pool_dir", "seeds", "strategies", "student", "train",
+                  "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name"}
+
+
+@dataclasses.dataclass(frozen=True)
+class AblationConfig:
+    dataset: str = "mnist1d"
+    pool: str | None = None
+    pool_dir: str | None = None
+    data_dir: str | None = None
+    seeds: int = 3
+    strategies: tuple[str, ...] = ("none", "uniform")
+    student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]})
+    train: TrainConfig = TrainConfig()
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be at least 1, got {self.seeds}")
+        if not self.strategies:
+            raise ConfigError("the ablation config lists no strategies")
+        duplicates = sorted({s for s in self.strategies if self.strategies.count(s) > 1})
+        if duplicates:
+            raise ConfigError(f"strategies listed twice: {', '.join(duplicates)}")
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.sections.get(name, {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "pool": self.pool, "pool_dir": self.pool_dir, "seeds": self.seeds,
+                "strategies": list(self.strategies), "student": self.student.to_dict(),
+                "train": dataclasses.asdict(self.train), "val_fraction": self.val_fraction,
+                "split_seed": self.split_seed, "sections": {k: dict(v) for k, v in self.sections.items()}}
+
+
+def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> AblationConfig:
+    unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"ablation config has unknown key(s): {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    train = dict(raw.get("train", {}))
+    bad_train = sorted(set(train) - train_fields)
+    if bad_train:
+        raise ConfigError(f"ablation config [train] has unknown key(s): {', '.join(bad_train)}")
+    student = dict(raw.get("student", {"arch": "mlp", "options": {"widths": [100, 100]}}))
+    bad_student = sorted(set(student) - {"arch", "options"})
+    if bad_student:
+        raise ConfigError(f"ablation config [student] has unknown key(s): {', '.join(bad_student)}")
+    pool = raw.get("pool")
+    if pool is None and raw.get("pool_dir") is None:
+        pool = "default"
+    if pool is not None and base_dir is not None and Path(pool).suffix in (".toml", ".yaml", ".yml") and not Path(pool).is_absolute():
+        pool = str(base_dir / pool)
+    return AblationConfig(
+        dataset=str(raw.get("dataset", "mnist1d")), pool=pool, pool_dir=raw.get("pool_dir"),
+        data_dir=raw.get("data_dir"), seeds=int(raw.get("seeds", 3)),
+        strategies=tuple(str(s) for s in raw.get("strategies", ("none", "uniform"))),
+        student=ModelSpec(student.get("arch", "mlp"), dict(student.get("options", {}))),
+        train=TrainConfig(**train), val_fraction=float(raw.get("val_fraction", 0.1)),
+        split_seed=int(raw.get("split_seed", 0)),
+        sections={k: dict(raw[k]) for k in ("dml", "rl", "byot", "losses") if k in raw})
+
+
+def load_ablation_config(path: str | Path) -> AblationConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ablation config {path} does not exist")
+    text = path.read_text()
+    try:
+        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"ablation config {path} is not valid: {error}") from None
+    return ablation_config_from_dict(raw or {}, base_dir=path.parent.absolute())

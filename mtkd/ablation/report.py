@@ -1,0 +1,96 @@
+"""Writing an ablation's results: JSON (the `mtkd distill` format), CSV, Markdown and PNG plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mtkd.distill.results import mean_std
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """One line per strategy and seed."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["strategy", "seed", "val_accuracy", "test_accuracy", "error"])
+        for row in rows:
+            if "error" in row:
+                writer.writerow([row["strategy"], "", "", "", row["error"]])
+                continue
+            for seed, val, test in zip(row["seeds"], row["val_accuracy"], row["test_accuracy"]):
+                writer.writerow([row["strategy"], seed, f"{val:.6f}", f"{test:.6f}", ""])
+
+
+def markdown_table(rows: list[dict], teachers: list[dict]) -> str:
+    lines = ["| strategy | validation accuracy % (mean ± std) | test accuracy % (mean ± std) | seeds |",
+             "| --- | --- | --- | --- |"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['strategy']} | failed: {row['error']} | | 0 |")
+        else:
+            lines.append(f"| {row['strategy']} | {mean_std(row['val_accuracy']).strip()} | "
+                         f"{mean_std(row['test_accuracy']).strip()} | {len(row['seeds'])} |")
+    if teachers:
+        lines += ["", "| teacher | validation accuracy % | test accuracy % |", "| --- | --- | --- |"]
+        lines += [f"| {t['name']} | {100 * t['val_accuracy']:.2f} | {100 * t['test_accuracy']:.2f} |" for t in teachers]
+    return "\n".join(lines) + "\n"
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_all(out: Path, rows: list[dict], teacher_names: list[str]) -> list[Path]:
+    """validation_curves.png, selection_frequency.png (rl and random) and final_accuracy.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    metrics = {p.stem: _read_metrics(p) for p in sorted((out / "metrics").glob("*.jsonl"))} if (out / "metrics").is_dir() else {}
+
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for name, records in metrics.items():
+        curve = [float(np.mean(r["val_accuracy"])) for r in records if "val_accuracy" in r]
+        if curve:
+            axis.plot(np.arange(1, len(curve) + 1), curve, label=name)
+    axis.set(xlabel="epoch", ylabel="validation accuracy (mean over seeds)", title="Validation curves")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out / "validation_curves.png", dpi=120)
+    plt.close(figure)
+    written.append(out / "validation_curves.png")
+
+    selective = {n: r for n, r in metrics.items() if n.split("_")[0] in ("rl", "random") and r and "selection" in r[0]}
+    if selective:
+        figure, axes = plt.subplots(1, len(selective), figsize=(6 * len(selective), 4), squeeze=False)
+        for axis, (name, records) in zip(axes[0], selective.items()):
+            frequency = np.array([np.mean(np.asarray(r["selection"]), axis=0) for r in records])  # (epochs, K)
+            for k in range(frequency.shape[1]):
+                label = teacher_names[k] if k < len(teacher_names) else f"teacher {k}"
+                axis.plot(np.arange(1, len(frequency) + 1), frequency[:, k], label=label)
+            axis.set(xlabel="epoch", ylabel="selection frequency", title=name, ylim=(-0.05, 1.05))
+            axis.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(out / "selection_frequency.png", dpi=120)
+        plt.close(figure)
+        written.append(out / "selection_frequency.png")
+
+    done = [r for r in rows if "error" not in r]
+    figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(done) + 2), 4.5))
+    means = [100 * np.mean(r["test_accuracy"]) for r in done]
+    stds = [100 * np.std(r["test_accuracy"]) for r in done]
+    axis.bar(range(len(done)), means, yerr=stds, capsize=4, color="tab:blue")
+    axis.set_xticks(range(len(done)), [r["strategy"] for r in done], rotation=45, ha="right", fontsize=8)
+    axis.set(ylabel="test accuracy % (mean ± std over seeds)", title="Final accuracy")
+    if means:
+        axis.set_ylim(max(0, min(means) - 10), min(100, max(means) + 5))
+    figure.tight_layout()
+    figure.savefig(out / "final_accuracy.png", dpi=120)
+    plt.close(figure)
+    written.append(out / "final_accuracy.png")
+    return written

@@ -1,0 +1,67 @@
+"""Running an ablation: every strategy over S seeds on one data set and pool, one protocol."""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from mtkd.ablation.config import AblationConfig
+from mtkd.ablation.report import markdown_table, plot_all, write_csv
+from mtkd.ablation.runners import RUNNERS, AblationRun, expand_strategies, runner_for
+from mtkd.data import load_dataset
+from mtkd.distill.experiment import build_strategies, check_pool_matches_splits, teacher_rows
+from mtkd.distill.results import format_table, write_results
+from mtkd.runs import claim_output_dir
+from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
+
+
+def check_strategies(names: list[str], pool) -> None:
+    """Fusion strategies are built once here so that a bad name fails before any training."""
+    for name in names:
+        if name.partition(":")[0] not in RUNNERS:
+            build_strategies([name], pool)
+
+
+def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = False,
+                 log: Callable[[str], None] | None = None) -> list[dict]:
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    started = time.perf_counter()
+    splits = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
+                          split_seed=config.split_seed)
+    pool_dir = config.pool_dir or default_pool_dir(config.dataset, config.pool)
+    log(f"teacher pool: {pool_dir}")
+    if config.pool is None:  # a given pool directory, used as it is
+        pool = load_pool(pool_dir, splits)
+    else:
+        pool = ensure_pool(config.dataset, config.pool, out_dir=pool_dir, data_dir=config.data_dir,
+                           val_fraction=config.val_fraction, split_seed=config.split_seed)
+    check_pool_matches_splits(pool, config.val_fraction, config.split_seed)
+    names = expand_strategies(config.strategies, pool.names)
+    check_strategies(names, pool)
+    out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)
+    run = AblationRun(config, splits, pool, out, log)
+
+    rows = []
+    for index, name in enumerate(names, start=1):
+        log(f"[{index}/{len(names)}] {name}")
+        try:
+            rows.extend(runner_for(name)(run, name))
+        except Exception as error:  # one failing strategy must not lose the others' results
+            log(f"  {name} failed: {type(error).__name__}: {error}")
+            log("".join(traceback.format_exception_only(type(error), error)).strip())
+            rows.append({"strategy": name, "seeds": run.seeds, "error": f"{type(error).__name__}: {error}"})
+        write_reports(out, config, rows, pool)  # after every strategy, so an interrupted run keeps its rows
+    plot_all(out, rows, pool.names)
+    print(format_table(rows, teacher_rows(pool)))
+    print(f"\nresults in {out} ({time.perf_counter() - started:.0f}s)")
+    return rows
+
+
+def write_reports(out: Path, config: AblationConfig, rows: list[dict], pool) -> None:
+    teachers = teacher_rows(pool)
+    write_results(out / "results.json", config.dataset, rows, teachers=teachers, config=config.to_dict())
+    write_csv(out / "results.csv", rows)
+    (out / "results.md").write_text(markdown_table(rows, teachers))

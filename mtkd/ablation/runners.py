@@ -1,0 +1,111 @@
+"""How each strategy name of an ablation is run: one registry, no branching on names.
+
+A runner takes the shared `AblationRun` and the strategy's full name and returns its
+`results.json` rows. Names without a runner of their own (uniform, single:NAME, weighted, ...)
+are fusion strategies, distilled with `mtkd.distill.experiment.run_strategies`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+from typing import Callable
+
+from mtkd.ablation.config import AblationConfig
+from mtkd.data import DatasetSplits
+from mtkd.distill.experiment import build_strategies, run_strategies
+from mtkd.errors import ConfigError
+from mtkd.registry import Registry
+from mtkd.teachers import TeacherPool
+
+
+@dataclasses.dataclass
+class AblationRun:
+    config: AblationConfig
+    splits: DatasetSplits
+    pool: TeacherPool
+    out: Path
+    log: Callable[[str], None]
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.config.seeds))
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.out / "metrics"
+
+
+Runner = Callable[[AblationRun, str], list]
+RUNNERS: Registry[Runner] = Registry("ablation runner")
+
+
+def runner_for(name: str) -> Runner:
+    family = name.partition(":")[0]
+    return RUNNERS.get(family) if family in RUNNERS else run_fusion
+
+
+def expand_strategies(names, teacher_names) -> list[str]:
+    """`single:*` stands for one `single:NAME` per teacher of the pool."""
+    expanded = []
+    for name in names:
+        expanded.extend(f"single:{t}" for t in teacher_names) if name == "single:*" else expanded.append(name)
+    return expanded
+
+
+def run_fusion(run: AblationRun, name: str, options: dict | None = None) -> list:
+    strategies = build_strategies([name], run.pool, options)
+    rows, _ = run_strategies(run.splits, run.pool, strategies, run.config.student, run.config.train, run.seeds,
+                             metrics_dir=run.metrics_dir, log=run.log)
+    return rows
+
+
+@RUNNERS.register("rl")
+def run_rl(run: AblationRun, name: str) -> list:
+    """The learned selector: a saved policy (`[rl] policy = DIR`), or one trained here first."""
+    importlib.import_module("agents")  # registers the `rl` fusion strategy
+    section = run.config.section("rl")
+    policy = section.pop("policy", None)
+    greedy = bool(section.pop("greedy", False))
+    if policy is None:
+        procedure = importlib.import_module("agents.procedure")
+        policy = procedure.train_policy_for_ablation(run.splits, run.pool, run.out / "policy", section,
+                                                     student=run.config.student, train=run.config.train,
+                                                     log=run.log)
+    elif section:
+        raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
+    return run_fusion(run, name, {"policy": str(policy), "greedy": greedy})
+
+
+def _dml_rows(run: AblationRun, name: str, with_teachers: bool) -> list:
+    dml = importlib.import_module("mtkd.dml")
+    section = run.config.section("dml")
+    peers = section.pop("peers", 2)
+    peer_specs = [run.config.student] * int(peers) if isinstance(peers, int) else [
+        dml.peer_spec_from(p) for p in peers]
+    result = dml.run_dml(run.splits, peer_specs, run.config.train, run.seeds, pool=run.pool,
+                         with_teachers=with_teachers, metrics_path=run.metrics_dir / f"{name}.jsonl",
+                         log=run.log, **section)
+    return result.rows()
+
+
+RUNNERS.add("dml", lambda run, name: _dml_rows(run, name, with_teachers=False))
+RUNNERS.add("dml+teachers", lambda run, name: _dml_rows(run, name, with_teachers=True))
+
+
+@RUNNERS.register("independent")
+def run_independent(run: AblationRun, name: str) -> list:
+    """The DML peers trained alone: the baseline mutual learning must beat."""
+    dml = importlib.import_module("mtkd.dml")
+    peers = run.config.section("dml").get("peers", 2)
+    peer_specs = [run.config.student] * int(peers) if isinstance(peers, int) else [dml.peer_spec_from(p) for p in peers]
+    return dml.run_independent_peers(run.splits, peer_specs, run.config.train, run.seeds,
+                                     metrics_path=run.metrics_dir / f"{name}.jsonl", log=run.log).rows()
+
+
+@RUNNERS.register("byot")
+def run_byot(run: AblationRun, name: str) -> list:
+    byot = importlib.import_module("mtkd.distill.byot")
+    return byot.run_byot(run.splits, run.config.train, run.seeds, metrics_dir=run.metrics_dir, log=run.log,
+                         **run.config.section("byot"))

@@ -1,0 +1,32 @@
+"""`mtkd ablate --config FILE --out DIR`: run a list of strategies under one protocol."""
+
+from __future__ import annotations
+
+import argparse
+
+from mtkd.ablation import load_ablation_config, run_ablation
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ablate", help="run several strategies over several seeds; write tables and plots",
+        description="Run every strategy of a config (TOML or YAML, see experiments/) over S seeds on one data "
+                    "set and pool, choose each run's epoch on validation, and write results.json, results.csv, "
+                    "results.md and PNG plots.")
+    parser.add_argument("--config", required=True, help="ablation config file (.toml or .yaml)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
+    parser.add_argument("--data-dir", default=None, help="override the config's TFDS data directory")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    config = load_ablation_config(args.config)
+    changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir)) if v is not None}
+    if changes:
+        config = dataclasses.replace(config, **changes)
+    run_ablation(config, args.out, overwrite=args.overwrite)
+    return 0

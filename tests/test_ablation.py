@@ -1,0 +1,94 @@
+"""The ablation runner: files, agreement of the reports, failure isolation, no test-set selection."""
+
+import csv
+import json
+import re
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtkd.ablation import RUNNERS, ablation_config_from_dict, run_ablation
+from mtkd.distill.config import TrainConfig
+from mtkd.distill.fit import SplitArrays, fit
+from mtkd.errors import ConfigError
+from mtkd.fusion import StrategyContext, make_strategy
+from mtkd.models import ModelSpec
+
+
+def tiny_config(data_dir, pool_dir, strategies):
+    return ablation_config_from_dict({
+        "dataset": "mnist1d", "data_dir": data_dir, "pool_dir": str(pool_dir), "seeds": 2,
+        "strategies": strategies, "student": {"arch": "mlp", "options": {"widths": [16]}},
+        "train": {"epochs": 3, "batch_size": 256}})
+
+
+@pytest.fixture
+def exploding_runner():
+    def explode(run, name):
+        raise RuntimeError("boom")
+    RUNNERS.add("explode", explode)
+    yield
+    RUNNERS._entries.pop("explode")
+
+
+def test_ablation_writes_every_file_and_reports_agree(data_dir, tiny_pool_dir, tmp_path, exploding_runner):
+    config = tiny_config(data_dir, tiny_pool_dir, ["none", "uniform", "single:*", "random:0.5", "explode"])
+    rows = run_ablation(config, tmp_path / "out", log=lambda line: None)
+    out = tmp_path / "out"
+    for name in ("results.json", "results.csv", "results.md", "validation_curves.png",
+                 "selection_frequency.png", "final_accuracy.png"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    names = [row["strategy"] for row in results["rows"]]
+    assert names == ["none", "uniform", "single:mlp_a", "single:mlp_b", "single:cnn", "random:0.5", "explode"]
+    assert "boom" in results["rows"][-1]["error"]  # the failure is reported ...
+    assert all(len(r["test_accuracy"]) == 2 for r in results["rows"][:-1])  # ... and the others kept
+    # results.md states, per strategy, exactly mean ± std of results.json's values.
+    markdown = (out / "results.md").read_text()
+    for row in results["rows"][:-1]:
+        line = next(l for l in markdown.splitlines() if l.startswith(f"| {row['strategy']} |"))
+        val, test = re.findall(r"([\d.]+) ± ([\d.]+)", line)
+        values = 100 * np.asarray(row["test_accuracy"])
+        assert float(test[0]) == pytest.approx(values.mean(), abs=0.006)
+        assert float(test[1]) == pytest.approx(values.std(), abs=0.006)
+        assert float(val[0]) == pytest.approx(100 * np.mean(row["val_accuracy"]), abs=0.006)
+    with open(out / "results.csv") as handle:
+        lines = list(csv.DictReader(handle))
+    uniform = [float(l["test_accuracy"]) for l in lines if l["strategy"] == "uniform"]
+    np.testing.assert_allclose(uniform, results["rows"][1]["test_accuracy"], atol=1e-6)
+
+
+def test_bad_ablation_configs():
+    with pytest.raises(ConfigError, match="unknown key.*colour"):
+        ablation_config_from_dict({"colour": "red"})
+    with pytest.raises(ConfigError, match=r"\[train\] has unknown key.*epoch"):
+        ablation_config_from_dict({"train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match="listed twice"):
+        ablation_config_from_dict({"strategies": ["none", "none"]})
+
+
+def test_unknown_strategy_fails_before_training(data_dir, tiny_pool_dir, tmp_path):
+    config = tiny_config(data_dir, tiny_pool_dir, ["none", "single:nobody"])
+    with pytest.raises(ConfigError, match="names no teacher"):
+        run_ablation(config, tmp_path / "out", log=lambda line: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_selection_never_reads_the_test_split(mnist1d):
+    """The chosen epoch, its validation accuracy and its parameters do not depend on the test
+    split, even when the test labels would favour another epoch."""
+    train = SplitArrays(jnp.asarray(mnist1d.x_train[:1024]), jnp.asarray(mnist1d.y_train[:1024]))
+    val = SplitArrays(jnp.asarray(mnist1d.x_val), jnp.asarray(mnist1d.y_val))
+    strategy = make_strategy("none", StrategyContext((), ()))
+    config = TrainConfig(epochs=6, batch_size=128)
+    spec = ModelSpec("mlp", {"widths": [16]})
+    real = fit(spec, (40,), 10, train, val, strategy, config, [0, 1],
+               test=SplitArrays(jnp.asarray(mnist1d.x_test), jnp.asarray(mnist1d.y_test)))
+    shuffled = fit(spec, (40,), 10, train, val, strategy, config, [0, 1],
+                   test=SplitArrays(jnp.asarray(mnist1d.x_test), jnp.asarray((mnist1d.y_test + 3) % 10)))
+    assert real.best_epoch == shuffled.best_epoch
+    assert real.val_accuracy == shuffled.val_accuracy
+    curves = np.array([r["val_accuracy"] for r in real.history])  # (epochs, seeds)
+    assert real.best_epoch == list(np.argmax(curves, axis=0) + 1)
+    assert real.test_accuracy != shuffled.test_accuracy
