@@ -35,7 +35,7 @@ from mtkd.distill.config import TrainConfig
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
 
-TOP_LEVEL_KEYS = {"dataset", "data_dir", "pool", "pool_dir", "seeds", "strategies", "student", "train",
+TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pool_dir", "seeds", "strategies", "student", "train",
                   "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name"}
 
 
@@ -51,11 +51,14 @@ class AblationConfig:
     train: TrainConfig = TrainConfig()
     val_fraction: float = 0.1
     split_seed: int = 0
+    student_data_fraction: float = 1.0  # the student sees this fraction of the training split
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.seeds < 1:
             raise ConfigError(f"seeds must be at least 1, got {self.seeds}")
+        if not 0.0 < self.student_data_fraction <= 1.0:
+            raise ConfigError(f"student_data_fraction must be in (0, 1], got {self.student_data_fraction}")
         if not self.strategies:
             raise ConfigError("the ablation config lists no strategies")
         duplicates = sorted({s for s in self.strategies if self.strategies.count(s) > 1})
@@ -69,7 +72,8 @@ class AblationConfig:
         return {"dataset": self.dataset, "pool": self.pool, "pool_dir": self.pool_dir, "seeds": self.seeds,
                 "strategies": list(self.strategies), "student": self.student.to_dict(),
                 "train": dataclasses.asdict(self.train), "val_fraction": self.val_fraction,
-                "split_seed": self.split_seed, "sections": {k: dict(v) for k, v in self.sections.items()}}
+                "split_seed": self.split_seed, "student_data_fraction": self.student_data_fraction,
+                "sections": {k: dict(v) for k, v in self.sections.items()}}
 
 
 def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> AblationConfig:
@@ -98,6 +102,7 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         student=ModelSpec(student.get("arch", "mlp"), dict(student.get("options", {}))),
         train=TrainConfig(**train), val_fraction=float(raw.get("val_fraction", 0.1)),
         split_seed=int(raw.get("split_seed", 0)),
+        student_data_fraction=float(raw.get("student_data_fraction", 1.0)),
         sections={k: dict(raw[k]) for k in ("dml", "rl", "byot", "losses") if k in raw})
 
 

@@ -36,7 +36,26 @@ def markdown_table(rows: list[dict], teachers: list[dict]) -> str:
     if teachers:
         lines += ["", "| teacher | validation accuracy % | test accuracy % |", "| --- | --- | --- |"]
         lines += [f"| {t['name']} | {100 * t['val_accuracy']:.2f} | {100 * t['test_accuracy']:.2f} |" for t in teachers]
+    answer = best_teacher_question(rows, teachers)
+    if answer:
+        lines += ["", answer]
     return "\n".join(lines) + "\n"
+
+
+def best_teacher_question(rows: list[dict], teachers: list[dict]) -> str | None:
+    """RL-KD's Table 1 question: does the most accurate teacher give the most accurate student?
+    Answered from the `single:NAME` rows (mean test accuracy over seeds)."""
+    singles = {r["strategy"].split(":", 1)[1]: float(np.mean(r["test_accuracy"]))
+               for r in rows if r["strategy"].startswith("single:") and "error" not in r}
+    ranked = [t for t in teachers if t["name"] in singles]
+    if len(ranked) < 2:
+        return None
+    most_accurate = max(ranked, key=lambda t: t["test_accuracy"])["name"]
+    best_to_learn_from = max(singles, key=singles.get)
+    verdict = "yes" if most_accurate == best_to_learn_from else "no"
+    return (f"Does the most accurate teacher give the most accurate student? **{verdict}**: the most accurate "
+            f"teacher is `{most_accurate}` (student {100 * singles[most_accurate]:.2f}% test), the best teacher "
+            f"to learn from is `{best_to_learn_from}` (student {100 * singles[best_to_learn_from]:.2f}% test).")
 
 
 def _read_metrics(path: Path) -> list[dict]:

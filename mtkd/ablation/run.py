@@ -11,7 +11,7 @@ from typing import Callable
 from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.report import markdown_table, plot_all, write_csv
 from mtkd.ablation.runners import RUNNERS, AblationRun, expand_strategies, runner_for
-from mtkd.data import load_dataset
+from mtkd.data import load_dataset, training_fraction
 from mtkd.distill.experiment import build_strategies, check_pool_matches_splits, teacher_rows
 from mtkd.distill.results import format_table, write_results
 from mtkd.runs import claim_output_dir
@@ -39,6 +39,8 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
         pool = ensure_pool(config.dataset, config.pool, out_dir=pool_dir, data_dir=config.data_dir,
                            val_fraction=config.val_fraction, split_seed=config.split_seed)
     check_pool_matches_splits(pool, config.val_fraction, config.split_seed)
+    # Teachers saw all of the training split; the student only its share of it.
+    splits = training_fraction(splits, config.student_data_fraction)
     names = expand_strategies(config.strategies, pool.names)
     check_strategies(names, pool)
     out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)

@@ -8,7 +8,7 @@ TFDS data set is read from a data directory where it was prepared as array_recor
 from mtkd.data.builders import EMBEDDED_DATASETS
 from mtkd.data.loading import FullSplits, load_dataset, load_full_splits, prepare_dataset
 from mtkd.data.paths import DATA_DIR_ENV, default_data_dir
-from mtkd.data.splits import DatasetSplits, carve_validation
+from mtkd.data.splits import DatasetSplits, carve_validation, restrict_training, training_fraction
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -20,4 +20,6 @@ __all__ = [
     "load_dataset",
     "load_full_splits",
     "prepare_dataset",
+    "restrict_training",
+    "training_fraction",
 ]

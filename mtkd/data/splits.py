@@ -104,3 +104,24 @@ class DatasetSplits:
             f"num_classes={self.num_classes}, train={self.num_train}, val={self.num_val}, "
             f"{self.test_split}={self.num_test})"
         )
+
+
+def restrict_training(splits: DatasetSplits, keep: np.ndarray) -> DatasetSplits:
+    """The same splits with the training part reduced to the examples `keep` (indices into
+    x_train, or a boolean mask). Validation and test are unchanged, and `train_index` follows,
+    so teacher outputs cached on the full train split still line up."""
+    keep = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.sort(np.asarray(keep, dtype=np.int64))
+    if keep.size == 0:
+        raise ConfigError("the restricted training split would be empty")
+    return dataclasses.replace(splits, x_train=splits.x_train[keep], y_train=splits.y_train[keep],
+                               train_index=splits.train_index[keep])
+
+
+def training_fraction(splits: DatasetSplits, fraction: float, seed: int = 0) -> DatasetSplits:
+    """A deterministic random `fraction` of the training split (e.g. Hinton's 3% experiment)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"student data fraction must be in (0, 1], got {fraction}")
+    if fraction == 1.0:
+        return splits
+    count = max(1, int(round(fraction * splits.num_train)))
+    return restrict_training(splits, np.random.default_rng([seed, 7]).choice(splits.num_train, count, replace=False))

@@ -143,7 +143,8 @@ class TeacherPool:
 
 
 def _splits_key(splits: DatasetSplits) -> tuple:
-    return (splits.name, splits.num_train, splits.num_val, int(splits.val_index.sum()))
+    """Identifies which examples each split holds (a restricted training split is a new key)."""
+    return (splits.name, hash(splits.train_index.tobytes()), hash(splits.val_index.tobytes()), splits.num_test)
 
 
 def load_pool(directory: str | Path, splits: DatasetSplits) -> TeacherPool:
