@@ -123,7 +123,13 @@ def _prepare_embedded(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
     if builder.is_prepared():
         return builder
     try:
-        builder.download_and_prepare(file_format=ARRAY_RECORD)
+        # Embedded sets take a second to write: TFDS's per-split progress bars would only clutter
+        # the output of the command that triggered them.
+        tfds.display_progress_bar(False)
+        try:
+            builder.download_and_prepare(file_format=ARRAY_RECORD)
+        finally:
+            tfds.display_progress_bar(True)
     except Exception:
         # Another process may have prepared it at the same time; its files are then valid.
         builder = _embedded_builder(name, data_dir)

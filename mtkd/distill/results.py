@@ -37,6 +37,8 @@ def format_table(rows: list[dict], teachers: list[dict] | None = None) -> str:
         for teacher in teachers:
             lines.append(f"{teacher['name']:<24} {100 * teacher['val_accuracy']:>15.2f} "
                          f"{100 * teacher['test_accuracy']:>15.2f}")
+        if not rows:
+            return "\n".join(lines)
         lines.append("")
     lines.append(f"{'student strategy':<24} {'val % (mean±std)':>15} {'test % (mean±std)':>15}  seeds")
     for row in rows:
