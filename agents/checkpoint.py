@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from agents.policies import Policy, make_policy
 from envs.observation import SHARED_FEATURES, TEACHER_FEATURES, observation_size
@@ -54,7 +56,7 @@ def save_policy(directory: str | Path, params: Any, meta: PolicyMeta, extra: Map
     if directory.exists() and any(directory.iterdir()):
         raise OutputExistsError(f"policy directory {directory} is not empty; choose another")
     directory.mkdir(parents=True, exist_ok=True)
-    checksum = save_params(directory / PARAMS_DIR, jax.device_get(params))
+    checksum = save_params(directory / PARAMS_DIR, jax.tree.map(jnp.asarray, params))
     payload = {"format": POLICY_FORMAT, **meta.to_dict(), "checksum": checksum,
                "features": {"teacher": list(TEACHER_FEATURES), "shared": list(SHARED_FEATURES)},
                **dict(extra or {})}
@@ -91,6 +93,12 @@ def load_policy(directory: str | Path) -> tuple[Policy, Any, PolicyMeta]:
         policy = meta.build()
     except MtkdError as error:
         raise CheckpointError(f"{directory}: {error}") from None
-    abstract = jax.eval_shape(policy.init, jax.random.key(0), meta.observation_size, meta.num_teachers)
+    abstract = jax.eval_shape(lambda key: policy.init(key, meta.observation_size, meta.num_teachers),
+                              jax.random.key(0))
     params = restore_params(Path(directory) / PARAMS_DIR, abstract, data.get("checksum"))
-    return policy, params, meta
+    # Orbax hands numpy-saved arrays back in their stored shapes whatever the target says: check.
+    expected = jax.tree.map(lambda leaf: tuple(leaf.shape), abstract)
+    if jax.tree.map(lambda leaf: tuple(np.shape(leaf)), params) != expected:
+        raise CheckpointError(f"checkpoint {Path(directory) / PARAMS_DIR} is corrupt or does not match the "
+                              f"policy described in {POLICY_FILE}: parameter shapes differ")
+    return policy, jax.tree.map(jnp.asarray, params), meta

@@ -19,10 +19,10 @@ from agents.baselines import make_baseline
 from agents.bernoulli import bernoulli_entropy, bernoulli_log_prob, sample_actions
 from agents.config import AgentConfig
 from agents.policies import make_policy, policy_rows
+from envs.core import validation_metrics
 from envs.observation import observation_size
 from envs.params import EnvParams
 from envs.rollout import rollout_batch
-from envs.core import validation_metrics
 from mtkd.distill.optimizers import make_optimizer
 
 
@@ -46,10 +46,16 @@ def discounted_returns(rewards: jax.Array, discount: float) -> jax.Array:
     return jnp.moveaxis(returns, 0, -1)
 
 
-def make_train(config: AgentConfig, env_params: EnvParams,
+def make_train(config: AgentConfig, env_params: EnvParams | None = None,
                on_episode: Callable[[int, dict], None] | None = None) -> Callable[[jax.Array], TrainOutput]:
-    """`train(key) -> TrainOutput`, pure and jit-able. `on_episode(episode, metrics)`, if given,
-    is called from inside the run (`jax.debug.callback`) after each episode, for progress."""
+    """`train(key) -> TrainOutput`, pure and jit-able, on the environment `env_params` (default:
+    mnist1d with its default pool and `EnvConfig()`, the pool trained on first use).
+    `on_episode(episode, metrics)`, if given, is called from inside the run
+    (`jax.debug.callback`) after each episode, for progress."""
+    if env_params is None:
+        from envs.sources import params_from_pool
+
+        env_params, _ = params_from_pool()
     policy = make_policy(config.policy, config.policy_options)
     baseline = make_baseline(config.baseline, config.baseline_options)
     optimizer = make_optimizer(config.optimizer, config.learning_rate)

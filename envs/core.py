@@ -7,8 +7,9 @@ from (a 0/1 mask over the K teachers, or per example), and the student takes n u
 fused target (`fuse_soft_targets` with weights = action; all skipped = hard labels only). An
 episode is `config.epochs` student epochs; `done` is True on its last decision.
 
-Randomness: the reset key draws the fresh student (unless warm-started) and the first epoch's
-data order; later epochs' orders come from `state.key`. The transition is deterministic given
+Randomness: `student_key, order_key, state.key = split(reset_key, 3)` draw the fresh student
+(unless warm-started) and the first epoch's order (`epoch_batches`); at each epoch's end
+`order_key, state.key = split(state.key)` draws the next order. The transition is deterministic given
 the state, so `step`'s key is unused (kept for the gymnax signature): two policies run from the
 same reset key see the same batches.
 """
@@ -30,10 +31,11 @@ EVAL_BATCH_SIZE = 1024
 
 @struct.dataclass
 class EnvState:
-    """student: parameters and optimizer state; batches: this epoch's permutation cut into
-    decisions, (decisions_per_epoch, n, batch_size) int32 indices; key: draws later epochs'
-    orders; t: decisions taken (int32); val_loss / val_accuracy: at the last evaluation (NaN
-    when the reward needs no validation)."""
+    """student: parameters and optimizer state; batches and t are the data cursor: this epoch's
+    permutation cut into decisions, (decisions_per_epoch, n, batch_size) int32 indices, and the
+    decisions taken so far (int32; the position in the epoch is t mod decisions_per_epoch);
+    key: draws later epochs' orders; val_loss / val_accuracy: at the last evaluation (NaN when
+    the reward needs no validation)."""
 
     student: StudentState
     batches: jax.Array

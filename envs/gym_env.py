@@ -44,7 +44,8 @@ class TeacherSelectionEnv(gymnasium.Env):
 
     Observations are float32 numpy arrays (see `envs.observation`), rewards Python floats,
     actions anything numpy reads as 0/1 of the action space's shape. `reset(seed=s)` starts from
-    `jax.random.key(s)`; without a seed the key is drawn from the env's numpy generator.
+    `jax.random.key(s)` (for 0 <= s < 2**32); otherwise the key is drawn from the env's numpy
+    generator (seeded by `s` when given).
     """
 
     metadata = {"render_modes": []}
@@ -73,9 +74,9 @@ class TeacherSelectionEnv(gymnasium.Env):
         return cls(params=params, teacher_names=teacher_names)
 
     def _next_key(self, seed: int | None):
-        if seed is not None:
+        if seed is not None and 0 <= seed < 2**32:  # jax.random.key folds larger seeds together
             return jax.random.key(seed)
-        return jax.random.key(int(self.np_random.integers(0, 2**31 - 1)))
+        return jax.random.key(int(self.np_random.integers(0, 2**32)))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -89,7 +90,7 @@ class TeacherSelectionEnv(gymnasium.Env):
         if self._done:
             raise ConfigError("the episode is over; call reset() to start a new one")
         action = check_action(action, self.action_space.shape)  # before any change to the state
-        step_key = jax.random.key(int(self.np_random.integers(0, 2**31 - 1)))
+        step_key = jax.random.key(int(self.np_random.integers(0, 2**32)))
         obs, state, reward, done, info = _step(step_key, self.state, action, self.params)
         self.state, self._done = state, bool(done)
         return np.asarray(obs), float(reward), self._done, False, python_info(info)

@@ -59,10 +59,6 @@ def observation_bounds(num_teachers: int, per_example: bool, batch_examples: int
     return np.zeros_like(high), high
 
 
-def _entropy(log_probs):
-    return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
-
-
 def observation_features(teacher_logits, labels, student_logits, progress, temperature: float,
                          per_example: bool = False) -> jax.Array:
     """The observation of one batch (see the module docstring for the features).
@@ -70,31 +66,35 @@ def observation_features(teacher_logits, labels, student_logits, progress, tempe
     teacher_logits (K, B, C); labels (B,) int; student_logits (B, C); progress scalar.
     Returns float32 (5 K + 4,) or, per example, (B, K, 9).
     """
-    log_teacher = jax.nn.log_softmax(teacher_logits, axis=-1)  # (K, B, C)
-    log_student = jax.nn.log_softmax(student_logits, axis=-1)  # (B, C)
-    label_index = labels[None, :, None]
-    teacher_ce = -jnp.take_along_axis(log_teacher, label_index, axis=-1)[..., 0]
-    log_teacher_t = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
-    log_student_t = jax.nn.log_softmax(student_logits / temperature, axis=-1)
-    kl = jnp.sum(jnp.exp(log_teacher_t) * (log_teacher_t - log_student_t[None]), axis=-1)
-    teacher = jnp.stack([
-        teacher_ce,
-        jnp.exp(jnp.max(log_teacher, axis=-1)),
-        _entropy(log_teacher),
-        kl,
-        (jnp.argmax(teacher_logits, axis=-1) == labels[None]).astype(jnp.float32),
-    ], axis=-1)  # (K, B, 5)
-    shared = jnp.stack([
-        -jnp.take_along_axis(log_student, labels[:, None], axis=-1)[:, 0],
-        _entropy(log_student),
-        (jnp.argmax(student_logits, axis=-1) == labels).astype(jnp.float32),
-        jnp.broadcast_to(jnp.asarray(progress, jnp.float32), labels.shape),
-    ], axis=-1)  # (B, 4)
+    # This runs per batch inside the student's training scan, so it is written for speed on CPU:
+    # the student rides along as teacher K, classes go first (sums over them are then plain
+    # vector adds), and every quantity comes from one max and two exps. With s = z - max(z) (the
+    # arg-max class has s = 0) and S = sum exp(s): p_max = 1 / S, CE = log S - s[y],
+    # entropy = log S - sum(exp(s) s) / S, correct <=> s[y] = 0 (ties count as correct), and
+    # KL(p_t^T || p_s^T) = sum exp(s_t / T) (s_t - s_s) / (T S_t^T) + log S_s^T - log S_t^T.
+    logits = jnp.concatenate([teacher_logits, student_logits[None]]).astype(jnp.float32)
+    logits = jnp.moveaxis(logits, -1, 0)  # (C, K+1, B)
+    shifted = logits - jnp.max(logits, axis=0)
+    shifted_t = shifted / temperature  # max(z / T) = max(z) / T: this is s at temperature T
+    exp, exp_t = jnp.exp(shifted), jnp.exp(shifted_t)
+    is_label = jnp.arange(logits.shape[0])[:, None, None] == labels[None, None, :]
+    total, total_t = exp.sum(axis=0), exp_t.sum(axis=0)  # (K+1, B)
+    label_shifted = jnp.where(is_label, shifted, 0.0).sum(axis=0)
+    log_total, log_total_t = jnp.log(total), jnp.log(total_t)
+    ce = log_total - label_shifted
+    entropy = log_total - (exp * shifted).sum(axis=0) / total
+    correct = (label_shifted >= 0).astype(jnp.float32)
+    kl = ((exp_t[:, :-1] * (shifted_t[:, :-1] - shifted_t[:, -1:])).sum(axis=0) / total_t[:-1]
+          + log_total_t[-1:] - log_total_t[:-1])
+    teacher = jnp.stack([ce[:-1], 1.0 / total[:-1], entropy[:-1], kl, correct[:-1]])  # (5, K, B)
+    shared = jnp.stack([ce[-1], entropy[-1], correct[-1]])  # (3, B)
+    progress = jnp.asarray(progress, jnp.float32)
     num_teachers = teacher_logits.shape[0]
     if per_example:
-        shared_rows = jnp.broadcast_to(shared[:, None, :], (labels.shape[0], num_teachers, shared.shape[-1]))
-        obs = jnp.concatenate([jnp.transpose(teacher, (1, 0, 2)), shared_rows], axis=-1)
+        shared = jnp.concatenate([shared, jnp.broadcast_to(progress, labels.shape)[None]])  # (4, B)
+        shared_rows = jnp.broadcast_to(shared.T[:, None, :], (labels.shape[0], num_teachers, shared.shape[0]))
+        obs = jnp.concatenate([jnp.transpose(teacher, (2, 1, 0)), shared_rows], axis=-1)  # (B, K, 9)
     else:
-        obs = jnp.concatenate([teacher.mean(axis=1).reshape(-1), shared.mean(axis=0)])
+        obs = jnp.concatenate([teacher.mean(axis=-1).T.reshape(-1), shared.mean(axis=-1), progress[None]])
     low, high = observation_bounds(num_teachers, per_example, labels.shape[0])
     return jnp.clip(obs.astype(jnp.float32), low, high)

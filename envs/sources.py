@@ -22,6 +22,14 @@ def env_config(config: EnvConfig | None = None, **changes: Any) -> EnvConfig:
     return (config or EnvConfig()).replace(**changes)
 
 
+def default_pool_file(dataset: str = "mnist1d"):
+    """Where the default pool of `dataset` keeps its manifest (it may not be trained yet)."""
+    from mtkd.teachers import default_pool_dir
+    from mtkd.teachers.pool import POOL_FILE
+
+    return default_pool_dir(dataset) / POOL_FILE
+
+
 def load_pool_for(dataset: str, teachers: str | None, data_dir: str | None, val_fraction: float = 0.1,
                   split_seed: int = 0):
     """(splits, pool): the data set and the pool in `teachers`, or the default pool of the data set

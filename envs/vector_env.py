@@ -26,7 +26,8 @@ class TeacherSelectionVectorEnv(gymnasium.vector.VectorEnv):
     """`num_envs` independent students (one reset key each) on one pool; same keyword arguments
     as `TeacherSelectionEnv`. All episodes have the same length, so they end together; the
     step after the end resets them (autoreset mode NEXT_STEP: zero reward, not terminated).
-    `reset(seed=s)` gives environment i the key `jax.random.fold_in(jax.random.key(s), i)`."""
+    `reset(seed=s)` gives environment i the key `jax.random.fold_in(jax.random.key(s), i)` (for
+    0 <= s < 2**32)."""
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
@@ -46,8 +47,8 @@ class TeacherSelectionVectorEnv(gymnasium.vector.VectorEnv):
         self._autoreset = False
 
     def _keys(self, seed: int | None):
-        if seed is None:
-            seed = int(self.np_random.integers(0, 2**31 - 1))
+        if seed is None or not 0 <= seed < 2**32:  # jax.random.key folds larger seeds together
+            seed = int(self.np_random.integers(0, 2**32))
         return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(seed), np.arange(self.num_envs))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "mtkd.cli.data_command",
     "mtkd.cli.teachers_command",
     "mtkd.cli.distill_command",
+    "mtkd.cli.select_command",
     "mtkd.cli.quickstart_command",
     "mtkd.cli.ablate_command",
     "mtkd.cli.bench_command",

@@ -1,0 +1,144 @@
+"""`mtkd select train`: learn a teacher selector with REINFORCE, then distil a student with it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+from mtkd.cli.options import add_data_options, add_student_options, seeds_from, student_spec_from, train_config_from
+from mtkd.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("select", help="learn which teachers to distil from (RL-KD)",
+                                   description="Learn a teacher selector by reinforcement learning.")
+    commands = parser.add_subparsers(dest="select_command", metavar="ACTION", required=True)
+    train = commands.add_parser(
+        "train", help="train a selector policy, then distil a final student with it",
+        description="Optionally warm up a student; train a selector policy (REINFORCE over select/skip "
+                    "masks, N students per episode); save it (Orbax + policy.json) and selection.jsonl; "
+                    "then distil a final student with the `rl` strategy over --seeds and write results.json. "
+                    "Rewards use the validation split carved from train, never the test split.")
+    add_data_options(train)
+    train.add_argument("--teachers", default=None,
+                       help="teacher pool directory (default: the data set's default pool, trained on first use)")
+    train.add_argument("--out", required=True, help="output directory: policy/, selection.jsonl, results.json")
+    train.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    add_student_options(train)
+
+    env = train.add_argument_group("environment (one episode = a few student epochs)")
+    env.add_argument("--episode-epochs", type=int, default=2, help="student epochs per episode (default: %(default)s)")
+    env.add_argument("--updates-per-decision", type=int, default=1,
+                     help="minibatches trained with one selection (default: %(default)s)")
+    env.add_argument("--reward", default="val_loss_gain",
+                     help="val_loss_gain, val_acc_gain, terminal_val_acc or neg_train_loss (default: %(default)s)")
+    env.add_argument("--eval-every", type=int, default=1,
+                     help="decisions between validation evaluations (default: %(default)s)")
+    env.add_argument("--val-subset", type=int, default=None, help="evaluate rewards on the first N validation examples")
+    env.add_argument("--per-example", action="store_true", help="select teachers per example, not per batch")
+    env.add_argument("--warmup-epochs", type=int, default=0,
+                     help="train the student alone this long first; episodes start from it (default: %(default)s)")
+
+    agent = train.add_argument_group("selector (REINFORCE)")
+    agent.add_argument("--policy-arch", default="logistic", help="logistic or mlp (default: %(default)s)")
+    agent.add_argument("--policy-options", default="{}", metavar="JSON", help='e.g. \'{"hidden": [32]}\' for mlp')
+    agent.add_argument("--baseline", default="leave_one_out",
+                       help="leave_one_out, moving_average or none (default: %(default)s)")
+    agent.add_argument("--episodes", type=int, default=30, help="policy updates (default: %(default)s)")
+    agent.add_argument("--num-envs", type=int, default=8, help="students per episode (default: %(default)s)")
+    agent.add_argument("--policy-learning-rate", type=float, default=0.05, help="(default: %(default)s)")
+    agent.add_argument("--entropy-coef", type=float, default=0.01, help="(default: %(default)s)")
+    agent.add_argument("--discount", type=float, default=1.0, help="of the return-to-go (default: %(default)s)")
+    agent.add_argument("--agent-seed", type=int, default=0, help="seed of selector training (default: %(default)s)")
+
+    final = train.add_argument_group("final student")
+    final.add_argument("--greedy", action="store_true", help="select greedily (p > 0.5) instead of sampling")
+    final.add_argument("--compare", action="append", default=[], metavar="STRATEGY",
+                       help="also distil with this strategy (e.g. uniform), for a row to compare; repeatable")
+    train.set_defaults(func=run_train)
+
+
+def _json_object(text: str, flag: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"{flag} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object")
+    return value
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import agents  # noqa: F401  (registers the `rl` strategy)
+    from agents.checkpoint import PolicyMeta, save_policy
+    from agents.config import AgentConfig
+    from agents.procedure import stderr_line, train_selector, warm_up_student, write_records
+    from envs.config import EnvConfig
+    from envs.observation import observation_size
+    from envs.params import make_env_params
+    from envs.sources import load_pool_for
+    from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
+    from mtkd.distill.results import format_table, write_results
+    from mtkd.runs import claim_output_dir
+
+    # Every option is validated before any data is loaded or anything is written.
+    config = train_config_from(args)
+    student = student_spec_from(args)
+    seeds = seeds_from(args)
+    if args.warmup_epochs < 0:
+        raise ConfigError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
+    env_config = EnvConfig(student=student, epochs=args.episode_epochs, batch_size=config.batch_size,
+                           updates_per_decision=args.updates_per_decision, reward=args.reward,
+                           eval_every=args.eval_every, val_subset=args.val_subset, per_example=args.per_example,
+                           alpha=config.alpha, temperature=config.temperature, optimizer=config.optimizer,
+                           learning_rate=config.learning_rate)
+    agent_config = AgentConfig(policy=args.policy_arch, policy_options=_json_object(args.policy_options, "--policy-options"),
+                               baseline=args.baseline, entropy_coef=args.entropy_coef,
+                               learning_rate=args.policy_learning_rate, num_envs=args.num_envs,
+                               num_episodes=args.episodes, discount=args.discount)
+
+    splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
+    compared = build_strategies(args.compare, pool)  # bad names fail before training
+    signature = {"kind": "select", "dataset": args.dataset, "teachers": args.teachers, "student": student.to_dict(),
+                 "config": config.__dict__, "seeds": seeds, "env": env_config.__dict__,
+                 "agent": agent_config.to_dict(), "agent_seed": args.agent_seed, "warmup_epochs": args.warmup_epochs,
+                 "greedy": args.greedy, "compare": args.compare, "val_fraction": args.val_fraction,
+                 "split_seed": args.split_seed}
+    out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
+    log = stderr_line
+
+    initial_student = None
+    if args.warmup_epochs:
+        log(f"warming up the student alone for {args.warmup_epochs} epochs")
+        initial_student, warm_accuracy = warm_up_student(splits, student, config.replace(epochs=args.warmup_epochs),
+                                                         args.agent_seed)
+        log(f"  warm student: val accuracy {warm_accuracy:.3f}")
+    logits = pool.logits(splits)
+    env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
+                                 splits.y_val, env_config, initial_student)
+    log(f"training the selector: {agent_config.num_episodes} episodes of {env_params.num_decisions} decisions, "
+        f"{agent_config.num_envs} students each, reward {env_config.reward}, teachers {', '.join(pool.names)}")
+    policy_params, records = train_selector(env_params, agent_config, args.agent_seed, pool.names, log)
+
+    meta = PolicyMeta(agent_config.policy, agent_config.policy_options, len(pool.names),
+                      observation_size(len(pool.names), env_config.per_example), env_config.per_example,
+                      env_config.temperature, list(pool.names))
+    policy_dir, staging = out / "policy", out / "policy.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_policy(staging, policy_params, meta, extra={
+        "dataset": args.dataset, "teachers": args.teachers, "env": env_config.__dict__,
+        "agent": agent_config.to_dict(), "agent_seed": args.agent_seed, "warmup_epochs": args.warmup_epochs})
+    shutil.rmtree(policy_dir, ignore_errors=True)  # only a rerun of this same run gets here
+    staging.rename(policy_dir)
+    write_records(out / "selection.jsonl", records)
+    log(f"saved the policy in {policy_dir} and per-episode selections in {out / 'selection.jsonl'}")
+
+    strategies = build_strategies(["rl"], pool, {"policy": str(policy_dir), "greedy": args.greedy}) + compared
+    log(f"distilling the final student ({len(seeds)} seeds, {config.epochs} epochs)")
+    rows, _ = run_strategies(splits, pool, strategies, student, config, seeds, metrics_dir=out / "metrics", log=log)
+    write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
+                  config=config.__dict__, selector={"policy": str(policy_dir), "greedy": args.greedy,
+                                                    "final_selection": records[-1]["selection"]})
+    print(format_table(rows, teacher_rows(pool)))
+    return 0
