@@ -80,3 +80,76 @@ def train_selector(env_params: EnvParams, config: AgentConfig, seed: int, teache
 
 def write_records(path: str | Path, records: list[dict]) -> None:
     Path(path).write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: AgentConfig, agent_seed: int = 0,
+                          warmup_epochs: int = 0, warmup_config: TrainConfig | None = None,
+                          extra: dict[str, Any] | None = None, log: Callable[[str], None] = stderr_line):
+    """The RL-KD procedure up to the policy: optional student warm-up, selector training, then
+    `out/policy/` (Orbax + policy.json, written to a staging folder and renamed into place) and
+    `out/selection.jsonl`. Returns `(policy_dir, per-episode records)`."""
+    import shutil
+
+    from agents.checkpoint import PolicyMeta, save_policy
+    from envs.observation import observation_size
+    from envs.params import make_env_params
+
+    initial_student = None
+    if warmup_epochs:
+        log(f"warming up the student alone for {warmup_epochs} epochs")
+        initial_student, warm_accuracy = warm_up_student(
+            splits, env_config.student_spec, (warmup_config or TrainConfig()).replace(epochs=warmup_epochs), agent_seed)
+        log(f"  warm student: val accuracy {warm_accuracy:.3f}")
+    logits = pool.logits(splits)
+    env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
+                                 splits.y_val, env_config, initial_student)
+    log(f"training the selector: {agent_config.num_episodes} episodes of {env_params.num_decisions} decisions, "
+        f"{agent_config.num_envs} students each, reward {env_config.reward}, teachers {', '.join(pool.names)}")
+    policy_params, records = train_selector(env_params, agent_config, agent_seed, pool.names, log)
+
+    meta = PolicyMeta(agent_config.policy, agent_config.policy_options, len(pool.names),
+                      observation_size(len(pool.names), env_config.per_example), env_config.per_example,
+                      env_config.temperature, list(pool.names))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    policy_dir, staging = out / "policy", out / "policy.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_policy(staging, policy_params, meta, extra={"env": env_config.__dict__, "agent": agent_config.to_dict(),
+                                                     "agent_seed": agent_seed, "warmup_epochs": warmup_epochs,
+                                                     **(extra or {})})
+    shutil.rmtree(policy_dir, ignore_errors=True)  # only a rerun of this same run gets here
+    staging.rename(policy_dir)
+    write_records(out / "selection.jsonl", records)
+    log(f"saved the policy in {policy_dir} and per-episode selections in {out / 'selection.jsonl'}")
+    return policy_dir, records
+
+
+# Options of an ablation config's [rl] section, and where each goes.
+ABLATION_ENV_KEYS = ("episode_epochs", "updates_per_decision", "reward", "eval_every", "val_subset", "per_example")
+ABLATION_AGENT_KEYS = ("policy_arch", "policy_options", "baseline", "entropy_coef", "policy_learning_rate",
+                       "num_envs", "episodes", "discount")
+ABLATION_RUN_KEYS = ("warmup_epochs", "agent_seed")
+
+
+def train_policy_for_ablation(splits, pool, out: Path, section: dict[str, Any], student: ModelSpec,
+                              train: TrainConfig, log: Callable[[str], None] = stderr_line) -> Path:
+    """Trains a selector for `mtkd ablate`'s `rl` strategy from the config's [rl] options (the
+    same defaults as `mtkd select train`) and returns the saved policy's directory."""
+    from envs.config import EnvConfig
+    from mtkd.errors import ConfigError
+
+    unknown = sorted(set(section) - set(ABLATION_ENV_KEYS + ABLATION_AGENT_KEYS + ABLATION_RUN_KEYS))
+    if unknown:
+        raise ConfigError(f"[rl] has unknown option(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(ABLATION_ENV_KEYS + ABLATION_AGENT_KEYS + ABLATION_RUN_KEYS)}, policy, greedy")
+    env_options = {k: section[k] for k in ABLATION_ENV_KEYS if k in section}
+    env_config = EnvConfig(student=student, epochs=env_options.pop("episode_epochs", 2), batch_size=train.batch_size,
+                           alpha=train.alpha, temperature=train.temperature, optimizer=train.optimizer,
+                           learning_rate=train.learning_rate, **env_options)
+    renames = {"policy_arch": "policy", "policy_learning_rate": "learning_rate", "episodes": "num_episodes"}
+    agent_config = AgentConfig(**{renames.get(k, k): section[k] for k in ABLATION_AGENT_KEYS if k in section})
+    policy_dir, _ = train_and_save_policy(splits, pool, out, env_config, agent_config,
+                                          agent_seed=int(section.get("agent_seed", 0)),
+                                          warmup_epochs=int(section.get("warmup_epochs", 0)), warmup_config=train,
+                                          log=log)
+    return policy_dir

@@ -70,7 +70,7 @@ def run_rl(run: AblationRun, name: str) -> list:
     greedy = bool(section.pop("greedy", False))
     if policy is None:
         procedure = importlib.import_module("agents.procedure")
-        policy = procedure.train_policy_for_ablation(run.splits, run.pool, run.out / "policy", section,
+        policy = procedure.train_policy_for_ablation(run.splits, run.pool, run.out / "selector", section,
                                                      student=run.config.student, train=run.config.train,
                                                      log=run.log)
     elif section:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 
 from mtkd.cli.options import add_data_options, add_student_options, seeds_from, student_spec_from, train_config_from
 from mtkd.errors import ConfigError
@@ -71,12 +70,9 @@ def _json_object(text: str, flag: str) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     import agents  # noqa: F401  (registers the `rl` strategy)
-    from agents.checkpoint import PolicyMeta, save_policy
     from agents.config import AgentConfig
-    from agents.procedure import stderr_line, train_selector, warm_up_student, write_records
+    from agents.procedure import stderr_line, train_and_save_policy
     from envs.config import EnvConfig
-    from envs.observation import observation_size
-    from envs.params import make_env_params
     from envs.sources import load_pool_for
     from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
@@ -108,31 +104,9 @@ def run_train(args: argparse.Namespace) -> int:
     out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
     log = stderr_line
 
-    initial_student = None
-    if args.warmup_epochs:
-        log(f"warming up the student alone for {args.warmup_epochs} epochs")
-        initial_student, warm_accuracy = warm_up_student(splits, student, config.replace(epochs=args.warmup_epochs),
-                                                         args.agent_seed)
-        log(f"  warm student: val accuracy {warm_accuracy:.3f}")
-    logits = pool.logits(splits)
-    env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
-                                 splits.y_val, env_config, initial_student)
-    log(f"training the selector: {agent_config.num_episodes} episodes of {env_params.num_decisions} decisions, "
-        f"{agent_config.num_envs} students each, reward {env_config.reward}, teachers {', '.join(pool.names)}")
-    policy_params, records = train_selector(env_params, agent_config, args.agent_seed, pool.names, log)
-
-    meta = PolicyMeta(agent_config.policy, agent_config.policy_options, len(pool.names),
-                      observation_size(len(pool.names), env_config.per_example), env_config.per_example,
-                      env_config.temperature, list(pool.names))
-    policy_dir, staging = out / "policy", out / "policy.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    save_policy(staging, policy_params, meta, extra={
-        "dataset": args.dataset, "teachers": args.teachers, "env": env_config.__dict__,
-        "agent": agent_config.to_dict(), "agent_seed": args.agent_seed, "warmup_epochs": args.warmup_epochs})
-    shutil.rmtree(policy_dir, ignore_errors=True)  # only a rerun of this same run gets here
-    staging.rename(policy_dir)
-    write_records(out / "selection.jsonl", records)
-    log(f"saved the policy in {policy_dir} and per-episode selections in {out / 'selection.jsonl'}")
+    policy_dir, records = train_and_save_policy(
+        splits, pool, out, env_config, agent_config, agent_seed=args.agent_seed, warmup_epochs=args.warmup_epochs,
+        warmup_config=config, extra={"dataset": args.dataset, "teachers": args.teachers}, log=log)
 
     strategies = build_strategies(["rl"], pool, {"policy": str(policy_dir), "greedy": args.greedy}) + compared
     log(f"distilling the final student ({len(seeds)} seeds, {config.epochs} epochs)")
