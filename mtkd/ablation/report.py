@@ -72,11 +72,17 @@ def plot_all(out: Path, rows: list[dict], teacher_names: list[str]) -> list[Path
     written = []
     metrics = {p.stem: _read_metrics(p) for p in sorted((out / "metrics").glob("*.jsonl"))} if (out / "metrics").is_dir() else {}
 
-    figure, axis = plt.subplots(figsize=(8, 5))
-    for name, records in metrics.items():
-        curve = [float(np.mean(r["val_accuracy"])) for r in records if "val_accuracy" in r]
-        if curve:
-            axis.plot(np.arange(1, len(curve) + 1), curve, label=name)
+    figure, axis = plt.subplots(figsize=(9, 5.5))
+    colours = plt.get_cmap("tab20")
+    for index, (name, records) in enumerate(metrics.items()):
+        by_epoch: dict[int, list[float]] = {}  # runs of several peers write one record per peer and epoch
+        for r in records:
+            if "val_accuracy" in r:
+                by_epoch.setdefault(int(r.get("epoch", len(by_epoch) + 1)), []).append(float(np.mean(r["val_accuracy"])))
+        curve = [float(np.mean(by_epoch[e])) for e in sorted(by_epoch)]
+        if curve:  # 20 distinct colours, then a second line style, so every strategy stays readable
+            axis.plot(np.arange(1, len(curve) + 1), curve, label=name, color=colours(index % 20),
+                      linestyle="-" if index < 20 else "--", linewidth=1.2)
     axis.set(xlabel="epoch", ylabel="validation accuracy (mean over seeds)", title="Validation curves")
     axis.legend(fontsize=7)
     figure.tight_layout()
