@@ -25,12 +25,10 @@ TOML example (see experiments/*.toml):
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from mtkd.config_files import CONFIG_SUFFIXES, read_config_file
 from mtkd.distill.config import TrainConfig
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
@@ -93,7 +91,7 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
     pool = raw.get("pool")
     if pool is None and raw.get("pool_dir") is None:
         pool = "default"
-    if pool is not None and base_dir is not None and Path(pool).suffix in (".toml", ".yaml", ".yml") and not Path(pool).is_absolute():
+    if pool is not None and base_dir is not None and Path(pool).suffix in CONFIG_SUFFIXES and not Path(pool).is_absolute():
         pool = str(base_dir / pool)
     return AblationConfig(
         dataset=str(raw.get("dataset", "mnist1d")), pool=pool, pool_dir=raw.get("pool_dir"),
@@ -107,12 +105,5 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
 
 
 def load_ablation_config(path: str | Path) -> AblationConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"ablation config {path} does not exist")
-    text = path.read_text()
-    try:
-        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f"ablation config {path} is not valid: {error}") from None
-    return ablation_config_from_dict(raw or {}, base_dir=path.parent.absolute())
+    raw = read_config_file(path, "ablation config")
+    return ablation_config_from_dict(raw, base_dir=Path(path).parent.absolute())

@@ -22,12 +22,10 @@ A spec is a TOML or YAML file, or the name of a preset shipped in `mtkd/teachers
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from mtkd.config_files import CONFIG_SUFFIXES, read_config_file
 from mtkd.errors import ConfigError, UnknownNameError
 from mtkd.models import ModelSpec
 
@@ -118,20 +116,14 @@ def load_pool_spec(source: str | Path, dataset: str | None = None, base_dir: Pat
     the data set's preset). Relative external paths are resolved against the file's folder."""
     source = str(source)
     path = Path(source)
-    if path.suffix.lower() in (".toml", ".yaml", ".yml"):
-        if not path.is_file():
-            raise ConfigError(f"pool spec file {path} does not exist")
-        text = path.read_text()
-        try:
-            raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-            raise ConfigError(f"pool spec {path} is not valid: {error}") from None
+    if path.suffix.lower() in CONFIG_SUFFIXES:
+        raw = read_config_file(path, "pool spec")
         return pool_spec_from_dict(raw, name=path.stem, base_dir=path.parent.absolute())
     name = default_preset(dataset) if source == "default" and dataset else source
     if name not in preset_names():
         raise UnknownNameError(f"unknown pool preset {source!r}; presets: {', '.join(preset_names())} "
                                f"(or give a .toml/.yaml file)")
-    raw = tomllib.loads((PRESET_DIR / f"{name}.toml").read_text())
+    raw = read_config_file(PRESET_DIR / f"{name}.toml", "pool preset")
     return pool_spec_from_dict(raw, name=name, base_dir=base_dir)
 
 
