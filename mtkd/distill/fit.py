@@ -1,16 +1,14 @@
 """Training several seeds of one student at once, with model selection on validation.
 
 One epoch is one jitted `lax.scan` over batches, vmapped over seeds; the Python loop over
-epochs only reads back a few scalars per epoch (for progress, the metrics file and the NaN
-check). The test split is evaluated once, at the end, with the parameters of each seed's best
-validation epoch.
+epochs (`mtkd.distill.seed_loop.run_epochs`) only reads back a few scalars per epoch (for
+progress, the metrics file and the NaN check). The test split is evaluated once, at the end,
+with the parameters of each seed's best validation epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,8 +19,8 @@ from flax import nnx
 
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.optimizers import make_optimizer
-from mtkd.distill.steps import StudentState, evaluate, keep_best, make_epoch
-from mtkd.errors import TrainingDivergedError
+from mtkd.distill.seed_loop import run_epochs
+from mtkd.distill.steps import StudentState, evaluate, make_epoch
 from mtkd.fusion.strategies import FusionStrategy
 from mtkd.models import ModelSpec, build_model
 
@@ -89,50 +87,21 @@ def fit(
     run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None)), donate_argnums=(0,))
     run_eval = jax.jit(jax.vmap(lambda p, x, y: evaluate(graphdef, p, x, y, config.eval_batch_size),
                                 in_axes=(0, None, None)))
-    run_keep_best = jax.jit(jax.vmap(keep_best))
+
+    def validate(params):
+        accuracy, loss = run_eval(params, val.x, val.y)
+        return {"val_accuracy": accuracy, "val_loss": loss}
 
     state = StudentState(params, jax.vmap(optimizer.init)(params))
-    best_params = jax.tree.map(jnp.copy, params)
-    best_accuracy = jnp.full((len(seeds),), -1.0)
-    best_epoch = np.zeros(len(seeds), dtype=int)
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 1))(jnp.asarray(seeds, dtype=jnp.uint32))
-    history = []
-    metrics_file = open(metrics_path, "w") if metrics_path else None
-    try:
-        for epoch in range(1, config.epochs + 1):
-            epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch)
-            progress = jnp.float32((epoch - 1) / config.epochs)
-            state, metrics = run_epoch(state, epoch_keys, train.x, train.y, train.teacher_logits, progress)
-            val_accuracy, val_loss = run_eval(state.params, val.x, val.y)
-            best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, state.params, val_accuracy)
-            losses = np.asarray(metrics["loss"])
-            if not np.all(np.isfinite(losses)):
-                bad = [seeds[i] for i in np.flatnonzero(~np.isfinite(losses))]
-                raise TrainingDivergedError(f"training loss became {losses[~np.isfinite(losses)][0]} at epoch "
-                                            f"{epoch} (seed {', '.join(map(str, bad))}); lower the learning rate")
-            best_epoch = np.where(np.asarray(improved), epoch, best_epoch)
-            record = {
-                "epoch": epoch,
-                "train_loss": losses.tolist(),
-                "val_accuracy": np.asarray(val_accuracy).tolist(),
-                "val_loss": np.asarray(val_loss).tolist(),
-                "selection": np.asarray(metrics["selection"]).tolist(),
-            }
-            history.append(record)
-            if metrics_file:
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-            if on_epoch:
-                on_epoch(record)
-    finally:
-        if metrics_file:
-            metrics_file.close()
+    loop = run_epochs(state, lambda state, keys, progress: run_epoch(state, keys, train.x, train.y,
+                                                                     train.teacher_logits, progress),
+                      validate, lambda state: state.params, config.epochs, seeds, on_epoch, metrics_path)
+    best_params = loop.best_params
 
     test_accuracy = None
     if test is not None:
         test_accuracy = np.asarray(run_eval(best_params, test.x, test.y)[0]).tolist()
-    return FitResult(graphdef, best_params, seeds, best_epoch.tolist(),
-                     np.asarray(best_accuracy).tolist(), test_accuracy, history)
+    return FitResult(graphdef, best_params, seeds, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history)
 
 
 def unstack(params, index: int):

@@ -1,0 +1,79 @@
+"""Teachers' intermediate features for a composite loss, checked and cached by the pool.
+
+Layers are checked against each teacher's model before anything runs, so a typo names the
+teacher, its architecture and the layers it has. The arrays come from `TeacherPool.features`,
+which computes them once per split and caches them like the logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mtkd.data import DatasetSplits
+from mtkd.distill.composition import CompositeLoss
+from mtkd.distill.steps import apply_model
+from mtkd.errors import ConfigError
+from mtkd.models import ModelSpec, build_model
+from mtkd.teachers.pool import SPLITS, TeacherPool
+
+
+def model_feature_shapes(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> dict[str, tuple]:
+    """Per-example shapes of the named features of an architecture (abstract evaluation, no compute)."""
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0))))
+    x = jax.ShapeDtypeStruct((2,) + tuple(input_shape), jnp.float32)
+    features = jax.eval_shape(lambda p, xb: apply_model(graphdef, p, xb)[1], state, x)
+    return {name: tuple(f.shape[1:]) for name, f in features.items()}
+
+
+def pool_feature_shapes(pool: TeacherPool, splits: DatasetSplits) -> list[dict[str, tuple]]:
+    """Per teacher (pool order): {layer: per-example shape}; external teachers have none."""
+    return [model_feature_shapes(ModelSpec.from_dict(entry["model"]), splits.input_shape, splits.num_classes)
+            if entry["kind"] == "model" else {} for entry in pool.entries]
+
+
+def check_teacher_layers(loss: CompositeLoss, pool: TeacherPool, splits: DatasetSplits) -> None:
+    """ConfigError naming the teacher, its architecture and its layers for a layer it lacks."""
+    shapes = pool_feature_shapes(pool, splits)
+    for layer, indices in loss.feature_layers().items():
+        for k in indices:
+            entry = pool.entries[k]
+            if entry["kind"] != "model":
+                raise ConfigError(f"teacher {entry['name']!r} is external (logits only) and has no feature "
+                                  f"{layer!r}; list the other teachers in the term's `teachers`")
+            if layer not in shapes[k]:
+                raise ConfigError(f"teacher {entry['name']!r} ({entry['model']['arch']}) has no feature {layer!r}; "
+                                  f"it has {', '.join(sorted(shapes[k]))}")
+
+
+def _subpool(pool: TeacherPool, indices, splits: DatasetSplits) -> TeacherPool:
+    """The same pool restricted to some teachers (a teacher without the layer would fail the
+    whole-pool `features` call)."""
+    manifest = {**pool.manifest, "teachers": [pool.entries[k] for k in indices]}
+    return TeacherPool(pool.directory, manifest, splits)
+
+
+def pool_features(pool: TeacherPool, splits: DatasetSplits, loss: CompositeLoss) -> dict[str, dict[str, tuple]]:
+    """{split: {layer: K-tuple of (N_split, ...) arrays, None for teachers not read there}}."""
+    check_teacher_layers(loss, pool, splits)
+    out: dict[str, dict[str, Any]] = {split: {} for split in SPLITS}
+    subpools: dict[tuple, TeacherPool] = {}
+    for layer, indices in loss.feature_layers().items():
+        if len(indices) == len(pool.names):
+            source, positions = pool, list(range(len(pool.names)))
+        else:
+            source = subpools.setdefault(tuple(indices), _subpool(pool, indices, splits))
+            positions = list(indices)
+        arrays = source.features(splits, layer)
+        for split in SPLITS:
+            per_teacher: list = [None] * len(pool.names)
+            for position, k in enumerate(positions):
+                per_teacher[k] = arrays[split][position]
+            out[split][layer] = tuple(per_teacher)
+    return out
+
+
+__all__ = ["check_teacher_layers", "model_feature_shapes", "pool_feature_shapes", "pool_features"]
