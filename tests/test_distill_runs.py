@@ -107,3 +107,28 @@ def test_train_config_validation():
         TrainConfig(learning_rate=-1.0)
     with pytest.raises(Exception, match="unknown optimizer"):
         TrainConfig(optimizer="lbfgs")
+
+
+def test_distill_accepts_a_loss_configuration(data_dir, tiny_pool_dir, tmp_path, capsys):
+    losses = tmp_path / "losses.toml"
+    losses.write_text('[[losses]]\nloss = "ce"\n[[losses]]\nloss = "dkd"\n[[losses]]\nloss = "hint"\n'
+                      'weight = 0.5\nstudent_layer = "hidden_0"\nteacher_layer = "embedding"\n')
+    out = tmp_path / "composite"
+    assert main(["distill", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir), "--strategy", "uniform",
+                 "--seeds", "2", "--epochs", "2", "--losses", str(losses), "--out", str(out)]) == 0
+    plain = tmp_path / "plain"
+    assert main(["distill", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir), "--strategy", "uniform",
+                 "--seeds", "2", "--epochs", "2", "--out", str(plain)]) == 0
+    composite_rows = json.loads((out / "results.json").read_text())["rows"]
+    plain_rows = json.loads((plain / "results.json").read_text())["rows"]
+    assert len(composite_rows[0]["test_accuracy"]) == 2
+    # Same seeds and batches, another objective: the training losses must differ.
+    composite_loss = json.loads((out / "metrics" / "uniform.jsonl").read_text().splitlines()[0])["train_loss"]
+    plain_loss = json.loads((plain / "metrics" / "uniform.jsonl").read_text().splitlines()[0])["train_loss"]
+    assert composite_loss != plain_loss
+    capsys.readouterr()
+    losses.write_text('[[losses]]\nloss = "hint"\nstudent_layer = "hidden_9"\nteacher_layer = "embedding"\n')
+    assert main(["distill", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir), "--epochs", "2",
+                 "--losses", str(losses), "--out", str(tmp_path / "bad")]) == 2
+    assert "has no feature 'hidden_9'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

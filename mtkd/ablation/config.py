@@ -20,6 +20,11 @@ TOML example (see experiments/*.toml):
 
     [rl]                              # options of the rl runner
     policy = "path/to/policy"         # or omitted: a policy is trained first (see `mtkd select train`)
+
+    [[losses]]                        # optional: a composite loss for the fusion strategies
+    loss = "ce"                       # (see mtkd.distill.loss_config); default alpha*CE + (1-alpha)*T^2*KL
+    [[losses]]
+    loss = "dkd"
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any, Mapping
 
 from mtkd.config_files import CONFIG_SUFFIXES, read_config_file
 from mtkd.distill.config import TrainConfig
+from mtkd.distill.loss_config import LossConfig
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
 
@@ -50,6 +56,7 @@ class AblationConfig:
     val_fraction: float = 0.1
     split_seed: int = 0
     student_data_fraction: float = 1.0  # the student sees this fraction of the training split
+    losses: LossConfig | None = None  # a composite loss for the fusion strategies' students
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -71,6 +78,7 @@ class AblationConfig:
                 "strategies": list(self.strategies), "student": self.student.to_dict(),
                 "train": dataclasses.asdict(self.train), "val_fraction": self.val_fraction,
                 "split_seed": self.split_seed, "student_data_fraction": self.student_data_fraction,
+                "losses": self.losses.to_dicts() if self.losses is not None else None,
                 "sections": {k: dict(v) for k, v in self.sections.items()}}
 
 
@@ -101,7 +109,8 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         train=TrainConfig(**train), val_fraction=float(raw.get("val_fraction", 0.1)),
         split_seed=int(raw.get("split_seed", 0)),
         student_data_fraction=float(raw.get("student_data_fraction", 1.0)),
-        sections={k: dict(raw[k]) for k in ("dml", "rl", "byot", "losses") if k in raw})
+        losses=LossConfig.from_dicts(raw["losses"]) if "losses" in raw else None,
+        sections={k: dict(raw[k]) for k in ("dml", "rl", "byot") if k in raw})
 
 
 def load_ablation_config(path: str | Path) -> AblationConfig:

@@ -12,7 +12,7 @@ from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.report import markdown_table, plot_all, write_csv
 from mtkd.ablation.runners import RUNNERS, AblationRun, expand_strategies, runner_for
 from mtkd.data import load_dataset, training_fraction
-from mtkd.distill.experiment import build_strategies, check_pool_matches_splits, teacher_rows
+from mtkd.distill.experiment import bind_pool_loss, build_strategies, check_pool_matches_splits, teacher_rows
 from mtkd.distill.results import format_table, write_results
 from mtkd.runs import claim_output_dir
 from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
@@ -43,6 +43,8 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
     splits = training_fraction(splits, config.student_data_fraction)
     names = expand_strategies(config.strategies, pool.names)
     check_strategies(names, pool)
+    if config.losses is not None:
+        bind_pool_loss(config.losses, pool, splits, config.student)  # layers and shapes, before any training
     out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)
     run = AblationRun(config, splits, pool, out, log)
 

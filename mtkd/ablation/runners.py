@@ -57,7 +57,7 @@ def expand_strategies(names, teacher_names) -> list[str]:
 def run_fusion(run: AblationRun, name: str, options: dict | None = None) -> list:
     strategies = build_strategies([name], run.pool, options)
     rows, _ = run_strategies(run.splits, run.pool, strategies, run.config.student, run.config.train, run.seeds,
-                             metrics_dir=run.metrics_dir, log=run.log)
+                             metrics_dir=run.metrics_dir, log=run.log, losses=run.config.losses)
     return rows
 
 

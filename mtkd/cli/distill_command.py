@@ -7,7 +7,8 @@ import importlib
 
 from mtkd.cli.options import add_data_options, add_student_options, seeds_from, student_spec_from, train_config_from
 from mtkd.data import load_dataset
-from mtkd.distill.experiment import build_strategies, check_pool_matches_splits, run_strategies, teacher_rows
+from mtkd.distill.experiment import (bind_pool_loss, build_strategies, check_pool_matches_splits, read_loss_file,
+                                     run_strategies, teacher_rows)
 from mtkd.distill.results import format_table, write_results
 from mtkd.errors import ConfigError
 from mtkd.runs import claim_output_dir
@@ -26,6 +27,10 @@ def register(subparsers) -> None:
                              "weighted[:w1,w2,...], confidence, random[:p], rl (default: uniform)")
     parser.add_argument("--policy", default=None, help="policy directory for --strategy rl (from `mtkd select train`)")
     parser.add_argument("--greedy", action="store_true", help="with --strategy rl: select greedily instead of sampling")
+    parser.add_argument("--losses", default=None, metavar="FILE",
+                        help="a loss configuration (TOML/YAML with a [[losses]] list of terms: ce, kd, dkd, hint, "
+                             "attention_transfer, rkd_distance, rkd_angle, darkrank) used instead of "
+                             "alpha*CE + (1-alpha)*T^2*KL; teacher terms are weighted by the strategy")
     add_student_options(parser)
     parser.add_argument("--out", required=True, help="output directory (results.json, metrics/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
@@ -48,11 +53,15 @@ def run(args: argparse.Namespace) -> int:
     elif any(name != "none" for name in strategies):
         raise ConfigError("--teachers DIR is needed for every strategy but 'none'")
     built = build_strategies(strategies, pool, {"policy": args.policy, "greedy": args.greedy})
+    losses = read_loss_file(args.losses) if args.losses else None
+    if losses is not None:
+        bind_pool_loss(losses, pool, splits, student)  # layers and shapes checked before anything is written
     signature = {"kind": "distill", "dataset": args.dataset, "teachers": args.teachers, "strategies": strategies,
                  "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
-                 "val_fraction": args.val_fraction, "split_seed": args.split_seed, "policy": args.policy}
+                 "val_fraction": args.val_fraction, "split_seed": args.split_seed, "policy": args.policy,
+                 "losses": losses.to_dicts() if losses is not None else None}
     out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
-    rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics")
+    rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics", losses=losses)
     teachers = teacher_rows(pool)
     write_results(out / "results.json", args.dataset, rows, teachers=teachers, student=student.to_dict(),
                   config=config.__dict__)

@@ -9,9 +9,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import jax.numpy as jnp
 
+from mtkd.config_files import read_config_file
 from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
-from mtkd.distill.fit import FitResult, SplitArrays, fit
+from mtkd.distill.composite_fit import fit_composite
+from mtkd.distill.composition import bind_loss, feature_shapes
+from mtkd.distill.fit import FitResult, SplitArrays, fit, init_students, unstack
+from mtkd.distill.loss_config import LossConfig
+from mtkd.distill.teacher_features import pool_feature_shapes, pool_features
 from mtkd.distill.results import result_row
 from mtkd.errors import ConfigError, MtkdError
 from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy
@@ -49,19 +54,45 @@ def build_strategies(names: Sequence[str], pool: TeacherPool | None,
     return strategies
 
 
+def bind_pool_loss(losses: LossConfig, pool: TeacherPool | None, splits: DatasetSplits, student: ModelSpec):
+    """Checks a loss configuration against the student's and the teachers' layers and shapes
+    (before any training) and returns the teachers' cached training-split features it reads."""
+    graphdef, params = init_students(student, splits.input_shape, splits.num_classes, [0])
+    student_shapes = feature_shapes(graphdef, unstack(params, 0), splits.input_shape)
+    if pool is None:
+        if losses.uses_teachers:
+            raise ConfigError("the loss configuration has teacher terms but no teacher pool was given")
+        return bind_loss(losses, (), student_shapes, [], student.arch), {}
+    composite = bind_loss(losses, pool.names, student_shapes, pool_feature_shapes(pool, splits), student.arch)
+    return composite, pool_features(pool, splits, composite)["train"]
+
+
+def read_loss_file(path: str | Path) -> LossConfig:
+    """A loss configuration from a TOML/YAML file holding a `losses` list of terms."""
+    raw = read_config_file(path, "loss configuration")
+    unknown = sorted(set(raw) - {"losses", "description"})
+    if unknown or "losses" not in raw:
+        raise ConfigError(f"loss configuration {path} must hold a `losses` list ([[losses]] tables)"
+                          + (f"; unknown key(s): {', '.join(unknown)}" if unknown else ""))
+    return LossConfig.from_dicts(raw["losses"])
+
+
 def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: Sequence[FusionStrategy],
                    student: ModelSpec, config: TrainConfig, seeds: Sequence[int],
                    metrics_dir: Path | None = None, log: Callable[[str], None] | None = None,
-                   keep_going: bool = False) -> tuple[list[dict], dict[str, FitResult]]:
+                   keep_going: bool = False, losses: LossConfig | None = None) -> tuple[list[dict], dict[str, FitResult]]:
     """Returns one `results.json` row per strategy (and the fit results by strategy name).
 
     Strategies come from `build_strategies`, called before the output directory is claimed so
-    that a bad name or policy fails before anything is written.
+    that a bad name or policy fails before anything is written. With `losses` (a composite loss
+    configuration, `mtkd.distill.loss_config`) each strategy's weights mix the per-teacher terms
+    of that loss instead of the default `alpha * CE + (1 - alpha) * T^2 * KL` objective.
 
     With `keep_going`, a strategy that fails (e.g. diverges) is reported in its row as
     `error` and the others still run.
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    features = bind_pool_loss(losses, pool, splits, student)[1] if losses is not None else None
     logits = pool.logits(splits) if pool is not None else None
     train_x, train_y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
     val = SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val))
@@ -81,8 +112,13 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
             metrics_dir.mkdir(parents=True, exist_ok=True)
             metrics_path = metrics_dir / f"{strategy.name.replace(':', '_').replace('/', '_')}.jsonl"
         try:
-            result = fit(student, splits.input_shape, splits.num_classes, train, val, strategy, config, seeds,
-                         test=test, on_epoch=progress, metrics_path=metrics_path)
+            if losses is None or not strategy.uses_teachers:  # a student alone is trained on CE either way
+                result = fit(student, splits.input_shape, splits.num_classes, train, val, strategy, config, seeds,
+                             test=test, on_epoch=progress, metrics_path=metrics_path)
+            else:
+                result = fit_composite(student, splits.input_shape, splits.num_classes, train, val, strategy,
+                                       losses, config, seeds, test=test, teacher_features=features,
+                                       teacher_names=pool.names, on_epoch=progress, metrics_path=metrics_path)
         except MtkdError as error:
             if not keep_going:
                 raise
