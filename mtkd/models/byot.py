@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mtkd.errors import ConfigError
-from mtkd.models.layout import as_sequence, sequence_shape
+from mtkd.models.layout import as_sequence, conv_layout
 from mtkd.models.patch_conv import PatchConv
 from mtkd.models.registry import MODELS
 from mtkd.models.resnet import ResidualBlock
@@ -64,11 +64,7 @@ class ByotNet(nnx.Module):
             raise ConfigError(f"byot needs at least 2 stages of positive channels, blocks >= 0 and a positive "
                               f"kernel_size, got channels {channels}, blocks {blocks}, kernel_size {kernel_size}")
         self.input_shape = tuple(input_shape)
-        self.is_image = len(self.input_shape) == 3
-        if self.is_image:
-            kernel, in_channels = (3, 3), self.input_shape[-1]
-        else:
-            kernel, in_channels = (kernel_size,), sequence_shape(self.input_shape)[1]
+        self.is_image, kernel, in_channels = conv_layout(self.input_shape, kernel_size)
         stages, exits = [], []
         for i, out_channels in enumerate(channels):
             layers = [ConvNorm(in_channels, out_channels, kernel, 1 if i == 0 else 2, rngs=rngs)]

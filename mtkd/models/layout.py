@@ -29,3 +29,11 @@ def sequence_shape(input_shape: tuple[int, ...]) -> tuple[int, int]:
 def require_image(input_shape: tuple[int, ...], arch: str) -> None:
     if len(input_shape) != 3:
         raise ConfigError(f"model {arch!r} needs image inputs (H, W, C), the data set gives {input_shape}")
+
+
+def conv_layout(input_shape: tuple[int, ...], kernel_size: int) -> tuple[bool, tuple[int, ...], int]:
+    """(is_image, kernel, in_channels) of a network that convolves images with 3x3 kernels and
+    sequences ((L,) or (L, C) inputs) with `kernel_size` along the length."""
+    if len(input_shape) == 3:
+        return True, (3, 3), input_shape[-1]
+    return False, (kernel_size,), sequence_shape(input_shape)[1]

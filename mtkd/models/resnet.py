@@ -8,7 +8,7 @@ from flax import nnx
 
 from mtkd.errors import ConfigError
 from mtkd.models.patch_conv import PatchConv
-from mtkd.models.layout import as_sequence, sequence_shape
+from mtkd.models.layout import as_sequence, conv_layout
 from mtkd.models.registry import MODELS
 
 
@@ -44,11 +44,7 @@ class ResNet(nnx.Module):
             raise ConfigError(f"resnet needs positive channels and kernel_size and blocks >= 0, "
                               f"got {channels}, {blocks}, {kernel_size}")
         self.input_shape = tuple(input_shape)
-        self.is_image = len(self.input_shape) == 3
-        if self.is_image:
-            kernel, in_channels = (3, 3), self.input_shape[-1]
-        else:
-            kernel, in_channels = (kernel_size,), sequence_shape(self.input_shape)[1]
+        self.is_image, kernel, in_channels = conv_layout(self.input_shape, kernel_size)
         self.stem = PatchConv(in_channels, channels, kernel, rngs=rngs)
         self.blocks = nnx.List([ResidualBlock(channels, kernel, rngs=rngs) for _ in range(blocks)])
         self.head = nnx.Linear(channels, num_classes, rngs=rngs)
