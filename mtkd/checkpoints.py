@@ -48,6 +48,11 @@ def restore_params(path: str | Path, abstract_tree: Any, expected_checksum: str 
     except Exception as error:  # orbax raises many kinds for truncated or corrupt files
         raise CheckpointError(f"checkpoint {path} is corrupt or does not match the model: "
                               f"{type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
+    # Orbax may hand back arrays in their stored shapes whatever the target says: compare them.
+    for (key_path, leaf), want in zip(jax.tree_util.tree_flatten_with_path(tree)[0], jax.tree.leaves(target)):
+        if tuple(np.shape(leaf)) != tuple(want.shape):
+            raise CheckpointError(f"checkpoint {path} does not match the model: {jax.tree_util.keystr(key_path)} has "
+                                  f"shape {tuple(np.shape(leaf))}, the model expects {tuple(want.shape)}")
     if expected_checksum is not None and params_checksum(tree) != expected_checksum:
         raise CheckpointError(f"checkpoint {path} does not match its recorded checksum (corrupt or modified)")
     return tree

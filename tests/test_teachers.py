@@ -140,3 +140,12 @@ def test_pool_spec_errors(tmp_path):
     assert spec.teachers[0].training.epochs == 2
     default = load_pool_spec("default", "mnist1d")
     assert len(default.teachers) >= 4 and len({t.model.arch for t in default.teachers}) >= 3
+
+
+def test_checkpoint_of_another_architecture_is_refused(tiny_pool_dir, mnist1d, tmp_path):
+    pool_dir = _copy_pool(tiny_pool_dir, tmp_path / "pool")
+    manifest = json.loads((pool_dir / "pool.json").read_text())
+    manifest["teachers"][0]["model"]["options"]["widths"] = [16]  # the checkpoint holds a width-32 MLP
+    (pool_dir / "pool.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        load_pool(pool_dir, mnist1d)
