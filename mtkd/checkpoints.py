@@ -18,6 +18,11 @@ import orbax.checkpoint as ocp
 from mtkd.errors import CheckpointError
 
 
+def _leaf_name(key_path) -> str:
+    """A leaf's path as text, the same for list indices and the string keys Orbax stores them as."""
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in key_path)
+
+
 def params_checksum(tree: Any) -> str:
     digest = hashlib.sha256()
     for path, leaf in sorted(jax.tree_util.tree_flatten_with_path(tree)[0], key=lambda item: jax.tree_util.keystr(item[0])):
@@ -43,16 +48,26 @@ def restore_params(path: str | Path, abstract_tree: Any, expected_checksum: str 
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} is missing")
     target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), abstract_tree)
+    checkpointer = ocp.StandardCheckpointer()
     try:
-        tree = ocp.StandardCheckpointer().restore(path, target)
+        # Shapes are compared from the metadata first: a restore into the wrong shapes fails inside
+        # Orbax's background tasks, which then log their errors long after ours is raised.
+        stored = checkpointer.metadata(path).item_metadata.tree
+        stored_shapes = {_leaf_name(k): tuple(v.shape) for k, v in jax.tree_util.tree_flatten_with_path(stored)[0]}
+    except Exception as error:  # orbax raises many kinds for truncated or corrupt files
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: "
+                              f"{type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
+    for key_path, want in jax.tree_util.tree_flatten_with_path(target)[0]:
+        name = _leaf_name(key_path)
+        if stored_shapes.get(name) != tuple(want.shape):
+            found = "nothing" if name not in stored_shapes else f"shape {stored_shapes[name]}"
+            raise CheckpointError(f"checkpoint {path} is corrupt or does not match the model: it holds {found} at {name}, "
+                                  f"the model expects shape {tuple(want.shape)}")
+    try:
+        tree = checkpointer.restore(path, target)
     except Exception as error:  # orbax raises many kinds for truncated or corrupt files
         raise CheckpointError(f"checkpoint {path} is corrupt or does not match the model: "
                               f"{type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
-    # Orbax may hand back arrays in their stored shapes whatever the target says: compare them.
-    for (key_path, leaf), want in zip(jax.tree_util.tree_flatten_with_path(tree)[0], jax.tree.leaves(target)):
-        if tuple(np.shape(leaf)) != tuple(want.shape):
-            raise CheckpointError(f"checkpoint {path} does not match the model: {jax.tree_util.keystr(key_path)} has "
-                                  f"shape {tuple(np.shape(leaf))}, the model expects {tuple(want.shape)}")
     if expected_checksum is not None and params_checksum(tree) != expected_checksum:
         raise CheckpointError(f"checkpoint {path} does not match its recorded checksum (corrupt or modified)")
     return tree
