@@ -34,10 +34,10 @@ import optax
 
 from mtkd.distill.adapters import adapter_size, apply_adapter, init_adapter, shape_text
 from mtkd.distill.loss_config import LossConfig, LossTerm, loss_config_from
-from mtkd.distill.steps import StudentState, apply_model, epoch_batches
+from mtkd.distill.steps import StudentState, apply_model, scan_batches
 from mtkd.distill.terms import TermKind, fused_kd
 from mtkd.errors import ConfigError
-from mtkd.fusion.strategies import FusionStrategy, StrategyInput
+from mtkd.fusion.strategies import FusionStrategy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,22 +244,13 @@ def make_composite_epoch(graphdef, optimizer, strategy: FusionStrategy, loss: Co
     step = make_composite_train_step(graphdef, optimizer, loss)
 
     def epoch(state: StudentState, key, x, y, teacher_logits, teacher_features, progress):
-        order_key, strategy_key = jax.random.split(key)
-        batches = epoch_batches(order_key, x.shape[0], batch_size)
-        step_keys = jax.random.split(strategy_key, batches.shape[0])
-
-        def body(state, inputs):
-            index, step_key = inputs
-            batch_teachers = teacher_logits[:, index]
+        def update(state, index, batch_teachers, weights):
             batch_features = jax.tree.map(lambda f: f[index], teacher_features)
-            student_logits = (apply_model(graphdef, state.params["student"], x[index])[0]
-                              if strategy.needs_student else None)
-            weights = strategy.weights(StrategyInput(step_key, batch_teachers, y[index], student_logits, progress))
             state, (value, terms) = step(state, x[index], y[index], batch_teachers, batch_features, weights, progress)
-            return state, (value, terms, weights.mean(axis=0))
+            return state, {"loss": value, "terms": terms}
 
-        state, (losses, terms, selection) = jax.lax.scan(body, state, (batches, step_keys))
-        return state, {"loss": losses.mean(), "selection": selection.mean(axis=0), "terms": terms.mean(axis=0)}
+        return scan_batches(state, key, x, y, teacher_logits, progress, batch_size, strategy, graphdef,
+                            lambda state: state.params["student"], update)
 
     return epoch
 

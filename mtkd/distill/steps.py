@@ -55,6 +55,33 @@ def epoch_batches(key, num_examples: int, batch_size: int) -> jax.Array:
     return jax.random.permutation(key, num_examples)[: num_batches * batch_size].reshape(num_batches, batch_size)
 
 
+def scan_batches(state, key, x, y, teacher_logits, progress, batch_size: int, strategy, graphdef,
+                 student_params, update):
+    """One epoch's batch loop, shared by every trainer: a fresh permutation cut into batches, the
+    strategy's per-example weights on each, then `update(state, index, batch_teachers, weights) ->
+    (state, metrics dict)`, all in one `lax.scan`.
+
+    `student_params(state)` gives the student's parameters, whose logits are computed for the
+    strategy only when it asks (`needs_student`). Returns the state and the mean over batches
+    of each metric, plus "selection" (K,), the mean weight of each teacher.
+    """
+    order_key, strategy_key = jax.random.split(key)
+    batches = epoch_batches(order_key, x.shape[0], batch_size)
+    step_keys = jax.random.split(strategy_key, batches.shape[0])
+
+    def body(state, inputs):
+        index, step_key = inputs
+        batch_teachers = teacher_logits[:, index]
+        student_logits = (apply_model(graphdef, student_params(state), x[index])[0]
+                          if strategy.needs_student else None)
+        weights = strategy.weights(StrategyInput(step_key, batch_teachers, y[index], student_logits, progress))
+        state, metrics = update(state, index, batch_teachers, weights)
+        return state, {**metrics, "selection": weights.mean(axis=0)}
+
+    state, metrics = jax.lax.scan(body, state, (batches, step_keys))
+    return state, jax.tree.map(lambda m: m.mean(axis=0), metrics)
+
+
 def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, batch_size: int):
     """Returns `epoch(state, key, x, y, teacher_logits (K, N, C), progress) -> (state, metrics)`.
 
@@ -66,21 +93,12 @@ def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, 
     step = make_train_step(graphdef, optimizer, alpha, temperature)
 
     def epoch(state: StudentState, key, x, y, teacher_logits, progress):
-        order_key, strategy_key = jax.random.split(key)
-        batches = epoch_batches(order_key, x.shape[0], batch_size)
-        step_keys = jax.random.split(strategy_key, batches.shape[0])
-
-        def body(state, inputs):
-            index, step_key = inputs
-            batch_teachers = teacher_logits[:, index]
-            student_logits = (apply_model(graphdef, state.params, x[index])[0]
-                              if strategy.needs_student else None)
-            weights = strategy.weights(StrategyInput(step_key, batch_teachers, y[index], student_logits, progress))
+        def update(state, index, batch_teachers, weights):
             state, loss = step(state, x[index], y[index], batch_teachers, weights)
-            return state, (loss, weights.mean(axis=0))
+            return state, {"loss": loss}
 
-        state, (losses, selection) = jax.lax.scan(body, state, (batches, step_keys))
-        return state, {"loss": losses.mean(), "selection": selection.mean(axis=0)}
+        return scan_batches(state, key, x, y, teacher_logits, progress, batch_size, strategy, graphdef,
+                            lambda state: state.params, update)
 
     return epoch
 
