@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from envs.observation import SHARED_FEATURES, TEACHER_FEATURES
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
 
@@ -92,3 +93,45 @@ def mlp_policy(hidden: tuple[int, ...] | list[int] = (32,), initial_probability:
         return h @ params["out"]["w"] + params["out"]["b"]
 
     return Policy("mlp", init, apply)
+
+
+def teacher_rows(rows: jax.Array, num_teachers: int) -> jax.Array:
+    """Observation rows as one row of 9 features per teacher, (..., K, 9): a batch-level row
+    (..., 5 K + 4) gives teacher k's five features followed by the four shared ones; a
+    per-example row (..., 9 K) is already in that order (for K = 1 the two layouts coincide)."""
+    per_teacher = len(TEACHER_FEATURES) + len(SHARED_FEATURES)
+    if rows.shape[-1] == per_teacher * num_teachers:
+        return rows.reshape(rows.shape[:-1] + (num_teachers, per_teacher))
+    split = len(TEACHER_FEATURES) * num_teachers
+    teacher = rows[..., :split].reshape(rows.shape[:-1] + (num_teachers, len(TEACHER_FEATURES)))
+    shared = jnp.broadcast_to(rows[..., None, split:], teacher.shape[:-1] + (len(SHARED_FEATURES),))
+    return jnp.concatenate([teacher, shared], axis=-1)
+
+
+@POLICIES.register("teacher_logistic")
+def teacher_logistic_policy(initial_probability: float = 0.5, clip: float = 3.0) -> Policy:
+    """`sigmoid(b_k + mean_f(w_kf z_kf))` per teacher k, where z_k are teacher k's own nine features
+    (its five and the four shared ones), standardised by running statistics kept in the
+    parameters (`mean`, `scale`; not trained: gradients stop there) and clipped to +-clip.
+
+    Standardising makes the bias b_k the selection at an average state and w_k its dependence on
+    the state, so a w that drifts on noise does not shift the mean selection; it is the default
+    policy of the joint selector (`agents.joint`)."""
+    bias = _logit(initial_probability)
+    if not clip > 0:
+        raise ConfigError(f"teacher_logistic clip must be > 0, got {clip}")
+    features = len(TEACHER_FEATURES) + len(SHARED_FEATURES)
+
+    def init(key, observation_size: int, num_teachers: int):
+        del key, observation_size
+        return {"w": jnp.zeros((num_teachers, features)), "b": jnp.full((num_teachers,), bias),
+                "mean": jnp.zeros((num_teachers, features)), "scale": jnp.ones((num_teachers, features))}
+
+    def apply(params, rows):
+        x = teacher_rows(rows, params["b"].shape[0])
+        z = (x - jax.lax.stop_gradient(params["mean"])) / jax.lax.stop_gradient(params["scale"])
+        # The state term is a mean over the features, so that one optimizer step on w moves a
+        # logit no further than one on b: the bias sets the selection, the state adjusts it.
+        return jnp.mean(jnp.clip(z, -clip, clip) * params["w"], axis=-1) + params["b"]
+
+    return Policy("teacher_logistic", init, apply)

@@ -153,3 +153,71 @@ def train_policy_for_ablation(splits, pool, out: Path, section: dict[str, Any], 
                                           warmup_epochs=int(section.get("warmup_epochs", 0)), warmup_config=train,
                                           log=log)
     return policy_dir
+
+
+def save_joint_policy(out: Path, policy_params, config, pool, temperature: float, extra: dict[str, Any]) -> Path:
+    """The first seed's final policy as `out/policy/` (Orbax + policy.json), written to a staging
+    folder and renamed into place; `mtkd distill --strategy rl --policy out/policy` applies it."""
+    import shutil
+
+    from agents.checkpoint import PolicyMeta, save_policy
+    from envs.observation import observation_size
+
+    meta = PolicyMeta(config.policy, config.policy_options, len(pool.names),
+                      observation_size(len(pool.names), config.per_example), config.per_example, temperature,
+                      list(pool.names), config.apply)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    policy_dir, staging = out / "policy", out / "policy.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_policy(staging, jax.tree.map(lambda leaf: np.asarray(leaf)[0], policy_params), meta,
+                extra={"selector": config.to_dict(), **extra})
+    shutil.rmtree(policy_dir, ignore_errors=True)  # only a rerun of this same run gets here
+    staging.rename(policy_dir)
+    return policy_dir
+
+
+def epoch_progress(name: str, epochs: int, log: Callable[[str], None]) -> Callable[[dict], None]:
+    """A progress line about every fifth of the run: the mean validation accuracy and selection."""
+    def progress(record):
+        if record["epoch"] % max(1, epochs // 5) == 0 or record["epoch"] == epochs:
+            selection = np.mean(np.asarray(record["selection"]), axis=0)
+            log(f"  {name}: epoch {record['epoch']}/{epochs}, mean val accuracy "
+                f"{np.mean(record['val_accuracy']):.3f}, selection {' '.join(f'{s:.2f}' for s in selection)}")
+    return progress
+
+
+def run_joint_selector(splits, pool, out: Path, name: str, config, student: ModelSpec, train: TrainConfig,
+                       seeds: Sequence[int], metrics_path: Path | None, log: Callable[[str], None] = stderr_line):
+    """The joint selector (`agents.joint`) over `seeds`: its `results.json` row, with the policy
+    of the first seed in `out/policy/` and every credit round in `out/selector.jsonl`."""
+    from agents.joint import train_jointly, write_rounds
+    from mtkd.distill.results import result_row
+
+    log(f"  {name}: {len(seeds)} students, each trained beside its own selector ({config.apply} selection, "
+        f"credit every {config.rounds_every(len(pool.names))} epochs, reward {config.reward}, teachers {', '.join(pool.names)})")
+    result = train_jointly(pool.logits(splits), splits, pool.val_accuracy, student, train, config, seeds,
+                           metrics_path=metrics_path, on_epoch=epoch_progress(name, train.epochs, log))
+    policy_dir = save_joint_policy(out, result.policy_params, config, pool, train.temperature,
+                                   {"student": student.to_dict(), "seed": int(seeds[0])})
+    write_rounds(Path(out) / "selector.jsonl", result.rounds, pool.names)
+    selection = np.mean([np.asarray(r["selection"]) for r in result.history], axis=0)  # (S, K)
+    return result_row(name, result.seeds, result.val_accuracy, result.test_accuracy, best_epoch=result.best_epoch,
+                      seconds=result.seconds, policy=str(policy_dir), selector=config.to_dict(),
+                      mean_selection={n: [round(float(v), 4) for v in selection[:, k]]
+                                      for k, n in enumerate(pool.names)})
+
+
+JOINT_ARGUMENTS = {None: {}, "per_example": {"per_example": True}}
+
+
+def joint_config(section: dict[str, Any], name: str = "rl"):
+    """The joint selector's `SelectorConfig` from an ablation's `[rl]` options; `rl:per_example`
+    turns on per-example selection. ConfigError names an unknown option or argument."""
+    from agents.selector_config import SelectorConfig
+    from mtkd.errors import ConfigError
+
+    argument = name.partition(":")[2] or None
+    if argument not in JOINT_ARGUMENTS:
+        raise ConfigError(f"strategy {name!r}: the trained selector takes 'rl' or 'rl:per_example'")
+    return SelectorConfig.from_dict({**section, **JOINT_ARGUMENTS[argument]}, "[rl]")

@@ -12,7 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-from envs.core import EnvState, reset, step
+from envs.core import EnvState, observe, reset, step
 from envs.params import EnvParams
 
 # vmap axes of a batched EnvState: everything per environment except the shared clock.
@@ -38,7 +38,8 @@ class Trajectory(NamedTuple):
 Selector = Callable[[jax.Array, jax.Array], jax.Array]  # (key, obs) -> action
 
 
-def _scan_episode(key, obs, state, params: EnvParams, select: Selector, step_fn, num_envs: int | None):
+def _scan_episode(key, obs, state, params: EnvParams, select: Selector, step_fn, num_envs: int | None,
+                  num_decisions: int | None = None):
     def body(carry, step_key):
         obs, state = carry
         select_key, env_key = jax.random.split(step_key)
@@ -47,7 +48,7 @@ def _scan_episode(key, obs, state, params: EnvParams, select: Selector, step_fn,
         next_obs, state, reward, done, info = step_fn(env_keys, state, action, params)
         return (next_obs, state), Trajectory(obs, action, reward, done, info)
 
-    keys = jax.random.split(key, params.num_decisions)
+    keys = jax.random.split(key, num_decisions or params.num_decisions)
     (_, state), trajectory = jax.lax.scan(body, (obs, state), keys)
     return state, trajectory
 
@@ -57,6 +58,14 @@ def rollout(reset_key, key, params: EnvParams, select: Selector):
     (final state, Trajectory)."""
     obs, state = reset(reset_key, params)
     return _scan_episode(key, obs, state, params, select, step, None)
+
+
+def run_decisions(key, state, params: EnvParams, select: Selector, num_decisions: int):
+    """`num_decisions` decisions of one environment from `state` (not necessarily a fresh one)
+    under `select`, as one `lax.scan`: (state after them, Trajectory). Two calls from the same
+    state and key see the same batches and the same per-decision keys (common random numbers),
+    so they differ only where their selections differ."""
+    return _scan_episode(key, observe(state, params), state, params, select, step, None, num_decisions)
 
 
 def rollout_batch(reset_keys, key, params: EnvParams, select: Selector):

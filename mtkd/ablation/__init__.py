@@ -5,3 +5,4 @@ from mtkd.ablation.run import run_ablation
 from mtkd.ablation.runners import RUNNERS
 
 __all__ = ["AblationConfig", "ablation_config_from_dict", "load_ablation_config", "run_ablation", "RUNNERS"]
+from mtkd.ablation import best_subset  # noqa: E402,F401  (registers the best_subset runner)

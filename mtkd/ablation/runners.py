@@ -63,16 +63,27 @@ def run_fusion(run: AblationRun, name: str, options: dict | None = None) -> list
 
 @RUNNERS.register("rl")
 def run_rl(run: AblationRun, name: str) -> list:
-    """The learned selector: a saved policy (`[rl] policy = DIR`), or one trained here first."""
+    """The learned selector. `[rl] policy = DIR` applies a saved policy (`rl:MODE` as in `mtkd
+    distill`); otherwise each seed's student is trained beside its own selector (`agents.joint`,
+    options from `[rl]`; `rl:per_example` selects per example), and `procedure = "episodic"`
+    trains a policy on short episodes first (the earlier procedure, its options in `[rl]`)."""
     importlib.import_module("agents")  # registers the `rl` fusion strategy
+    procedure = importlib.import_module("agents.procedure")
     section = run.config.section("rl")
     policy = section.pop("policy", None)
     greedy = bool(section.pop("greedy", False))
-    if policy is None:
-        procedure = importlib.import_module("agents.procedure")
+    kind = section.pop("procedure", "joint")
+    if policy is None and kind == "episodic":
         policy = procedure.train_policy_for_ablation(run.splits, run.pool, run.out / "selector", section,
                                                      student=run.config.student, train=run.config.train,
                                                      log=run.log)
+    elif policy is None:
+        config = procedure.joint_config(section, name)
+        run.metrics_dir.mkdir(parents=True, exist_ok=True)
+        metrics = run.metrics_dir / f"{name.replace(':', '_')}.jsonl"
+        return [procedure.run_joint_selector(run.splits, run.pool, run.out / "selector" / name.replace(":", "_"),
+                                             name, config, run.config.student, run.config.train, run.seeds,
+                                             metrics, run.log)]
     elif section:
         raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
     return run_fusion(run, name, {"policy": str(policy), "greedy": greedy})

@@ -76,7 +76,11 @@ def fit(
     test: SplitArrays | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     metrics_path: str | Path | None = None,
+    teacher_masks: Any = None,
 ) -> FitResult:
+    """Trains one student per entry of `seeds` (vmapped), keeps each one's best validation epoch
+    and evaluates it on `test` once. `teacher_masks` (len(seeds), K) of 0/1, if given, restricts
+    run i to the teachers of row i (a seed may then appear once per subset)."""
     seeds = [int(s) for s in seeds]
     graphdef, params = init_students(spec, input_shape, num_classes, seeds)
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
@@ -84,7 +88,12 @@ def fit(
     batch_size = min(config.batch_size, int(train.x.shape[0]))
 
     epoch_fn = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, batch_size)
-    run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None)), donate_argnums=(0,))
+    if teacher_masks is None:
+        run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None)), donate_argnums=(0,))
+    else:
+        masks = jnp.asarray(teacher_masks, jnp.float32)
+        masked_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None, 0)), donate_argnums=(0,))
+        run_epoch = lambda state, keys, *arrays: masked_epoch(state, keys, *arrays, masks)  # noqa: E731
     run_eval = jax.jit(jax.vmap(lambda p, x, y: evaluate(graphdef, p, x, y, config.eval_batch_size),
                                 in_axes=(0, None, None)))
 

@@ -6,6 +6,7 @@ so that they compose with `jax.jit`, `jax.lax.scan` and `jax.vmap` (one student 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -82,23 +83,32 @@ def scan_batches(state, key, x, y, teacher_logits, progress, batch_size: int, st
     return state, jax.tree.map(lambda m: m.mean(axis=0), metrics)
 
 
+def masked_strategy(strategy, teacher_mask):
+    """`strategy` with its weights multiplied by a (K,) 0/1 `teacher_mask` (None: unchanged), so
+    runs over different teacher subsets are one vmapped batch (the mask may be traced)."""
+    if teacher_mask is None:
+        return strategy
+    return dataclasses.replace(strategy, weights=lambda batch: strategy.weights(batch) * teacher_mask[None, :])
+
+
 def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, batch_size: int):
     """Returns `epoch(state, key, x, y, teacher_logits (K, N, C), progress) -> (state, metrics)`.
 
     `strategy.weights(StrategyInput)` gives the per-example teacher weights of each batch
     (the student's logits are computed for it only when it asks); `progress` is the fraction
-    of training done at the start of the epoch. Metrics hold the mean training loss and the
-    mean weight of each teacher.
+    of training done at the start of the epoch; `teacher_mask` (K,), if given, multiplies the
+    strategy's weights (`masked_strategy`). Metrics hold the mean training loss and the mean
+    weight of each teacher.
     """
     step = make_train_step(graphdef, optimizer, alpha, temperature)
 
-    def epoch(state: StudentState, key, x, y, teacher_logits, progress):
+    def epoch(state: StudentState, key, x, y, teacher_logits, progress, teacher_mask=None):
         def update(state, index, batch_teachers, weights):
             state, loss = step(state, x[index], y[index], batch_teachers, weights)
             return state, {"loss": loss}
 
-        return scan_batches(state, key, x, y, teacher_logits, progress, batch_size, strategy, graphdef,
-                            lambda state: state.params, update)
+        return scan_batches(state, key, x, y, teacher_logits, progress, batch_size,
+                            masked_strategy(strategy, teacher_mask), graphdef, lambda state: state.params, update)
 
     return epoch
 

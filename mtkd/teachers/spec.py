@@ -13,6 +13,7 @@ A spec is a TOML or YAML file, or the name of a preset shipped in `mtkd/teachers
     learning_rate = 1e-2
     data_fraction = 1.0     # train on this fraction of the training split
     label_noise = 0.0       # corrupt this fraction of training labels (a misleading teacher)
+    class_permutation = [1, 0, 2, ...]  # train on permuted labels y -> p[y] (a misleading teacher)
 
     [[teachers]]
     name = "from_pytorch"
@@ -31,7 +32,7 @@ from mtkd.models import ModelSpec
 
 PRESET_DIR = Path(__file__).parent / "presets"
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay",
-                 "data_fraction", "label_noise", "seed")
+                 "data_fraction", "label_noise", "class_permutation", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,9 +44,16 @@ class TeacherTraining:
     weight_decay: float = 0.0
     data_fraction: float = 1.0
     label_noise: float = 0.0
+    class_permutation: tuple[int, ...] | None = None  # train on labels y -> class_permutation[y]
     seed: int = 0
 
     def __post_init__(self):
+        if self.class_permutation is not None:
+            permutation = tuple(self.class_permutation)
+            if sorted(permutation) != list(range(len(permutation))) or not all(
+                    isinstance(c, int) and not isinstance(c, bool) for c in permutation):
+                raise ConfigError(f"class_permutation must list every class 0..C-1 once, got {list(permutation)}")
+            object.__setattr__(self, "class_permutation", permutation)
         if not 0.0 < self.data_fraction <= 1.0:
             raise ConfigError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
         if not 0.0 <= self.label_noise < 1.0:
@@ -78,7 +86,12 @@ class TeacherSpec:
         data: dict[str, Any] = {"name": self.name}
         if self.model is not None:
             data["model"] = self.model.to_dict()
-            data["training"] = dataclasses.asdict(self.training)
+            training = dataclasses.asdict(self.training)
+            if training["class_permutation"] is None:  # absent, so pools saved before it stay reusable
+                del training["class_permutation"]
+            else:
+                training["class_permutation"] = list(training["class_permutation"])
+            data["training"] = training
         else:
             data["external"] = self.external
         return data

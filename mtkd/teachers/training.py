@@ -43,12 +43,19 @@ def teacher_training_data(splits: DatasetSplits, training: TeacherTraining) -> t
         x, y = x[keep], y[keep]
     if training.label_noise > 0:
         y = corrupt_labels(y, training.label_noise, splits.num_classes, training.seed)
+    if training.class_permutation is not None:
+        y = np.asarray(training.class_permutation, dtype=y.dtype)[y]
     return x, y
 
 
 def check_pool_spec(spec: PoolSpec, splits: DatasetSplits) -> None:
-    """Fails before any training: models that cannot read the data, bad external files."""
+    """Fails before any training: models that cannot read the data, bad external files,
+    class permutations of another class count."""
     for teacher in spec.teachers:
+        permutation = teacher.training.class_permutation
+        if permutation is not None and len(permutation) != splits.num_classes:
+            raise ConfigError(f"teacher {teacher.name!r}: class_permutation lists {len(permutation)} classes; "
+                              f"{splits.name} has {splits.num_classes}")
         if teacher.model is not None:
             nnx.eval_shape(lambda: build_model(teacher.model, splits.input_shape, splits.num_classes, nnx.Rngs(0)))
         else:

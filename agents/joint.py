@@ -1,0 +1,234 @@
+"""The joint selector: the final student is trained alongside its selector, in one run.
+
+Every epoch the student takes one epoch of decisions in the selection environment
+(`envs.run_decisions`), each batch's weights chosen by the policy (greedy by default). Every
+`credit_every` epochs, a credit round (`agents.credit`) branches from the epoch's starting state:
+one branch per teacher with that teacher's selection flipped for the epoch, on the same batches.
+The return differences (validation-accuracy gain by default) give each teacher's counterfactual
+credit at this point of training, and the policy takes one gradient step on them. So the policy is
+trained on exactly the states the final student goes through (`progress` is the fraction of this
+run in training and in use), credit is per teacher, and the student that is reported is the one
+trained beside the agent. Seeds are vmapped: student seed i has its own selector (seed
+`agent_seed + i`), so the spread over seeds includes the selector's own variance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from agents.bernoulli import ACTION_MODES
+from agents.credit import (counterfactual_gains, flip_teacher, policy_gradient_loss, running_scale,
+                           update_statistics)
+from agents.policies import make_policy, policy_rows, teacher_rows
+from agents.selector_config import INITS, SelectorConfig
+from envs.config import EnvConfig
+from envs.core import EnvState
+from envs.observation import observation_size
+from envs.params import EnvParams, make_env_params, student_graphdef
+from envs.rollout import STATE_AXES, reset_batch, run_decisions
+from mtkd.distill.config import TrainConfig
+from mtkd.distill.optimizers import make_optimizer
+from mtkd.distill.seed_loop import run_epochs
+from mtkd.distill.steps import evaluate
+from mtkd.models import ModelSpec
+
+
+class AgentState(NamedTuple):
+    """The selector of one seed: policy parameters, optimizer state, credit rounds done, and the
+    running root-mean-square of the gains (the unit the gains are measured in)."""
+
+    params: Any
+    opt_state: Any
+    rounds: jax.Array
+    gain_scale: jax.Array
+
+
+class JointState(NamedTuple):
+    env: EnvState
+    agent: AgentState
+
+
+JOINT_AXES = JointState(env=STATE_AXES, agent=0)  # the environment's clock is shared by all seeds
+
+
+@dataclasses.dataclass
+class JointResult:
+    """Per seed: chosen epoch (1-based), its validation accuracy, the test accuracy of its
+    parameters; `history` per epoch (as `run_epochs`); `rounds`: one record per credit round;
+    `policy_params`: the final policies, stacked over seeds."""
+
+    seeds: list[int]
+    best_epoch: list[int]
+    val_accuracy: list[float]
+    test_accuracy: list[float] | None
+    history: list[dict]
+    rounds: list[dict]
+    policy_params: Any
+    seconds: float
+
+
+def selector_env_config(student: ModelSpec, train: TrainConfig, config: SelectorConfig,
+                        decisions_per_epoch: int) -> EnvConfig:
+    """The environment of a whole training run: `train.epochs` epochs, validated once per epoch."""
+    return EnvConfig(student=student, epochs=train.epochs, batch_size=train.batch_size, reward=config.reward,
+                     eval_every=decisions_per_epoch, per_example=config.per_example, alpha=train.alpha,
+                     temperature=train.temperature, optimizer=train.optimizer, learning_rate=train.learning_rate,
+                     weight_decay=train.weight_decay)
+
+
+def initial_logits(config: SelectorConfig, teacher_val_accuracy: Sequence[float]) -> np.ndarray:
+    probabilities = np.asarray(INITS.get(config.init)(teacher_val_accuracy), np.float64)
+    return np.log(probabilities / (1.0 - probabilities)).astype(np.float32)
+
+
+def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool):
+    """`epoch(state: JointState, key) -> (state, metrics)` for one seed (vmap it over seeds with
+    `JOINT_AXES`). With `credit`, the epoch ends with a credit round and a policy update."""
+    policy = make_policy(config.policy, config.policy_options)
+    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    mode = ACTION_MODES.get(config.apply)
+    per_example = env_params.config.per_example
+    num_teachers = env_params.num_teachers
+    decisions = env_params.decisions_per_epoch
+
+    def selector(params, flipped=None):
+        def select(key, obs):
+            weights = mode(key, policy.apply(params, policy_rows(obs, per_example)))
+            return weights if flipped is None else flip_teacher(weights, flipped)
+        return select
+
+    def update(agent: AgentState, obs, weights, gains) -> AgentState:
+        rows = policy_rows(obs, per_example)
+        params = agent.params
+        if "mean" in params:  # a policy with running feature statistics (teacher_logistic)
+            mean, scale = update_statistics(params["mean"], params["scale"], teacher_rows(rows, num_teachers),
+                                            agent.rounds, config.norm_decay)
+            params = {**params, "mean": mean, "scale": scale}
+        gain_scale = running_scale(agent.gain_scale, gains, agent.rounds, config.norm_decay)
+        grads = jax.grad(lambda p: policy_gradient_loss(policy.apply(p, rows), weights, gains / gain_scale))(params)
+        updates, opt_state = optimizer.update(grads, agent.opt_state, params)
+        return AgentState(optax.apply_updates(params, updates), opt_state, agent.rounds + 1, gain_scale)
+
+    def epoch(state: JointState, key):
+        start, agent = state.env, state.agent
+        after, trajectory = run_decisions(key, start, env_params, selector(agent.params), decisions)
+        probability = jax.nn.sigmoid(policy.apply(agent.params, policy_rows(trajectory.obs, per_example)))
+        metrics = {"loss": trajectory.info["train_loss"].mean(),
+                   "selection": trajectory.info["selection"].mean(axis=0),
+                   "probability": probability.mean(axis=tuple(range(probability.ndim - 1)))}
+        if credit:
+            def branch_return(teacher):
+                _, branch = run_decisions(key, start, env_params, selector(agent.params, teacher), decisions)
+                return branch.reward.sum()
+
+            gains = counterfactual_gains(trajectory.reward.sum(), jax.vmap(branch_return)(jnp.arange(num_teachers)))
+            agent = update(agent, trajectory.obs, trajectory.action, gains)
+            metrics["credit"] = gains
+        return JointState(after, agent), metrics
+
+    return epoch
+
+
+def init_joint_state(env_params: EnvParams, config: SelectorConfig, seeds: Sequence[int],
+                     teacher_val_accuracy: Sequence[float]) -> JointState:
+    """Fresh students (one per seed, drawn from the seed) and their selectors, stacked over seeds."""
+    policy = make_policy(config.policy, config.policy_options)
+    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    bias = jnp.asarray(initial_logits(config, teacher_val_accuracy))
+    size = observation_size(env_params.num_teachers, config.per_example)
+
+    def agent_for(seed):
+        params = policy.init(jax.random.key(config.agent_seed + seed), size, env_params.num_teachers)
+        params = {**params, "b": bias} if "b" in params else params
+        return AgentState(params, optimizer.init(params), jnp.int32(0), jnp.float32(1.0))
+
+    agents = [agent_for(int(s)) for s in seeds]
+    agent = jax.tree.map(lambda *leaves: jnp.stack(leaves), *agents)
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(int(s)), 2) for s in seeds])
+    _, env_state = reset_batch(keys, env_params)
+    return JointState(env_state, agent)
+
+
+def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], student: ModelSpec,
+                  train: TrainConfig, config: SelectorConfig, seeds: Sequence[int],
+                  metrics_path: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None,
+                  test: bool = True) -> JointResult:
+    """Trains one student per seed beside its selector for `train.epochs` epochs; the epoch of
+    each seed is chosen on validation and its test accuracy computed once at the end.
+    `logits`: the pool's cached logits {"train", "val"} (K, N, C)."""
+    started = time.perf_counter()
+    seeds = [int(s) for s in seeds]
+    decisions = (splits.x_train.shape[0] // train.batch_size)
+    env_config = selector_env_config(student, train, config, max(1, decisions))
+    env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
+                                 splits.y_val, env_config)
+    state = init_joint_state(env_params, config, seeds, teacher_val_accuracy)
+
+    def compiled(credit: bool):
+        epoch = jax.vmap(make_joint_epoch(env_params, config, credit), in_axes=(JOINT_AXES, 0),
+                         out_axes=(JOINT_AXES, 0))
+        return jax.jit(epoch)
+
+    every = config.rounds_every(env_params.num_teachers)
+    plain_epoch, credit_epoch = compiled(False), compiled(True) if every else None
+    rounds: list[dict] = []
+    epoch_number = [0]
+
+    def run_epoch(state, keys, progress):
+        epoch_number[0] += 1
+        epoch = epoch_number[0]
+        # A round at the first epoch and every `credit_every` after it, never at the last (it would
+        # train a policy that nothing uses).
+        is_round = bool(every) and (epoch - 1) % every == 0 and epoch < train.epochs
+        state, metrics = (credit_epoch if is_round else plain_epoch)(state, keys)
+        if is_round:
+            metrics = dict(metrics)
+            gains = np.asarray(metrics.pop("credit"))
+            rounds.append({"epoch": epoch, "credit": gains.round(6).tolist(),
+                           "probability": np.asarray(metrics["probability"]).round(6).tolist()})
+        return state, metrics
+
+    graphdef = student_graphdef(env_params)
+    run_eval = jax.jit(jax.vmap(lambda p, x, y: evaluate(graphdef, p, x, y, train.eval_batch_size),
+                                in_axes=(0, None, None)))
+    x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
+
+    def validate(params):
+        accuracy, loss = run_eval(params, x_val, y_val)
+        return {"val_accuracy": accuracy, "val_loss": loss}
+
+    holder = {}
+
+    def params_of(state):
+        holder["state"] = state
+        return state.env.student.params
+
+    loop = run_epochs(state, run_epoch, validate, params_of, train.epochs, seeds, on_epoch, metrics_path)
+    test_accuracy = None
+    if test:
+        test_accuracy = np.asarray(run_eval(loop.best_params, jnp.asarray(splits.x_test),
+                                            jnp.asarray(splits.y_test))[0]).tolist()
+    final_state = holder["state"]
+    return JointResult(seeds, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history, rounds,
+                       final_state.agent.params, round(time.perf_counter() - started, 2))
+
+
+def write_rounds(path: str | Path, rounds: list[dict], teacher_names: Sequence[str]) -> None:
+    """`selector.jsonl`: one line per credit round: its epoch, each seed's counterfactual gain per
+    teacher and each seed's mean selection probability per teacher during that epoch."""
+    lines = [json.dumps({"epoch": r["epoch"], "teachers": list(teacher_names), "credit": r["credit"],
+                         "probability": r["probability"]}) for r in rounds]
+    Path(path).write_text("".join(line + "\n" for line in lines))
+
+
+__all__ = ["AgentState", "JointResult", "JointState", "init_joint_state", "make_joint_epoch", "train_jointly",
+           "write_rounds", "selector_env_config", "initial_logits"]
