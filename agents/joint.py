@@ -31,14 +31,16 @@ from agents.credit import (counterfactual_gains, flip_teacher, policy_gradient_l
 from agents.policies import make_policy, policy_rows, teacher_rows
 from agents.selector_config import INITS, SelectorConfig
 from envs.config import EnvConfig
-from envs.core import EnvState
+from envs.core import EnvState, decision_batches, validation_metrics
 from envs.observation import observation_size
+from envs.rewards import REWARDS
 from envs.params import EnvParams, make_env_params, student_graphdef
 from envs.rollout import STATE_AXES, reset_batch, run_decisions
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
-from mtkd.distill.steps import evaluate
+from mtkd.distill.fit import init_students
+from mtkd.distill.steps import StudentState, evaluate
 from mtkd.models import ModelSpec
 
 
@@ -93,8 +95,8 @@ def initial_logits(config: SelectorConfig, teacher_val_accuracy: Sequence[float]
 def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool):
     """`epoch(state: JointState, key) -> (state, metrics)` for one seed (vmap it over seeds with
     `JOINT_AXES`). With `credit`, the epoch ends with a credit round and a policy update."""
-    policy = make_policy(config.policy, config.policy_options)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    policy = make_policy(config.policy_arch, config.policy_options)
+    optimizer = make_optimizer(config.policy_optimizer, config.policy_learning_rate)
     mode = ACTION_MODES.get(config.apply)
     per_example = env_params.config.per_example
     num_teachers = env_params.num_teachers
@@ -119,7 +121,10 @@ def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool
         return AgentState(optax.apply_updates(params, updates), opt_state, agent.rounds + 1, gain_scale)
 
     def epoch(state: JointState, key):
-        start, agent = state.env, state.agent
+        # This epoch's batch order is drawn from `key` exactly as `fit` draws it (`scan_batches`),
+        # so seed s sees the same batches as under every other strategy: rows differ by selection.
+        order_key, _ = jax.random.split(key)
+        start, agent = state.env.replace(batches=decision_batches(order_key, env_params)), state.agent
         after, trajectory = run_decisions(key, start, env_params, selector(agent.params), decisions)
         probability = jax.nn.sigmoid(policy.apply(agent.params, policy_rows(trajectory.obs, per_example)))
         metrics = {"loss": trajectory.info["train_loss"].mean(),
@@ -141,8 +146,8 @@ def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool
 def init_joint_state(env_params: EnvParams, config: SelectorConfig, seeds: Sequence[int],
                      teacher_val_accuracy: Sequence[float]) -> JointState:
     """Fresh students (one per seed, drawn from the seed) and their selectors, stacked over seeds."""
-    policy = make_policy(config.policy, config.policy_options)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    policy = make_policy(config.policy_arch, config.policy_options)
+    optimizer = make_optimizer(config.policy_optimizer, config.policy_learning_rate)
     bias = jnp.asarray(initial_logits(config, teacher_val_accuracy))
     size = observation_size(env_params.num_teachers, config.per_example)
 
@@ -155,6 +160,16 @@ def init_joint_state(env_params: EnvParams, config: SelectorConfig, seeds: Seque
     agent = jax.tree.map(lambda *leaves: jnp.stack(leaves), *agents)
     keys = jnp.stack([jax.random.fold_in(jax.random.key(int(s)), 2) for s in seeds])
     _, env_state = reset_batch(keys, env_params)
+    # The same initial student as `fit` draws for each seed (paired comparisons across rows).
+    _, students = init_students(env_params.config.student_spec, env_params.input_shape, env_params.num_classes,
+                                [int(s) for s in seeds])
+    optimizer_state = jax.vmap(make_optimizer(env_params.config.optimizer, env_params.config.learning_rate,
+                                              env_params.config.weight_decay).init)(students)
+    val_loss, val_accuracy = jax.vmap(lambda p: validation_metrics(p, env_params))(students)
+    if not REWARDS.get(env_params.config.reward).needs_validation:
+        val_loss, val_accuracy = env_state.val_loss, env_state.val_accuracy
+    env_state = env_state.replace(student=StudentState(students, optimizer_state), val_loss=val_loss,
+                                  val_accuracy=val_accuracy)
     return JointState(env_state, agent)
 
 

@@ -163,7 +163,7 @@ def save_joint_policy(out: Path, policy_params, config, pool, temperature: float
     from agents.checkpoint import PolicyMeta, save_policy
     from envs.observation import observation_size
 
-    meta = PolicyMeta(config.policy, config.policy_options, len(pool.names),
+    meta = PolicyMeta(config.policy_arch, config.policy_options, len(pool.names),
                       observation_size(len(pool.names), config.per_example), config.per_example, temperature,
                       list(pool.names), config.apply)
     out = Path(out)

@@ -21,7 +21,7 @@ INITS.add("all", lambda accuracies: [0.9] * len(accuracies))
 
 @dataclasses.dataclass(frozen=True)
 class SelectorConfig:
-    """policy / policy_options: a name in `agents.POLICIES` (default `teacher_logistic`) and its
+    """policy_arch / policy_options: a name in `agents.POLICIES` (default `teacher_logistic`) and its
     options. reward: a name in `envs.REWARDS`, summed over one epoch of decisions (default
     `val_acc_gain`: the validation accuracy after the epoch). apply: how the policy's logits become
     the weights the student trains with (`agents.ACTION_MODES`: greedy, expected, sample).
@@ -29,21 +29,21 @@ class SelectorConfig:
     [0.05, 0.95]; `all`: 0.9 for every teacher). credit_every: epochs between counterfactual credit
     rounds; each round costs K branch epochs, so the default (None) is K, about one extra epoch
     per epoch whatever the pool's size; 0 never learns (the initial policy applied as it is).
-    learning_rate / optimizer: the policy's optax optimizer (`plain_sgd`, no
+    policy_learning_rate / policy_optimizer: the policy's optax optimizer (`plain_sgd`, no
     momentum, by default: the gains are divided by their running size, so a step is proportional to the
     evidence, where Adam would take full steps on noise). per_example: one selection per
     example instead of per batch. norm_decay: how fast the policy's feature statistics follow
     the student (weight of the old statistics per credit round). agent_seed: selector seed i
     trains beside student seed i with key `agent_seed + i`."""
 
-    policy: str = "teacher_logistic"
+    policy_arch: str = "teacher_logistic"
     policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     reward: str = "val_acc_gain"
     apply: str = "greedy"
     init: str = "val_accuracy"
     credit_every: int | None = None
-    learning_rate: float = 0.3
-    optimizer: str = "plain_sgd"
+    policy_learning_rate: float = 0.15
+    policy_optimizer: str = "plain_sgd"
     per_example: bool = False
     norm_decay: float = 0.9
     agent_seed: int = 0
@@ -55,23 +55,23 @@ class SelectorConfig:
         from mtkd.distill.optimizers import OPTIMIZERS
 
         object.__setattr__(self, "policy_options", dict(self.policy_options))
-        make_policy(self.policy, self.policy_options)
+        make_policy(self.policy_arch, self.policy_options)
         reward = REWARDS.get(self.reward)
         if reward.terminal_only:
             raise ConfigError(f"reward {self.reward!r} is paid only at an episode's end; the joint selector "
                               f"needs a reward per epoch (val_acc_gain, val_loss_gain or neg_train_loss)")
         ACTION_MODES.get(self.apply)
         INITS.get(self.init)
-        OPTIMIZERS.get(self.optimizer)
+        OPTIMIZERS.get(self.policy_optimizer)
         for name in ("credit_every", "agent_seed"):
             value = getattr(self, name)
             if value is None and name == "credit_every":
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
-                and self.learning_rate > 0):
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        rate = self.policy_learning_rate
+        if isinstance(rate, bool) or not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+            raise ConfigError(f"policy_learning_rate must be > 0, got {rate!r}")
         if not 0.0 <= self.norm_decay < 1.0:
             raise ConfigError(f"norm_decay must be in [0, 1), got {self.norm_decay}")
         if not isinstance(self.per_example, bool):

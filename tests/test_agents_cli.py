@@ -7,7 +7,7 @@ import pytest
 import agents
 from mtkd.cli.main import main
 
-TINY_RUN = ["--episodes", "2", "--num-envs", "2", "--episode-epochs", "1", "--epochs", "1", "--seeds", "2",
+TINY_RUN = ["--procedure", "episodic", "--episodes", "2", "--num-envs", "2", "--episode-epochs", "1", "--epochs", "1", "--seeds", "2",
             "--batch-size", "64", "--student-options", '{"widths": [16]}']
 
 
@@ -54,3 +54,37 @@ def test_bad_options_fail_before_anything_is_written(common, tmp_path, capsys):
         assert code == 2, bad
         assert not out.exists(), bad
     assert "unknown reward 'accuracy'" in capsys.readouterr().err
+
+
+JOINT_RUN = ["--epochs", "4", "--seeds", "2", "--batch-size", "64", "--student-options", '{"widths": [16]}',
+             "--credit-every", "1"]
+
+
+def test_joint_select_train_writes_rounds_policy_and_results(common, tmp_path, capsys):
+    out = tmp_path / "joint"
+    assert main(["select", "train", *common, "--out", str(out), *JOINT_RUN, "--compare", "uniform"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [row["strategy"] for row in results["rows"]] == ["rl", "uniform"]
+    rl = results["rows"][0]
+    assert rl["seeds"] == [0, 1] and set(rl["mean_selection"]) == {"mlp_a", "mlp_b", "cnn"}
+    rounds = [json.loads(line) for line in (out / "selector.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rounds] == [1, 2, 3]  # every epoch but the last
+    assert all(len(r["credit"]) == 2 and len(r["credit"][0]) == 3 for r in rounds)
+    metrics = [json.loads(line) for line in (out / "metrics" / "rl.jsonl").read_text().splitlines()]
+    assert len(metrics) == 4 and all(len(m["selection"]) == 2 and len(m["selection"][0]) == 3 for m in metrics)
+    _, _, meta = agents.load_policy(out / "policy")
+    assert meta.apply == "greedy" and meta.teacher_names == ["mlp_a", "mlp_b", "cnn"]
+
+
+def test_a_policy_is_refused_on_a_pool_with_other_teacher_names(common, tmp_path, capsys, data_dir):
+    out = tmp_path / "joint"
+    assert main(["select", "train", *common, "--out", str(out), *JOINT_RUN]) == 0
+    policy_json = out / "policy" / "policy.json"
+    data = json.loads(policy_json.read_text())
+    data["teacher_names"] = ["mlp_b", "mlp_a", "cnn"]  # same K, another order
+    policy_json.write_text(json.dumps(data))
+    code = main(["distill", *common, "--strategy", "rl", "--policy", str(out / "policy"), "--epochs", "1",
+                 "--seeds", "1", "--out", str(tmp_path / "distill")])
+    assert code == 2 and not (tmp_path / "distill").exists()
+    err = capsys.readouterr().err
+    assert "[mlp_b, mlp_a, cnn]" in err and "[mlp_a, mlp_b, cnn]" in err

@@ -10,7 +10,7 @@ from typing import Callable
 
 from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.report import markdown_table, plot_all, write_csv
-from mtkd.ablation.runners import RUNNERS, AblationRun, expand_strategies, runner_for
+from mtkd.ablation.runners import CHECKS, RUNNERS, AblationRun, expand_strategies, runner_for
 from mtkd.data import load_dataset, training_fraction
 from mtkd.distill.experiment import bind_pool_loss, build_strategies, check_pool_matches_splits, teacher_rows
 from mtkd.distill.results import format_table, write_results
@@ -18,11 +18,15 @@ from mtkd.runs import claim_output_dir
 from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
 
 
-def check_strategies(names: list[str], pool) -> None:
-    """Fusion strategies are built once here so that a bad name fails before any training."""
+def check_strategies(names: list[str], pool, config: AblationConfig | None = None) -> None:
+    """Fusion strategies are built once here, and runners' options checked, so that a bad name
+    or option fails before any training."""
     for name in names:
-        if name.partition(":")[0] not in RUNNERS:
+        family = name.partition(":")[0]
+        if family not in RUNNERS:
             build_strategies([name], pool)
+        elif config is not None and family in CHECKS:
+            CHECKS.get(family)(config, name)
 
 
 def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = False,
@@ -42,7 +46,7 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
     # Teachers saw all of the training split; the student only its share of it.
     splits = training_fraction(splits, config.student_data_fraction)
     names = expand_strategies(config.strategies, pool.names)
-    check_strategies(names, pool)
+    check_strategies(names, pool, config)
     if config.losses is not None:
         bind_pool_loss(config.losses, pool, splits, config.student)  # layers and shapes, before any training
     out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)

@@ -39,6 +39,8 @@ class AblationRun:
 
 Runner = Callable[[AblationRun, str], list]
 RUNNERS: Registry[Runner] = Registry("ablation runner")
+# Checks a runner's options from the config alone, before any strategy trains.
+CHECKS: Registry[Callable[[AblationConfig, str], None]] = Registry("ablation check")
 
 
 def runner_for(name: str) -> Runner:
@@ -87,6 +89,15 @@ def run_rl(run: AblationRun, name: str) -> list:
     elif section:
         raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
     return run_fusion(run, name, {"policy": str(policy), "greedy": greedy})
+
+
+@CHECKS.register("rl")
+def check_rl(config: AblationConfig, name: str) -> None:
+    section = config.section("rl")
+    if "policy" not in section and section.get("procedure", "joint") == "joint":
+        section.pop("greedy", None)
+        section.pop("procedure", None)
+        importlib.import_module("agents.procedure").joint_config(section, name)
 
 
 def _dml_rows(run: AblationRun, name: str, with_teachers: bool) -> list:

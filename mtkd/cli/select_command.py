@@ -1,4 +1,9 @@
-"""`mtkd select train`: learn a teacher selector with REINFORCE, then distil a student with it."""
+"""`mtkd select train`: learn a teacher selector, then distil (or, jointly, train) a student with it.
+
+Two procedures: `joint` (default; `agents.joint`): each seed's final student is trained beside its
+own selector, which learns from counterfactual per-teacher credit; `episodic`: REINFORCE on short
+episodes first, then a final student with the saved policy (the earlier procedure).
+"""
 
 from __future__ import annotations
 
@@ -25,13 +30,25 @@ def register(subparsers) -> None:
     train.add_argument("--out", required=True, help="output directory: policy/, selection.jsonl, results.json")
     train.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
     add_student_options(train)
+    train.add_argument("--procedure", default="joint", choices=sorted(PROCEDURES),
+                       help="joint: train each student beside its own selector (default); episodic: REINFORCE on "
+                            "short episodes, then a final student with the saved policy")
 
-    env = train.add_argument_group("environment (one episode = a few student epochs)")
+    joint = train.add_argument_group("joint selector (--procedure joint; names as in an ablation's [rl] section)")
+    joint.add_argument("--apply", default=None, help="greedy, expected or sample (default: greedy)")
+    joint.add_argument("--init", default=None, help="val_accuracy or all (default: val_accuracy)")
+    joint.add_argument("--credit-every", type=int, default=None,
+                       help="epochs between credit rounds (default: the number of teachers; 0: never learn)")
+    joint.add_argument("--policy-optimizer", default=None, help="the policy's optimizer (default: plain_sgd)")
+    joint.add_argument("--norm-decay", type=float, default=None, help="feature statistics decay (default: 0.9)")
+
+    env = train.add_argument_group("environment (--procedure episodic: one episode = a few student epochs)")
     env.add_argument("--episode-epochs", type=int, default=2, help="student epochs per episode (default: %(default)s)")
     env.add_argument("--updates-per-decision", type=int, default=1,
                      help="minibatches trained with one selection (default: %(default)s)")
-    env.add_argument("--reward", default="val_loss_gain",
-                     help="val_loss_gain, val_acc_gain, terminal_val_acc or neg_train_loss (default: %(default)s)")
+    env.add_argument("--reward", default=None,
+                     help="val_loss_gain, val_acc_gain, terminal_val_acc or neg_train_loss "
+                          "(default: val_acc_gain joint, val_loss_gain episodic)")
     env.add_argument("--eval-every", type=int, default=1,
                      help="decisions between validation evaluations (default: %(default)s)")
     env.add_argument("--val-subset", type=int, default=None, help="evaluate rewards on the first N validation examples")
@@ -39,20 +56,22 @@ def register(subparsers) -> None:
     env.add_argument("--warmup-epochs", type=int, default=0,
                      help="train the student alone this long first; episodes start from it (default: %(default)s)")
 
-    agent = train.add_argument_group("selector (REINFORCE)")
-    agent.add_argument("--policy-arch", default="logistic", help="logistic or mlp (default: %(default)s)")
+    agent = train.add_argument_group("selector (REINFORCE, --procedure episodic, except where said)")
+    agent.add_argument("--policy-arch", default=None,
+                       help="teacher_logistic, logistic or mlp (default: teacher_logistic joint, logistic episodic)")
     agent.add_argument("--policy-options", default="{}", metavar="JSON", help='e.g. \'{"hidden": [32]}\' for mlp')
     agent.add_argument("--baseline", default="leave_one_out",
                        help="leave_one_out, moving_average or none (default: %(default)s)")
     agent.add_argument("--episodes", type=int, default=30, help="policy updates (default: %(default)s)")
     agent.add_argument("--num-envs", type=int, default=8, help="students per episode (default: %(default)s)")
-    agent.add_argument("--policy-learning-rate", type=float, default=0.05, help="(default: %(default)s)")
+    agent.add_argument("--policy-learning-rate", type=float, default=None, help="(default: 0.15 joint, 0.05 episodic)")
     agent.add_argument("--entropy-coef", type=float, default=0.01, help="(default: %(default)s)")
     agent.add_argument("--discount", type=float, default=1.0, help="of the return-to-go (default: %(default)s)")
-    agent.add_argument("--agent-seed", type=int, default=0, help="seed of selector training (default: %(default)s)")
+    agent.add_argument("--agent-seed", type=int, default=0,
+                       help="seed of selector training; joint: selector i has seed agent-seed + i (default: %(default)s)")
 
     final = train.add_argument_group("final student")
-    final.add_argument("--greedy", action="store_true", help="select greedily (p > 0.5) instead of sampling")
+    final.add_argument("--greedy", action="store_true", help="episodic: select greedily (p > 0.5) instead of sampling")
     final.add_argument("--compare", action="append", default=[], metavar="STRATEGY",
                        help="also distil with this strategy (e.g. uniform), for a row to compare; repeatable")
     train.set_defaults(func=run_train)
@@ -69,6 +88,52 @@ def _json_object(text: str, flag: str) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    return PROCEDURES[args.procedure](args)
+
+
+def _given(args: argparse.Namespace, names) -> dict:
+    """The options among `names` that were given on the command line (the rest keep the
+    procedure's own defaults)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def run_joint(args: argparse.Namespace) -> int:
+    import agents  # noqa: F401  (registers the `rl` strategy)
+    from agents.procedure import run_joint_selector, stderr_line
+    from agents.selector_config import SelectorConfig
+    from envs.sources import load_pool_for
+    from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
+    from mtkd.distill.results import format_table, write_results
+    from mtkd.runs import claim_output_dir
+
+    config = train_config_from(args)
+    student = student_spec_from(args)
+    seeds = seeds_from(args)
+    options = _given(args, ("policy_arch", "reward", "apply", "init", "credit_every", "policy_learning_rate",
+                            "policy_optimizer", "norm_decay"))
+    options.update(policy_options=_json_object(args.policy_options, "--policy-options"),
+                   per_example=bool(args.per_example), agent_seed=args.agent_seed)
+    selector = SelectorConfig.from_dict(options, "mtkd select train")
+    splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
+    compared = build_strategies(args.compare, pool)  # bad names fail before training
+    signature = {"kind": "select-joint", "dataset": args.dataset, "teachers": args.teachers,
+                 "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
+                 "selector": selector.to_dict(), "compare": args.compare, "val_fraction": args.val_fraction,
+                 "split_seed": args.split_seed}
+    out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
+    log = stderr_line
+    log(f"training {len(seeds)} students beside their selectors ({config.epochs} epochs)")
+    rows = [run_joint_selector(splits, pool, out, "rl", selector, student, config, seeds, out / "metrics" / "rl.jsonl",
+                               log)]
+    if compared:
+        rows += run_strategies(splits, pool, compared, student, config, seeds, metrics_dir=out / "metrics", log=log)[0]
+    write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
+                  config=config.__dict__, selector={"policy": str(out / "policy"), **selector.to_dict()})
+    print(format_table(rows, teacher_rows(pool)))
+    return 0
+
+
+def run_episodic(args: argparse.Namespace) -> int:
     import agents  # noqa: F401  (registers the `rl` strategy)
     from agents.config import AgentConfig
     from agents.procedure import stderr_line, train_and_save_policy
@@ -85,13 +150,14 @@ def run_train(args: argparse.Namespace) -> int:
     if args.warmup_epochs < 0:
         raise ConfigError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
     env_config = EnvConfig(student=student, epochs=args.episode_epochs, batch_size=config.batch_size,
-                           updates_per_decision=args.updates_per_decision, reward=args.reward,
+                           updates_per_decision=args.updates_per_decision, reward=args.reward or "val_loss_gain",
                            eval_every=args.eval_every, val_subset=args.val_subset, per_example=args.per_example,
                            alpha=config.alpha, temperature=config.temperature, optimizer=config.optimizer,
-                           learning_rate=config.learning_rate)
-    agent_config = AgentConfig(policy=args.policy_arch, policy_options=_json_object(args.policy_options, "--policy-options"),
+                           learning_rate=config.learning_rate, weight_decay=config.weight_decay)
+    agent_config = AgentConfig(policy=args.policy_arch or "logistic",
+                               policy_options=_json_object(args.policy_options, "--policy-options"),
                                baseline=args.baseline, entropy_coef=args.entropy_coef,
-                               learning_rate=args.policy_learning_rate, num_envs=args.num_envs,
+                               learning_rate=args.policy_learning_rate or 0.05, num_envs=args.num_envs,
                                num_episodes=args.episodes, discount=args.discount)
 
     splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
@@ -116,3 +182,6 @@ def run_train(args: argparse.Namespace) -> int:
                                                     "final_selection": records[-1]["selection"]})
     print(format_table(rows, teacher_rows(pool)))
     return 0
+
+
+PROCEDURES = {"joint": run_joint, "episodic": run_episodic}
