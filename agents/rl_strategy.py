@@ -40,9 +40,6 @@ def make_rl_strategy(policy: Policy, params: Any, meta: PolicyMeta, greedy: bool
 def check_policy_fits(meta: PolicyMeta, num_teachers: int, where: str, teacher_names=None) -> None:
     """CheckpointError unless the policy was trained for `num_teachers` teachers and this layout,
     and (when `teacher_names` is given) for these teachers in this order."""
-    if teacher_names is not None and list(meta.teacher_names) != list(teacher_names):
-        raise CheckpointError(f"policy {where} was trained for the teachers [{', '.join(meta.teacher_names)}]; "
-                              f"this pool has [{', '.join(teacher_names)}] (names and order must match)")
     if meta.num_teachers != num_teachers:
         raise CheckpointError(f"policy {where} was trained for {meta.num_teachers} teachers "
                               f"({', '.join(meta.teacher_names)}); this pool has {num_teachers}")
@@ -50,6 +47,9 @@ def check_policy_fits(meta: PolicyMeta, num_teachers: int, where: str, teacher_n
     if meta.observation_size != expected:
         raise CheckpointError(f"policy {where} reads observations of size {meta.observation_size}; "
                               f"this pool gives {expected}")
+    if teacher_names is not None and list(meta.teacher_names) != list(teacher_names):
+        raise CheckpointError(f"policy {where} was trained for the teachers [{', '.join(meta.teacher_names)}]; "
+                              f"this pool has [{', '.join(teacher_names)}] (names and order must match)")
 
 
 @STRATEGIES.register("rl")

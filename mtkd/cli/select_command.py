@@ -123,6 +123,7 @@ def run_joint(args: argparse.Namespace) -> int:
     out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
     log = stderr_line
     log(f"training {len(seeds)} students beside their selectors ({config.epochs} epochs)")
+    (out / "metrics").mkdir(parents=True, exist_ok=True)
     rows = [run_joint_selector(splits, pool, out, "rl", selector, student, config, seeds, out / "metrics" / "rl.jsonl",
                                log)]
     if compared:
