@@ -106,7 +106,7 @@ def test_policy_for_another_pool_is_refused_and_left_intact(saved):
 def test_bad_policy_directories(saved, tmp_path):
     with pytest.raises(CheckpointError, match="policy.json"):
         make_strategy("rl", context(policy=str(tmp_path)))
-    with pytest.raises(ConfigError, match="'greedy' or 'sample'"):
+    with pytest.raises(ConfigError, match="takes one of expected, greedy, sample"):
         make_strategy("rl:fast", context(policy=str(saved)))
 
     wrong_size = tmp_path / "wrong_size"
