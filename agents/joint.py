@@ -197,6 +197,7 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
     plain_epoch, credit_epoch = compiled(False), compiled(True) if every else None
     rounds: list[dict] = []
     epoch_number = [0]
+    latest = {"state": state}
 
     def run_epoch(state, keys, progress):
         epoch_number[0] += 1
@@ -205,6 +206,7 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
         # train a policy that nothing uses).
         is_round = bool(every) and (epoch - 1) % every == 0 and epoch < train.epochs
         state, metrics = (credit_epoch if is_round else plain_epoch)(state, keys)
+        latest["state"] = state  # the selectors after the last epoch, for the saved policy
         if is_round:
             metrics = dict(metrics)
             gains = np.asarray(metrics.pop("credit"))
@@ -221,20 +223,14 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
         accuracy, loss = run_eval(params, x_val, y_val)
         return {"val_accuracy": accuracy, "val_loss": loss}
 
-    holder = {}
-
-    def params_of(state):
-        holder["state"] = state
-        return state.env.student.params
-
-    loop = run_epochs(state, run_epoch, validate, params_of, train.epochs, seeds, on_epoch, metrics_path)
+    loop = run_epochs(state, run_epoch, validate, lambda state: state.env.student.params, train.epochs, seeds,
+                      on_epoch, metrics_path)
     test_accuracy = None
     if test:
         test_accuracy = np.asarray(run_eval(loop.best_params, jnp.asarray(splits.x_test),
                                             jnp.asarray(splits.y_test))[0]).tolist()
-    final_state = holder["state"]
     return JointResult(seeds, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history, rounds,
-                       final_state.agent.params, round(time.perf_counter() - started, 2))
+                       latest["state"].agent.params, round(time.perf_counter() - started, 2))
 
 
 def write_rounds(path: str | Path, rounds: list[dict], teacher_names: Sequence[str]) -> None:

@@ -88,9 +88,7 @@ def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: Age
     """The RL-KD procedure up to the policy: optional student warm-up, selector training, then
     `out/policy/` (Orbax + policy.json, written to a staging folder and renamed into place) and
     `out/selection.jsonl`. Returns `(policy_dir, per-episode records)`."""
-    import shutil
-
-    from agents.checkpoint import PolicyMeta, save_policy
+    from agents.checkpoint import PolicyMeta
     from envs.observation import observation_size
     from envs.params import make_env_params
 
@@ -111,14 +109,9 @@ def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: Age
                       observation_size(len(pool.names), env_config.per_example), env_config.per_example,
                       env_config.temperature, list(pool.names))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    policy_dir, staging = out / "policy", out / "policy.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    save_policy(staging, policy_params, meta, extra={"env": env_config.__dict__, "agent": agent_config.to_dict(),
-                                                     "agent_seed": agent_seed, "warmup_epochs": warmup_epochs,
-                                                     **(extra or {})})
-    shutil.rmtree(policy_dir, ignore_errors=True)  # only a rerun of this same run gets here
-    staging.rename(policy_dir)
+    policy_dir = save_policy_in_place(out, policy_params, meta, {
+        "env": env_config.__dict__, "agent": agent_config.to_dict(), "agent_seed": agent_seed,
+        "warmup_epochs": warmup_epochs, **(extra or {})})
     write_records(out / "selection.jsonl", records)
     log(f"saved the policy in {policy_dir} and per-episode selections in {out / 'selection.jsonl'}")
     return policy_dir, records
@@ -155,26 +148,34 @@ def train_policy_for_ablation(splits, pool, out: Path, section: dict[str, Any], 
     return policy_dir
 
 
-def save_joint_policy(out: Path, policy_params, config, pool, temperature: float, extra: dict[str, Any]) -> Path:
-    """The first seed's final policy as `out/policy/` (Orbax + policy.json), written to a staging
-    folder and renamed into place; `mtkd distill --strategy rl --policy out/policy` applies it."""
+def save_policy_in_place(out: Path, params, meta, extra: dict[str, Any]) -> Path:
+    """`out/policy/` (Orbax + policy.json), written to a staging folder and renamed into place, so
+    a kill mid-write never leaves a half policy under the real name."""
     import shutil
 
-    from agents.checkpoint import PolicyMeta, save_policy
+    from agents.checkpoint import save_policy
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    policy_dir, staging = out / "policy", out / "policy.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_policy(staging, params, meta, extra=extra)
+    shutil.rmtree(policy_dir, ignore_errors=True)  # only a rerun of this same run gets here
+    staging.rename(policy_dir)
+    return policy_dir
+
+
+def save_joint_policy(out: Path, policy_params, config, pool, temperature: float, extra: dict[str, Any]) -> Path:
+    """The first seed's final policy as `out/policy/`; `mtkd distill --strategy rl --policy
+    out/policy` applies it."""
+    from agents.checkpoint import PolicyMeta
     from envs.observation import observation_size
 
     meta = PolicyMeta(config.policy_arch, config.policy_options, len(pool.names),
                       observation_size(len(pool.names), config.per_example), config.per_example, temperature,
                       list(pool.names), config.apply)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    policy_dir, staging = out / "policy", out / "policy.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    save_policy(staging, jax.tree.map(lambda leaf: np.asarray(leaf)[0], policy_params), meta,
-                extra={"selector": config.to_dict(), **extra})
-    shutil.rmtree(policy_dir, ignore_errors=True)  # only a rerun of this same run gets here
-    staging.rename(policy_dir)
-    return policy_dir
+    first_seed = jax.tree.map(lambda leaf: np.asarray(leaf)[0], policy_params)
+    return save_policy_in_place(out, first_seed, meta, {"selector": config.to_dict(), **extra})
 
 
 def epoch_progress(name: str, epochs: int, log: Callable[[str], None]) -> Callable[[dict], None]:

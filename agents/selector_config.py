@@ -63,10 +63,10 @@ class SelectorConfig:
         ACTION_MODES.get(self.apply)
         INITS.get(self.init)
         OPTIMIZERS.get(self.policy_optimizer)
-        for name in ("credit_every", "agent_seed"):
-            value = getattr(self, name)
-            if value is None and name == "credit_every":
-                continue
+        checked = {"agent_seed": self.agent_seed}
+        if self.credit_every is not None:  # None: the pool's size (`rounds_every`)
+            checked["credit_every"] = self.credit_every
+        for name, value in checked.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
         rate = self.policy_learning_rate

@@ -24,7 +24,7 @@ STUDENT = ModelSpec("mlp", {"widths": [16]})
 TRAIN = TrainConfig(epochs=40, batch_size=64, learning_rate=3e-3, temperature=2.0)
 
 
-def splits_of(arrays, swap_teacher=None):
+def splits_of(arrays):
     """The probe as the `splits` the joint trainer reads; the validation set doubles as test."""
     logits = {"train": arrays.teacher_logits_train, "val": arrays.teacher_logits_val}
     splits = SimpleNamespace(x_train=arrays.x_train, y_train=arrays.y_train, x_val=arrays.x_val,

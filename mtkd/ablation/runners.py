@@ -71,10 +71,7 @@ def run_rl(run: AblationRun, name: str) -> list:
     trains a policy on short episodes first (the earlier procedure, its options in `[rl]`)."""
     importlib.import_module("agents")  # registers the `rl` fusion strategy
     procedure = importlib.import_module("agents.procedure")
-    section = run.config.section("rl")
-    policy = section.pop("policy", None)
-    greedy = bool(section.pop("greedy", False))
-    kind = section.pop("procedure", "joint")
+    policy, greedy, kind, section = _rl_section(run.config)
     if policy is None and kind == "episodic":
         policy = procedure.train_policy_for_ablation(run.splits, run.pool, run.out / "selector", section,
                                                      student=run.config.student, train=run.config.train,
@@ -91,12 +88,16 @@ def run_rl(run: AblationRun, name: str) -> list:
     return run_fusion(run, name, {"policy": str(policy), "greedy": greedy})
 
 
+def _rl_section(config: AblationConfig):
+    """[rl] as (saved policy or None, greedy, procedure, the remaining options)."""
+    section = config.section("rl")
+    return section.pop("policy", None), bool(section.pop("greedy", False)), section.pop("procedure", "joint"), section
+
+
 @CHECKS.register("rl")
 def check_rl(config: AblationConfig, name: str) -> None:
-    section = config.section("rl")
-    if "policy" not in section and section.get("procedure", "joint") == "joint":
-        section.pop("greedy", None)
-        section.pop("procedure", None)
+    policy, _, kind, section = _rl_section(config)
+    if policy is None and kind == "joint":
         importlib.import_module("agents.procedure").joint_config(section, name)
 
 
