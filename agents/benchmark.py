@@ -19,7 +19,7 @@ from envs.observation import observation_size
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import init_students, unstack
 from mtkd.distill.optimizers import make_optimizer
-from mtkd.distill.steps import StudentState, make_epoch
+from mtkd.distill.steps import FitState, StudentState, make_epoch
 from mtkd.fusion import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
 
@@ -49,7 +49,7 @@ def epoch_cost_from_arrays(x, y, teacher_logits, num_classes: int, policy_dir: s
     graphdef, student_params = init_students(student, tuple(x.shape[1:]), num_classes, [0])
     student_params = unstack(student_params, 0)
     optimizer = make_optimizer(config.optimizer, config.learning_rate)
-    state = StudentState(student_params, optimizer.init(student_params))
+    state = FitState(StudentState(student_params, optimizer.init(student_params)))
     context = StrategyContext(tuple(f"teacher_{k}" for k in range(num_teachers)), (1.0,) * num_teachers)
     batch_size = min(config.batch_size, int(x.shape[0]))
     x, y, teacher_logits = jnp.asarray(x), jnp.asarray(y), jnp.asarray(teacher_logits)

@@ -19,7 +19,7 @@ from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import init_students, unstack
 from mtkd.distill.optimizers import make_optimizer
-from mtkd.distill.steps import StudentState, make_epoch
+from mtkd.distill.steps import FitState, StudentState, make_epoch
 from mtkd.fusion import make_strategy
 from mtkd.models import ModelSpec
 from mtkd.teachers import TeacherPool
@@ -45,7 +45,7 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
     graphdef, params = init_students(student, splits.input_shape, splits.num_classes, [0])
     params = unstack(params, 0)
     optimizer = make_optimizer(config.optimizer, config.learning_rate)
-    state = StudentState(params, optimizer.init(params))
+    state = FitState(StudentState(params, optimizer.init(params)))
     x, y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
     logits = pool.logits(splits)["train"]
     context = pool.strategy_context()

@@ -16,7 +16,7 @@ from mtkd.distill.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, evaluate
 from mtkd.errors import ConfigError
-from mtkd.fusion.strategies import FusionStrategy
+from mtkd.fusion.strategies import FusionStrategy, require_stateless
 from mtkd.models import ModelSpec
 
 TeacherFeatures = Mapping[str, Sequence[Any]]
@@ -62,6 +62,7 @@ def fit_composite(
     not used (the loss terms carry their own). Returned params are the student's (stacked over
     seeds); the adapters are trained with it and then dropped.
     """
+    require_stateless(strategy, "the composite-loss trainer")
     loss_config = loss_config_from(loss)
     seeds = [int(s) for s in seeds]
     graphdef, student_params = init_students(spec, input_shape, num_classes, seeds)

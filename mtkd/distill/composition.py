@@ -249,8 +249,9 @@ def make_composite_epoch(graphdef, optimizer, strategy: FusionStrategy, loss: Co
             state, (value, terms) = step(state, x[index], y[index], batch_teachers, batch_features, weights, progress)
             return state, {"loss": value, "terms": terms}
 
-        return scan_batches(state, key, x, y, teacher_logits, progress, batch_size, strategy, graphdef,
-                            lambda state: state.params["student"], update)
+        state, _, metrics = scan_batches(state, key, x, y, teacher_logits, progress, batch_size, strategy,
+                                         graphdef, lambda state: state.params["student"], update)
+        return state, metrics
 
     return epoch
 

@@ -19,7 +19,7 @@ from mtkd.distill.loss_config import LossConfig
 from mtkd.distill.teacher_features import pool_feature_shapes, pool_features
 from mtkd.distill.results import result_row
 from mtkd.errors import ConfigError, MtkdError
-from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy
+from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy, require_stateless
 from mtkd.models import ModelSpec
 from mtkd.teachers.pool import TeacherPool
 
@@ -92,6 +92,9 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
     `error` and the others still run.
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    if losses is not None:
+        for strategy in strategies:  # before any strategy trains
+            require_stateless(strategy, "the composite-loss trainer")
     features = bind_pool_loss(losses, pool, splits, student)[1] if losses is not None else None
     logits = pool.logits(splits) if pool is not None else None
     train_x, train_y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)

@@ -20,8 +20,8 @@ from flax import nnx
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
-from mtkd.distill.steps import StudentState, evaluate, make_epoch
-from mtkd.fusion.strategies import FusionStrategy
+from mtkd.distill.steps import StudentState, evaluate, init_fit_state, make_epoch
+from mtkd.fusion.strategies import FusionStrategy, StrategyShapes
 from mtkd.models import ModelSpec, build_model
 
 
@@ -101,10 +101,15 @@ def fit(
         accuracy, loss = run_eval(params, val.x, val.y)
         return {"val_accuracy": accuracy, "val_loss": loss}
 
-    state = StudentState(params, jax.vmap(optimizer.init)(params))
+    students = StudentState(params, jax.vmap(optimizer.init)(params))
+    shapes = StrategyShapes(int(train.teacher_logits.shape[0]), num_classes, tuple(input_shape), train.x.dtype,
+                            batch_size, int(train.x.shape[0]) // batch_size)
+    # A learning strategy's own randomness: per seed, apart from the student's (fold_in 1, 2).
+    strategy_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 3))(jnp.asarray(seeds, dtype=jnp.uint32))
+    state = jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, strategy_keys)
     loop = run_epochs(state, lambda state, keys, progress: run_epoch(state, keys, train.x, train.y,
                                                                      train.teacher_logits, progress),
-                      validate, lambda state: state.params, config.epochs, seeds, on_epoch, metrics_path)
+                      validate, lambda state: state.student.params, config.epochs, seeds, on_epoch, metrics_path)
     best_params = loop.best_params
 
     test_accuracy = None

@@ -56,31 +56,50 @@ def epoch_batches(key, num_examples: int, batch_size: int) -> jax.Array:
     return jax.random.permutation(key, num_examples)[: num_batches * batch_size].reshape(num_batches, batch_size)
 
 
+class FitState(NamedTuple):
+    """What `make_epoch`'s epoch carries: the student, and the strategy's own state (None for a
+    strategy that does not learn)."""
+
+    student: StudentState
+    fusion: Any = None
+
+
 def scan_batches(state, key, x, y, teacher_logits, progress, batch_size: int, strategy, graphdef,
-                 student_params, update):
+                 student_params, update, fusion_state=None):
     """One epoch's batch loop, shared by every trainer: a fresh permutation cut into batches, the
     strategy's per-example weights on each, then `update(state, index, batch_teachers, weights) ->
     (state, metrics dict)`, all in one `lax.scan`.
 
     `student_params(state)` gives the student's parameters, whose logits are computed for the
-    strategy only when it asks (`needs_student`). Returns the state and the mean over batches
-    of each metric, plus "selection" (K,), the mean weight of each teacher.
+    strategy only when it asks (`needs_student`). A stateful strategy's `fusion_state` is carried
+    through the batches and finished at the epoch's end. Returns the state, the strategy state and
+    the mean over batches of each metric, plus "selection" (K,), the mean weight of each teacher.
     """
     order_key, strategy_key = jax.random.split(key)
     batches = epoch_batches(order_key, x.shape[0], batch_size)
     step_keys = jax.random.split(strategy_key, batches.shape[0])
+    # Built here, not from an argument, so it stays unbatched under the seeds' vmap.
+    step_index = jnp.arange(batches.shape[0])
 
-    def body(state, inputs):
-        index, step_key = inputs
+    def student_apply(params, inputs):
+        return apply_model(graphdef, params, inputs)[0]
+
+    def body(carry, inputs):
+        state, fusion = carry
+        index, step_key, step = inputs
         batch_teachers = teacher_logits[:, index]
-        student_logits = (apply_model(graphdef, student_params(state), x[index])[0]
-                          if strategy.needs_student else None)
-        weights = strategy.weights(StrategyInput(step_key, batch_teachers, y[index], student_logits, progress))
+        params = student_params(state)
+        student_logits = apply_model(graphdef, params, x[index])[0] if strategy.needs_student else None
+        batch = StrategyInput(step_key, batch_teachers, y[index], student_logits, progress)
+        if strategy.stateful:
+            batch = batch._replace(inputs=x[index], student_params=params, student_apply=student_apply, step=step)
+        weights, fusion = strategy.weights_and_state(fusion, batch)
         state, metrics = update(state, index, batch_teachers, weights)
-        return state, {**metrics, "selection": weights.mean(axis=0)}
+        return (state, fusion), {**metrics, "selection": weights.mean(axis=0)}
 
-    state, metrics = jax.lax.scan(body, state, (batches, step_keys))
-    return state, jax.tree.map(lambda m: m.mean(axis=0), metrics)
+    (state, fusion_state), metrics = jax.lax.scan(body, (state, fusion_state), (batches, step_keys, step_index))
+    fusion_state = strategy.finish_epoch(fusion_state)
+    return state, fusion_state, jax.tree.map(lambda m: m.mean(axis=0), metrics)
 
 
 def masked_strategy(strategy, teacher_mask):
@@ -88,11 +107,22 @@ def masked_strategy(strategy, teacher_mask):
     runs over different teacher subsets are one vmapped batch (the mask may be traced)."""
     if teacher_mask is None:
         return strategy
+    if strategy.stateful:
+        def stateful_weights(state, batch):
+            weights, state = strategy.stateful_weights(state, batch)
+            return weights * teacher_mask[None, :], state
+
+        return dataclasses.replace(strategy, stateful_weights=stateful_weights)
     return dataclasses.replace(strategy, weights=lambda batch: strategy.weights(batch) * teacher_mask[None, :])
 
 
+def init_fit_state(student: StudentState, strategy, key, shapes):
+    """The epoch's carry for one seed: the student and, for a stateful strategy, its fresh state."""
+    return FitState(student, strategy.init_state(key, shapes) if strategy.stateful else None)
+
+
 def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, batch_size: int):
-    """Returns `epoch(state, key, x, y, teacher_logits (K, N, C), progress) -> (state, metrics)`.
+    """Returns `epoch(state: FitState, key, x, y, teacher_logits (K, N, C), progress) -> (state, metrics)`.
 
     `strategy.weights(StrategyInput)` gives the per-example teacher weights of each batch
     (the student's logits are computed for it only when it asks); `progress` is the fraction
@@ -102,13 +132,15 @@ def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, 
     """
     step = make_train_step(graphdef, optimizer, alpha, temperature)
 
-    def epoch(state: StudentState, key, x, y, teacher_logits, progress, teacher_mask=None):
-        def update(state, index, batch_teachers, weights):
-            state, loss = step(state, x[index], y[index], batch_teachers, weights)
-            return state, {"loss": loss}
+    def epoch(state: FitState, key, x, y, teacher_logits, progress, teacher_mask=None):
+        def update(student, index, batch_teachers, weights):
+            student, loss = step(student, x[index], y[index], batch_teachers, weights)
+            return student, {"loss": loss}
 
-        return scan_batches(state, key, x, y, teacher_logits, progress, batch_size,
-                            masked_strategy(strategy, teacher_mask), graphdef, lambda state: state.params, update)
+        student, fusion, metrics = scan_batches(
+            state.student, key, x, y, teacher_logits, progress, batch_size, masked_strategy(strategy, teacher_mask),
+            graphdef, lambda student: student.params, update, state.fusion)
+        return FitState(student, fusion), metrics
 
     return epoch
 

@@ -8,7 +8,7 @@ A name may carry an argument after a colon, e.g. `single:cnn` or `random:0.5`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,11 @@ class StrategyInput(NamedTuple):
     key: a PRNG key for this batch; teacher_logits: (K, B, C); labels: (B,); student_logits:
     (B, C) before the update, or None unless the strategy sets `needs_student`; progress: scalar
     in [0, 1], the fraction of training done.
+
+    Given only to strategies that carry state (`FusionStrategy.init_state`, e.g. MMKD's meta
+    step, which trains through the student): inputs (B, ...) the batch; student_params and
+    student_apply(params, x) -> logits, the student as a pure function; step, the batch's index
+    in the epoch (the same for every vmapped seed, so `lax.cond` on it stays a branch).
     """
 
     key: jax.Array
@@ -32,6 +37,21 @@ class StrategyInput(NamedTuple):
     labels: jax.Array
     student_logits: jax.Array | None
     progress: jax.Array
+    inputs: jax.Array | None = None
+    student_params: Any = None
+    student_apply: Callable | None = None
+    step: jax.Array | None = None
+
+
+class StrategyShapes(NamedTuple):
+    """What a stateful strategy's `init_state` needs to size its state for one run."""
+
+    num_teachers: int
+    num_classes: int
+    input_shape: tuple[int, ...]
+    input_dtype: Any
+    batch_size: int
+    num_batches: int
 
 
 WeightFn = Callable[[StrategyInput], jax.Array]
@@ -52,12 +72,41 @@ class StrategyContext:
 
 @dataclasses.dataclass(frozen=True)
 class FusionStrategy:
-    """`weights(batch: StrategyInput) -> (B, K)` non-negative per-example teacher weights."""
+    """`weights(batch: StrategyInput) -> (B, K)` non-negative per-example teacher weights.
+
+    A strategy that learns while the student trains (MMKD, MTKD-RL) sets `init_state(key,
+    StrategyShapes) -> state` and `stateful_weights(state, batch) -> (weights, state)` instead of
+    `weights`, and optionally `end_epoch(state) -> state`; the trainer carries the state beside
+    the student's (`mtkd.distill.steps.FitState`), one per vmapped seed.
+    """
 
     name: str
-    weights: WeightFn
+    weights: WeightFn | None
     uses_teachers: bool = True
     needs_student: bool = False
+    init_state: Callable[[jax.Array, StrategyShapes], Any] | None = None
+    stateful_weights: Callable[[Any, StrategyInput], tuple[jax.Array, Any]] | None = None
+    end_epoch: Callable[[Any], Any] | None = None
+
+    @property
+    def stateful(self) -> bool:
+        return self.init_state is not None
+
+    def weights_and_state(self, state, batch: StrategyInput):
+        """(weights (B, K), the next state); a stateless strategy passes its state through."""
+        if self.stateful:
+            return self.stateful_weights(state, batch)
+        return self.weights(batch), state
+
+    def finish_epoch(self, state):
+        return self.end_epoch(state) if self.end_epoch is not None else state
+
+
+def require_stateless(strategy: FusionStrategy, trainer: str) -> None:
+    """Trainers that do not carry a strategy state refuse one that needs it, before any work."""
+    if strategy.stateful:
+        raise ConfigError(f"strategy {strategy.name!r} learns during training and is supported by the "
+                          f"plain distillation trainer only, not by {trainer}")
 
 
 STRATEGIES: Registry[Callable[[StrategyContext, str | None], FusionStrategy]] = Registry("fusion strategy")
@@ -78,7 +127,7 @@ def _constant(name: str, mu: np.ndarray, uses_teachers: bool = True) -> FusionSt
     return FusionStrategy(name, weights, uses_teachers)
 
 
-def _no_argument(name: str, argument: str | None) -> None:
+def no_argument(name: str, argument: str | None) -> None:
     if argument is not None:
         raise ConfigError(f"strategy {name!r} takes no argument, got {name}:{argument}")
 
@@ -93,7 +142,7 @@ def _teacher_index(context: StrategyContext, teacher: str, spec: str) -> int:
 @STRATEGIES.register("none")
 def none_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
     """The student alone: every teacher skipped, hard labels only."""
-    _no_argument("none", argument)
+    no_argument("none", argument)
 
     def weights(batch: StrategyInput):
         # Shaped by the batch, not the pool: training without teachers passes K = 0 of them.
@@ -105,7 +154,7 @@ def none_strategy(context: StrategyContext, argument: str | None) -> FusionStrat
 @STRATEGIES.register("uniform")
 def uniform_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
     """Every teacher with weight 1: the plain ensemble average."""
-    _no_argument("uniform", argument)
+    no_argument("uniform", argument)
     return _constant("uniform", np.ones(context.num_teachers))
 
 
@@ -122,7 +171,7 @@ def single_strategy(context: StrategyContext, argument: str | None) -> FusionStr
 @STRATEGIES.register("best_single")
 def best_single_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
     """The teacher with the highest validation accuracy (ties: the first in the pool)."""
-    _no_argument("best_single", argument)
+    no_argument("best_single", argument)
     mu = np.zeros(context.num_teachers)
     mu[int(np.argmax(context.teacher_val_accuracy))] = 1.0
     return _constant("best_single", mu)
@@ -151,7 +200,7 @@ def weighted_strategy(context: StrategyContext, argument: str | None) -> FusionS
 def confidence_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
     """Per-example weights `softmax_k(-CE_k(y))`: a teacher that is more confident in the true
     label counts more on that example (the idea behind AE-KD / CA-MKD)."""
-    _no_argument("confidence", argument)
+    no_argument("confidence", argument)
 
     def weights(batch: StrategyInput):
         log_probs = jax.nn.log_softmax(batch.teacher_logits, axis=-1)  # (K, B, C)
