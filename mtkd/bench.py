@@ -1,4 +1,5 @@
-"""Timing student epochs: no teachers vs K cached teachers (vs the learned selector).
+"""Timing student epochs: no teachers vs K cached teachers (vs the published weighting methods and
+the learned selector).
 
 Times are medians over repeated, already-compiled epochs, with every output blocked on, so
 ratios compare like with like in one process. No test asserts a time.
@@ -19,8 +20,9 @@ from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import init_students, unstack
 from mtkd.distill.optimizers import make_optimizer
-from mtkd.distill.steps import FitState, StudentState, make_epoch
+from mtkd.distill.steps import FitState, StudentState, init_fit_state, make_epoch
 from mtkd.fusion import make_strategy
+from mtkd.fusion.strategies import StrategyShapes
 from mtkd.models import ModelSpec
 from mtkd.teachers import TeacherPool
 
@@ -36,6 +38,49 @@ def time_epoch(epoch_fn, state, x, y, teacher_logits, repeats: int) -> float:
         jax.block_until_ready(run(state, jax.random.fold_in(key, i), x, y, teacher_logits, jnp.float32(0)))
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+PUBLISHED_METHODS = ("ebkd", "ca_mkd", "ae_kd", "mmkd", "mtkd_rl")
+
+
+def interleaved_epoch_seconds(epochs: dict, states: dict, x, y, teacher_logits, repeats: int) -> dict:
+    """Median seconds of each named jitted epoch, timed in round-robin rounds (every case once
+    per round), so that drifts of the machine's speed hit all cases alike and their ratios."""
+    runs = {name: jax.jit(fn) for name, fn in epochs.items()}
+    key = jax.random.key(0)
+    for name, run in runs.items():  # compile and warm up
+        jax.block_until_ready(run(states[name], key, x, y, teacher_logits, jnp.float32(0.5)))
+    times = {name: [] for name in runs}
+    for i in range(repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            jax.block_until_ready(run(states[name], jax.random.fold_in(key, i), x, y, teacher_logits, jnp.float32(0.5)))
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def published_method_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,
+                           student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
+                           methods=PUBLISHED_METHODS) -> dict:
+    """Each published weighting method's student epoch against the uniform average's, interleaved."""
+    config = TrainConfig()
+    graphdef, params = init_students(student, splits.input_shape, splits.num_classes, [0])
+    params = unstack(params, 0)
+    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    x, y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+    logits = pool.logits(splits)["train"]
+    context = pool.strategy_context()
+    shapes = StrategyShapes(len(pool), splits.num_classes, tuple(splits.input_shape), x.dtype, config.batch_size,
+                            splits.num_train // config.batch_size)
+    epochs, states = {}, {}
+    for name in ("uniform",) + tuple(methods):
+        strategy = make_strategy(name, context)
+        epochs[name] = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, config.batch_size)
+        states[name] = init_fit_state(StudentState(params, optimizer.init(params)), strategy, jax.random.key(1), shapes)
+    seconds = interleaved_epoch_seconds(epochs, states, x, y, logits, repeats)
+    report = {f"epoch_seconds_{name}": value for name, value in seconds.items()}
+    report.update({f"ratio_{name}_uniform": seconds[name] / seconds["uniform"] for name in methods})
+    return report
 
 
 def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,
@@ -68,6 +113,11 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
         "ratio_cached_teachers": uniform / alone, "goal_ratio_cached_teachers": 1.3,
         "steps_per_second_no_teachers": steps / alone, "steps_per_second_cached_teachers": steps / uniform,
     }
+    published = published_method_costs(splits, pool, repeats, student)
+    for name in PUBLISHED_METHODS:
+        log(f"student epoch under {name}: {1e3 * published[f'epoch_seconds_{name}']:.2f} ms, "
+            f"{published[f'ratio_{name}_uniform']:.2f}x uniform (interleaved)")
+    report["published_methods"] = published
     try:
         selector = importlib.import_module("agents.benchmark")
     except ModuleNotFoundError:

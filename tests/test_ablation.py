@@ -92,3 +92,36 @@ def test_model_selection_never_reads_the_test_split(mnist1d):
     curves = np.array([r["val_accuracy"] for r in real.history])  # (epochs, seeds)
     assert real.best_epoch == list(np.argmax(curves, axis=0) + 1)
     assert real.test_accuracy != shuffled.test_accuracy
+
+
+def test_pools_run_the_same_ablation_on_each_pool(data_dir, tiny_pool_dir, tmp_path, monkeypatch):
+    """`pools = [...]`: every pool prepared and checked first, then each pool's results in
+    OUT/<pool name>/, equal to a one-pool run of that pool; a bad name fails before training."""
+    from conftest import TINY_POOL
+    monkeypatch.setenv("MTKD_POOL_DIR", str(tmp_path / "pools"))
+    specs = []
+    for name, teachers in (("first", TINY_POOL["teachers"][:2]), ("second", TINY_POOL["teachers"][1:])):
+        lines = ['[defaults]', 'epochs = 1', 'batch_size = 128', 'learning_rate = 3e-3']
+        for t in teachers:
+            lines += ["[[teachers]]", f'name = "{t["name"]}"', f'arch = "{t["arch"]}"',
+                      f'options = {{ {", ".join(f"{k} = {v}" for k, v in t["options"].items())} }}']
+        (tmp_path / f"{name}.toml").write_text("\n".join(lines) + "\n")
+        specs.append(str(tmp_path / f"{name}.toml"))
+    raw = {"dataset": "mnist1d", "data_dir": data_dir, "seeds": 2, "strategies": ["uniform", "ca_mkd"],
+           "student": {"arch": "mlp", "options": {"widths": [16]}}, "train": {"epochs": 2, "batch_size": 256}}
+    with pytest.raises(ConfigError, match="names no teacher"):
+        run_ablation(ablation_config_from_dict({**raw, "pools": specs, "strategies": ["single:cnn"]}),
+                     tmp_path / "bad", log=lambda line: None)  # cnn is in the second pool only
+    assert not (tmp_path / "bad").exists()
+    rows = run_ablation(ablation_config_from_dict({**raw, "pools": specs}), tmp_path / "both", log=lambda line: None)
+    assert [(r["pool"], r["strategy"]) for r in rows] == [
+        ("first", "uniform"), ("first", "ca_mkd"), ("second", "uniform"), ("second", "ca_mkd")]
+    alone = run_ablation(ablation_config_from_dict({**raw, "pool": specs[1]}), tmp_path / "alone",
+                         log=lambda line: None)
+    second = json.loads((tmp_path / "both" / "second" / "results.json").read_text())["rows"]
+    assert [r["test_accuracy"] for r in second] == [r["test_accuracy"] for r in alone]
+    assert "## Pool `first`" in (tmp_path / "both" / "results.md").read_text()
+    with pytest.raises(ConfigError, match="not both"):
+        ablation_config_from_dict({**raw, "pools": specs, "pool": "default"})
+    with pytest.raises(ConfigError, match="pools is empty"):
+        ablation_config_from_dict({**raw, "pools": []})

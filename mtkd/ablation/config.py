@@ -1,10 +1,12 @@
-"""The ablation config: one data set, one pool, one student, a list of strategies, S seeds.
+"""The ablation config: one data set, one pool (or several), one student, a list of strategies, S seeds.
 
 TOML example (see experiments/*.toml):
 
     dataset = "mnist1d"
     pool = "default"                  # preset or spec file, trained (or reused) in pool_dir;
                                       # leave it out and give pool_dir to use a pool as it is
+    # pools = ["default", "pools/mnist1d_misleading.toml"]   # instead of pool: the same
+                                      # ablation on each, results in OUT/<pool name>/
     seeds = 3
     strategies = ["none", "uniform", "single:*", "best_single", "rl", "dml"]
 
@@ -39,7 +41,7 @@ from mtkd.distill.loss_config import LossConfig
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
 
-TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pool_dir", "seeds", "strategies", "student", "train",
+TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
                   "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name"}
 
 
@@ -58,8 +60,15 @@ class AblationConfig:
     student_data_fraction: float = 1.0  # the student sees this fraction of the training split
     losses: LossConfig | None = None  # a composite loss for the fusion strategies' students
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    pools: tuple[str, ...] = ()  # several pools, each ablated alike (instead of pool / pool_dir)
 
     def __post_init__(self):
+        if self.pools:
+            if self.pool is not None or self.pool_dir is not None:
+                raise ConfigError("give either pools or pool / pool_dir, not both")
+            labels = [pool_label(p) for p in self.pools]
+            if len(set(labels)) != len(labels):
+                raise ConfigError(f"pools listed twice (by name): {', '.join(self.pools)}")
         if self.seeds < 1:
             raise ConfigError(f"seeds must be at least 1, got {self.seeds}")
         if not 0.0 < self.student_data_fraction <= 1.0:
@@ -73,13 +82,29 @@ class AblationConfig:
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.sections.get(name, {}))
 
+    def for_each_pool(self) -> list[tuple[str, "AblationConfig"]]:
+        """(name, the one-pool config) per entry of `pools`."""
+        return [(pool_label(p), dataclasses.replace(self, pool=p, pools=())) for p in self.pools]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "pool": self.pool, "pool_dir": self.pool_dir, "seeds": self.seeds,
+        pools = {"pools": list(self.pools)} if self.pools else {}  # absent for one pool: old runs keep their signature
+        return {"dataset": self.dataset, "pool": self.pool, **pools, "pool_dir": self.pool_dir, "seeds": self.seeds,
                 "strategies": list(self.strategies), "student": self.student.to_dict(),
                 "train": dataclasses.asdict(self.train), "val_fraction": self.val_fraction,
                 "split_seed": self.split_seed, "student_data_fraction": self.student_data_fraction,
                 "losses": self.losses.to_dicts() if self.losses is not None else None,
                 "sections": {k: dict(v) for k, v in self.sections.items()}}
+
+
+def pool_label(pool: str) -> str:
+    """A pool's name in output paths: a preset's name, or a spec file's stem."""
+    return Path(pool).stem if Path(pool).suffix in CONFIG_SUFFIXES else pool
+
+
+def _resolve_pool(pool, base_dir: Path | None):
+    if pool is not None and base_dir is not None and Path(pool).suffix in CONFIG_SUFFIXES and not Path(pool).is_absolute():
+        return str(base_dir / pool)
+    return pool
 
 
 def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = None) -> AblationConfig:
@@ -96,12 +121,17 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
     bad_student = sorted(set(student) - {"arch", "options"})
     if bad_student:
         raise ConfigError(f"ablation config [student] has unknown key(s): {', '.join(bad_student)}")
+    pools = raw.get("pools", [])
+    if isinstance(pools, str) or not isinstance(pools, (list, tuple)) or not all(isinstance(p, str) for p in pools):
+        raise ConfigError(f"pools must be a list of pool presets or spec files, got {pools!r}")
+    if "pools" in raw and not pools:
+        raise ConfigError("pools is empty; list at least one pool, or use pool")
     pool = raw.get("pool")
-    if pool is None and raw.get("pool_dir") is None:
+    if pool is None and raw.get("pool_dir") is None and not pools:
         pool = "default"
-    if pool is not None and base_dir is not None and Path(pool).suffix in CONFIG_SUFFIXES and not Path(pool).is_absolute():
-        pool = str(base_dir / pool)
+    pool = _resolve_pool(pool, base_dir)
     return AblationConfig(
+        pools=tuple(_resolve_pool(p, base_dir) for p in pools),
         dataset=str(raw.get("dataset", "mnist1d")), pool=pool, pool_dir=raw.get("pool_dir"),
         data_dir=raw.get("data_dir"), seeds=int(raw.get("seeds", 3)),
         strategies=tuple(str(s) for s in raw.get("strategies", ("none", "uniform"))),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import traceback
@@ -29,10 +30,18 @@ def check_strategies(names: list[str], pool, config: AblationConfig | None = Non
             CHECKS.get(family)(config, name)
 
 
-def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = False,
-                 log: Callable[[str], None] | None = None) -> list[dict]:
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    started = time.perf_counter()
+@dataclasses.dataclass
+class PreparedAblation:
+    """One pool's ablation with everything checked: the splits, the pool and the strategy names."""
+
+    config: AblationConfig
+    splits: object
+    pool: object
+    names: list[str]
+
+
+def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> PreparedAblation:
+    """Loads the data, loads or trains the pool (a cache) and checks every strategy and option."""
     splits = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
                           split_seed=config.split_seed)
     pool_dir = config.pool_dir or default_pool_dir(config.dataset, config.pool)
@@ -49,9 +58,39 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
     check_strategies(names, pool, config)
     if config.losses is not None:
         bind_pool_loss(config.losses, pool, splits, config.student)  # layers and shapes, before any training
-    out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)
-    run = AblationRun(config, splits, pool, out, log)
+    return PreparedAblation(config, splits, pool, names)
 
+
+def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = False,
+                 log: Callable[[str], None] | None = None) -> list[dict]:
+    """Runs the ablation into `out`; with several `pools`, each pool's into `out/<pool name>/`
+    (every pool prepared and checked before any strategy trains). Returns the rows (each row of
+    a multi-pool run names its `pool`)."""
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    started = time.perf_counter()
+    if not config.pools:
+        prepared = prepare_ablation(config, log)
+        out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)
+        rows = run_prepared(prepared, out, log)
+        print(f"\nresults in {out} ({time.perf_counter() - started:.0f}s)")
+        return rows
+    prepared = [(label, prepare_ablation(one, log)) for label, one in config.for_each_pool()]
+    out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)
+    rows, tables = [], []
+    for label, one in prepared:
+        log(f"pool {label}")
+        pool_out = claim_output_dir(out / label, {"kind": "ablation", **one.config.to_dict()}, overwrite=True)
+        pool_rows = run_prepared(one, pool_out, log)
+        rows.extend({"pool": label, **row} for row in pool_rows)
+        tables.append(f"## Pool `{label}`\n\n" + (pool_out / "results.md").read_text())
+    (out / "results.md").write_text("\n".join(tables))
+    print(f"\nresults in {out}/<pool>/ ({time.perf_counter() - started:.0f}s)")
+    return rows
+
+
+def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], None]) -> list[dict]:
+    config, pool, names = prepared.config, prepared.pool, prepared.names
+    run = AblationRun(config, prepared.splits, pool, out, log)
     rows = []
     for index, name in enumerate(names, start=1):
         log(f"[{index}/{len(names)}] {name}")
@@ -64,7 +103,6 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
         write_reports(out, config, rows, pool)  # after every strategy, so an interrupted run keeps its rows
     plot_all(out, rows, pool.names)
     print(format_table(rows, teacher_rows(pool)))
-    print(f"\nresults in {out} ({time.perf_counter() - started:.0f}s)")
     return rows
 
 
