@@ -125,3 +125,35 @@ def test_pools_run_the_same_ablation_on_each_pool(data_dir, tiny_pool_dir, tmp_p
         ablation_config_from_dict({**raw, "pools": specs, "pool": "default"})
     with pytest.raises(ConfigError, match="pools is empty"):
         ablation_config_from_dict({**raw, "pools": []})
+
+
+@pytest.mark.parametrize("section,raw,message", [
+    ("dml", {"peerz": 2}, r"\[dml\] has unknown key\(s\): peerz; known: peers, temperature, update"),
+    ("dml", {"update": "parallel"}, "update must be one of sequential, simultaneous"),
+    ("dml", {"peers": 1}, "peers must be at least 2"),
+    ("dml", {"temperature": 0}, "temperature must be a finite number > 0"),
+    ("byot", {"chanels": [8]}, r"\[byot\].*no option\(s\) chanels"),
+    ("byot", {"alpha": 2.0}, "alpha must be in"),
+    ("rl", {"credit_evry": 3}, "credit_evry"),
+])
+def test_every_section_is_checked_before_any_training(data_dir, tiny_pool_dir, tmp_path, section, raw, message):
+    """A bad option in [dml], [byot] or [rl] fails before the first strategy trains, even when the
+    section's strategy comes last (or is not listed): no output directory, no metrics file."""
+    config = ablation_config_from_dict({
+        "dataset": "mnist1d", "data_dir": data_dir, "pool_dir": str(tiny_pool_dir), "seeds": 1,
+        "strategies": ["uniform"] + (["dml"] if section == "dml" else []),
+        "student": {"arch": "mlp", "options": {"widths": [16]}}, "train": {"epochs": 1}, section: raw})
+    with pytest.raises(ConfigError, match=message):
+        run_ablation(config, tmp_path / "out", log=lambda line: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_typed_sections_read_what_the_runners_use():
+    from mtkd.ablation.sections import ByotSection, DmlSection
+    student = ModelSpec("mlp", {"widths": [16]})
+    assert DmlSection.from_dict({}).peer_specs(student) == [student, student]
+    mixed = DmlSection.from_dict({"peers": ["mlp", {"arch": "cnn1d", "options": {"channels": [4]}}],
+                                  "update": "simultaneous", "temperature": 2})
+    assert [p.arch for p in mixed.peer_specs(student)] == ["mlp", "cnn1d"] and mixed.temperature == 2.0
+    byot = ByotSection.from_dict({"alpha": 0.5, "channels": [8, 8]})
+    assert byot.run_options() == {"alpha": 0.5, "temperature": 3.0, "feature_weight": 0.03, "channels": [8, 8]}

@@ -22,12 +22,18 @@ from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
 def check_strategies(names: list[str], pool, config: AblationConfig | None = None) -> None:
     """Fusion strategies are built once here, and runners' options checked, so that a bad name
     or option fails before any training."""
+    checked = set()
     for name in names:
         family = name.partition(":")[0]
         if family not in RUNNERS:
             build_strategies([name], pool)
         elif config is not None and family in CHECKS:
             CHECKS.get(family)(config, name)
+            checked.add(family)
+    # A section whose strategy is not listed is still read: a typo there is a typo.
+    for section in sorted(config.sections if config is not None else ()):
+        if section not in checked and section in CHECKS:
+            CHECKS.get(section)(config, section)
 
 
 @dataclasses.dataclass

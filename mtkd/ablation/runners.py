@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from mtkd.ablation.config import AblationConfig
+from mtkd.ablation.sections import ByotSection, DmlSection
 from mtkd.data import DatasetSplits
 from mtkd.distill.experiment import build_strategies, run_strategies
 from mtkd.errors import ConfigError
@@ -103,13 +104,11 @@ def check_rl(config: AblationConfig, name: str) -> None:
 
 def _dml_rows(run: AblationRun, name: str, with_teachers: bool) -> list:
     dml = importlib.import_module("mtkd.dml")
-    section = run.config.section("dml")
-    peers = section.pop("peers", 2)
-    peer_specs = [run.config.student] * int(peers) if isinstance(peers, int) else [
-        dml.peer_spec_from(p) for p in peers]
-    result = dml.run_dml(run.splits, peer_specs, run.config.train, run.seeds, pool=run.pool,
-                         with_teachers=with_teachers, metrics_path=run.metrics_dir / f"{name}.jsonl",
-                         log=run.log, **section)
+    section = DmlSection.from_dict(run.config.section("dml"))
+    result = dml.run_dml(run.splits, section.peer_specs(run.config.student), run.config.train, run.seeds,
+                         pool=run.pool, with_teachers=with_teachers, update=section.update,
+                         temperature=section.temperature, metrics_path=run.metrics_dir / f"{name}.jsonl",
+                         log=run.log)
     return result.rows()
 
 
@@ -121,14 +120,23 @@ RUNNERS.add("dml+teachers", lambda run, name: _dml_rows(run, name, with_teachers
 def run_independent(run: AblationRun, name: str) -> list:
     """The DML peers trained alone: the baseline mutual learning must beat."""
     dml = importlib.import_module("mtkd.dml")
-    peers = run.config.section("dml").get("peers", 2)
-    peer_specs = [run.config.student] * int(peers) if isinstance(peers, int) else [dml.peer_spec_from(p) for p in peers]
-    return dml.run_independent_peers(run.splits, peer_specs, run.config.train, run.seeds,
-                                     metrics_path=run.metrics_dir / f"{name}.jsonl", log=run.log).rows()
+    section = DmlSection.from_dict(run.config.section("dml"))
+    return dml.run_independent_peers(run.splits, section.peer_specs(run.config.student), run.config.train,
+                                     run.seeds, metrics_path=run.metrics_dir / f"{name}.jsonl", log=run.log).rows()
 
 
 @RUNNERS.register("byot")
 def run_byot(run: AblationRun, name: str) -> list:
     byot = importlib.import_module("mtkd.distill.byot")
+    section = ByotSection.from_dict(run.config.section("byot"))
     return byot.run_byot(run.splits, run.config.train, run.seeds, metrics_dir=run.metrics_dir, log=run.log,
-                         **run.config.section("byot"))
+                         **section.run_options())
+
+
+def _check_dml(config: AblationConfig, name: str) -> None:
+    DmlSection.from_dict(config.section("dml"))
+
+
+for _family in ("dml", "dml+teachers", "independent"):
+    CHECKS.add(_family, _check_dml)
+CHECKS.add("byot", lambda config, name: ByotSection.from_dict(config.section("byot")) and None)

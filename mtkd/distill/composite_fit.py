@@ -53,6 +53,7 @@ def fit_composite(
     teacher_names: Sequence[str] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     metrics_path: str | Path | None = None,
+    teacher_heads: Sequence | None = None,
 ) -> FitResult:
     """Trains one student per seed with the composite `loss`; same protocol and result as `fit`.
 
@@ -87,7 +88,11 @@ def fit_composite(
     # Committed like the epoch's outputs (and the pool's feature arrays), so epoch 2 reuses epoch 1's executable.
     state = jax.device_put(StudentState(params, jax.vmap(optimizer.init)(params)), jax.devices()[0])
     batch_size = min(config.batch_size, int(train.x.shape[0]))
-    epoch_fn = make_composite_epoch(graphdef, optimizer, strategy, composite, batch_size)
+    if composite.head_teachers() and (teacher_heads is None
+                                      or any(teacher_heads[k] is None for k in composite.head_teachers())):
+        raise ConfigError("a term reads the teachers' classifier heads (ca_mkd_feature) but teacher_heads lacks "
+                          "them (see mtkd.distill.teacher_features.pool_heads)")
+    epoch_fn = make_composite_epoch(graphdef, optimizer, strategy, composite, batch_size, teacher_heads)
     jitted_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None, None)), donate_argnums=(0,))
     run_eval = jax.jit(jax.vmap(lambda p, x, y: evaluate(graphdef, p, x, y, config.eval_batch_size),
                                 in_axes=(0, None, None)))

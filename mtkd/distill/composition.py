@@ -85,6 +85,10 @@ class CompositeLoss:
                     needed.setdefault(layer, set()).add(k)
         return {layer: tuple(sorted(ks)) for layer, ks in needed.items()}
 
+    def head_teachers(self) -> tuple[int, ...]:
+        """Teachers whose classifier head a term reads (`ca_mkd_feature`)."""
+        return tuple(sorted({k for bound in self.terms if bound.kind.head for k, _, _ in bound.teachers}))
+
     def init_adapters(self, key: jax.Array) -> dict:
         """Fresh adapter parameters: {"term_J": {teacher name: {"kernel", "bias"}}}."""
         adapters = {}
@@ -95,17 +99,19 @@ class CompositeLoss:
         return adapters
 
     def __call__(self, student_logits, student_features, labels, teacher_logits, teacher_features, weights,
-                 adapters, progress):
+                 adapters, progress, teacher_heads=None):
         """student_logits (B, C); student_features {name: (B, ...)}; labels (B,); teacher_logits
         (K, B, C); teacher_features {layer: K-tuple of (B, ...) or None}; weights (B, K);
-        adapters as from `init_adapters`; progress scalar in [0, 1]."""
+        adapters as from `init_adapters`; progress scalar in [0, 1]; teacher_heads a K-tuple of
+        {"kernel", "bias"} (or None) for the terms that read heads (`head_teachers`)."""
         values = jnp.stack([self._term_value(bound, student_logits, student_features, labels, teacher_logits,
-                                             teacher_features, weights, adapters) for bound in self.terms])
+                                             teacher_features, weights, adapters, teacher_heads)
+                            for bound in self.terms])
         scales = jnp.stack([term_scale(bound.term, progress) for bound in self.terms])
         return jnp.sum(scales * values), values
 
     def _term_value(self, bound, student_logits, student_features, labels, teacher_logits, teacher_features,
-                    weights, adapters):
+                    weights, adapters, teacher_heads=None):
         kind, options = bound.kind, bound.term.options
         if not kind.uses_teachers:
             return jnp.mean(kind.value(student_logits, None, labels, options))
@@ -117,6 +123,16 @@ class CompositeLoss:
             values, has_teacher = fused_kd(student_logits, teacher_logits[jnp.asarray(indices)], w,
                                            options["temperature"])
             return jnp.mean(jnp.where(has_teacher, values, 0.0))
+        if kind.head:
+            students, teachers = [], []
+            for k, name, layer in bound.teachers:
+                student = student_features[options["student_layer"]]
+                if bound.adapter_key in adapters:
+                    student = apply_adapter(adapters[bound.adapter_key][name], student)
+                students.append(student)
+                teachers.append(teacher_features[layer][k])
+            heads = [teacher_heads[k] for k in indices]
+            return jnp.mean(weighted_mean(kind.value(students, teachers, labels, options, heads), w))
         per_teacher = []
         for k, name, layer in bound.teachers:
             if kind.source == "logits":
@@ -217,14 +233,17 @@ def feature_shapes(graphdef, params, input_shape: tuple[int, ...]) -> dict[str, 
     return {name: tuple(f.shape[1:]) for name, f in features.items()}
 
 
-def make_composite_train_step(graphdef, optimizer: optax.GradientTransformation, loss: CompositeLoss):
+def make_composite_train_step(graphdef, optimizer: optax.GradientTransformation, loss: CompositeLoss,
+                              teacher_heads=None):
     """Returns `step(state, x, y, teacher_logits (K, B, C), teacher_features, weights (B, K), progress)
-    -> (state, (loss, term_values (T,)))`; state.params = {"student": ..., "adapters": ...}."""
+    -> (state, (loss, term_values (T,)))`; state.params = {"student": ..., "adapters": ...}.
+    teacher_heads: the frozen classifier heads that `head` terms read (see `CompositeLoss`)."""
 
     def step(state: StudentState, x, y, teacher_logits, teacher_features, weights, progress):
         def objective(params):
             logits, features = apply_model(graphdef, params["student"], x)
-            return loss(logits, features, y, teacher_logits, teacher_features, weights, params["adapters"], progress)
+            return loss(logits, features, y, teacher_logits, teacher_features, weights, params["adapters"], progress,
+                        teacher_heads)
 
         (value, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -233,7 +252,8 @@ def make_composite_train_step(graphdef, optimizer: optax.GradientTransformation,
     return step
 
 
-def make_composite_epoch(graphdef, optimizer, strategy: FusionStrategy, loss: CompositeLoss, batch_size: int):
+def make_composite_epoch(graphdef, optimizer, strategy: FusionStrategy, loss: CompositeLoss, batch_size: int,
+                         teacher_heads=None):
     """Returns `epoch(state, key, x, y, teacher_logits (K, N, C), teacher_features, progress) -> (state, metrics)`.
 
     As `mtkd.distill.steps.make_epoch`, with the composite loss: teacher_features is
@@ -241,7 +261,7 @@ def make_composite_epoch(graphdef, optimizer, strategy: FusionStrategy, loss: Co
     at that layer}. Metrics: mean training loss, mean weight of each teacher ("selection", (K,))
     and the mean unweighted value of each term ("terms", (T,)).
     """
-    step = make_composite_train_step(graphdef, optimizer, loss)
+    step = make_composite_train_step(graphdef, optimizer, loss, teacher_heads)
 
     def epoch(state: StudentState, key, x, y, teacher_logits, teacher_features, progress):
         def update(state, index, batch_teachers, weights):

@@ -16,7 +16,7 @@ from mtkd.distill.composite_fit import fit_composite
 from mtkd.distill.composition import bind_loss, feature_shapes
 from mtkd.distill.fit import FitResult, SplitArrays, fit, init_students, unstack
 from mtkd.distill.loss_config import LossConfig
-from mtkd.distill.teacher_features import pool_feature_shapes, pool_features
+from mtkd.distill.teacher_features import pool_feature_shapes, pool_features, pool_heads
 from mtkd.distill.results import result_row
 from mtkd.errors import ConfigError, MtkdError
 from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy, require_stateless
@@ -56,15 +56,17 @@ def build_strategies(names: Sequence[str], pool: TeacherPool | None,
 
 def bind_pool_loss(losses: LossConfig, pool: TeacherPool | None, splits: DatasetSplits, student: ModelSpec):
     """Checks a loss configuration against the student's and the teachers' layers and shapes
-    (before any training) and returns the teachers' cached training-split features it reads."""
+    (before any training) and returns `(composite, the teachers' cached training-split features
+    it reads, the classifier heads it reads or None)`."""
     graphdef, params = init_students(student, splits.input_shape, splits.num_classes, [0])
     student_shapes = feature_shapes(graphdef, unstack(params, 0), splits.input_shape)
     if pool is None:
         if losses.uses_teachers:
             raise ConfigError("the loss configuration has teacher terms but no teacher pool was given")
-        return bind_loss(losses, (), student_shapes, [], student.arch), {}
+        return bind_loss(losses, (), student_shapes, [], student.arch), {}, None
     composite = bind_loss(losses, pool.names, student_shapes, pool_feature_shapes(pool, splits), student.arch)
-    return composite, pool_features(pool, splits, composite)["train"]
+    heads = pool_heads(pool, composite)  # before the features: an external teacher's refusal names the head
+    return composite, pool_features(pool, splits, composite)["train"], heads
 
 
 def read_loss_file(path: str | Path) -> LossConfig:
@@ -95,7 +97,7 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
     if losses is not None:
         for strategy in strategies:  # before any strategy trains
             require_stateless(strategy, "the composite-loss trainer")
-    features = bind_pool_loss(losses, pool, splits, student)[1] if losses is not None else None
+    _, features, heads = bind_pool_loss(losses, pool, splits, student) if losses is not None else (None, None, None)
     logits = pool.logits(splits) if pool is not None else None
     train_x, train_y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
     val = SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val))
@@ -121,7 +123,8 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
             else:
                 result = fit_composite(student, splits.input_shape, splits.num_classes, train, val, strategy,
                                        losses, config, seeds, test=test, teacher_features=features,
-                                       teacher_names=pool.names, on_epoch=progress, metrics_path=metrics_path)
+                                       teacher_names=pool.names, on_epoch=progress, metrics_path=metrics_path,
+                                       teacher_heads=heads)
         except MtkdError as error:
             if not keep_going:
                 raise

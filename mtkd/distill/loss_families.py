@@ -27,7 +27,7 @@ from mtkd.distill.experiment import build_strategies, check_pool_matches_splits,
 from mtkd.distill.fit import SplitArrays, init_students, unstack
 from mtkd.distill.loss_config import LossConfig
 from mtkd.distill.results import format_table, result_row, write_results
-from mtkd.distill.teacher_features import check_teacher_layers, pool_feature_shapes, pool_features
+from mtkd.distill.teacher_features import check_teacher_layers, pool_feature_shapes, pool_features, pool_heads
 from mtkd.errors import ConfigError, MtkdError
 from mtkd.models import ModelSpec
 from mtkd.runs import claim_output_dir
@@ -152,6 +152,7 @@ def run_loss_families(config_path: str | Path, out_dir: str | Path, *, seeds: in
     bound = {f.name: bind_loss(f.loss, pool.names, student_shapes, teacher_shapes, recipe.student.arch)
              for f in recipe.families}
     for loss in bound.values():
+        pool_heads(pool, loss)  # heads first: an external teacher's refusal names what is missing
         check_teacher_layers(loss, pool, splits)
     out = claim_output_dir(out_dir, {"kind": "loss-families", **recipe.to_dict()}, overwrite=overwrite)
 
@@ -170,7 +171,8 @@ def run_loss_families(config_path: str | Path, out_dir: str | Path, *, seeds: in
         try:
             result = fit_composite(recipe.student, splits.input_shape, splits.num_classes, train, val, strategy,
                                    family.loss, recipe.train, seed_list, test=test, teacher_features=features,
-                                   teacher_names=pool.names, metrics_path=out / "metrics" / f"{family.name}.jsonl")
+                                   teacher_names=pool.names, metrics_path=out / "metrics" / f"{family.name}.jsonl",
+                                   teacher_heads=pool_heads(pool, bound[family.name]))
         except MtkdError as error:  # e.g. divergence: keep the other families' rows
             log(f"  {family.name} failed: {error}")
             rows.append({"strategy": family.name, "seeds": seed_list, "error": str(error)})

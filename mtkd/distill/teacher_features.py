@@ -76,4 +76,26 @@ def pool_features(pool: TeacherPool, splits: DatasetSplits, loss: CompositeLoss)
     return out
 
 
-__all__ = ["check_teacher_layers", "model_feature_shapes", "pool_feature_shapes", "pool_features"]
+def pool_heads(pool: TeacherPool, loss: CompositeLoss) -> tuple | None:
+    """The frozen classifier heads ({"kernel", "bias"} of each model's `head` layer, which reads
+    its `embedding`) of the teachers a `head` term reads, None for the others; None if no term
+    reads a head. An external teacher has only its cached logits, so no head: refused by name."""
+    needed = loss.head_teachers()
+    if not needed:
+        return None
+    heads: list = [None] * len(pool.names)
+    for k in needed:
+        entry = pool.entries[k]
+        if entry["kind"] != "model":
+            raise ConfigError(f"teacher {entry['name']!r} is external (logits only): ca_mkd_feature weights each "
+                              f"teacher by its classifier head, which an external teacher does not have; list "
+                              f"the other teachers in the term's `teachers`")
+        params = pool.model_params(entry["name"])
+        if "head" not in params:
+            raise ConfigError(f"teacher {entry['name']!r} ({entry['model']['arch']}) has no `head` layer for "
+                              f"ca_mkd_feature to read")
+        heads[k] = {"kernel": jnp.asarray(params["head"]["kernel"][...]), "bias": jnp.asarray(params["head"]["bias"][...])}
+    return tuple(heads)
+
+
+__all__ = ["check_teacher_layers", "model_feature_shapes", "pool_feature_shapes", "pool_features", "pool_heads"]

@@ -18,6 +18,7 @@ import math
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 
 from mtkd.distill.objective import cross_entropy, soft_target_kl
 from mtkd.errors import ConfigError
@@ -50,6 +51,12 @@ class TermKind:
     relational: bool = False
     adapter: bool = False
     spatial: bool = False
+    head: bool = False
+
+    # A `head` kind reads every teacher's classifier head and mixes its teachers itself:
+    # value(students, teachers, labels, options, heads) takes per-teacher lists (the student
+    # feature after each teacher's adapter, each teacher's feature, each head's {"kernel",
+    # "bias"}) and returns (B, n) per-example values.
 
     def __post_init__(self):
         if self.source not in SOURCES:
@@ -86,6 +93,27 @@ def _checks(*checks) -> Callable[[Mapping[str, Any]], None]:
 def per_example(zoo_loss: Callable) -> Callable:
     """(B, ...) pairs -> (B,): a batch-mean zoo loss evaluated on each example alone."""
     return lambda s, t: jax.vmap(lambda si, ti: zoo_loss(si[None], ti[None]))(s, t)
+
+
+def ca_mkd_feature_values(students, teachers, labels, options, heads):
+    """CA-MKD's feature term per example and teacher: `c_ik * MSE(r_k(f_s), f_k)`, where `c_ik` is
+    the CA-MKD weight `(1 - softmax_k(CE_ik)) / (K - 1)` of the teachers' heads applied to the
+    adapted student features. Unlike the logit weights, these carry gradient (as in the paper):
+    the adapters learn to make each head classify them, too."""
+    mse = jnp.stack([jnp.mean(jnp.square(s - t).reshape(s.shape[0], -1), axis=-1)
+                     for s, t in zip(students, teachers)], axis=-1)  # (B, n)
+    ce = jnp.stack([cross_entropy(s @ h["kernel"] + h["bias"], labels) for s, h in zip(students, heads)], axis=-1)
+    if ce.shape[-1] == 1:
+        return mse
+    return (1.0 - jax.nn.softmax(ce, axis=-1)) / (ce.shape[-1] - 1) * mse
+
+
+def _embedding_only(options) -> None:
+    layers = options["teacher_layer"]
+    layers = layers.values() if isinstance(layers, Mapping) else [layers]
+    if any(layer != "embedding" for layer in layers):
+        raise ConfigError("ca_mkd_feature weights each teacher by its classifier head, which reads the teacher's "
+                          f"`embedding`; teacher_layer must be 'embedding', got {options['teacher_layer']!r}")
 
 
 def fused_kd(student_logits, teacher_logits, weights, temperature):
@@ -130,4 +158,9 @@ TERMS.add("darkrank", TermKind(
             lambda o: _choice(o, "mode", ("hard", "soft"))),
     relational=True))
 
-__all__ = ["REQUIRED", "TERMS", "TermKind", "fused_kd", "per_example"]
+TERMS.add("ca_mkd_feature", TermKind(
+    "ca_mkd_feature", "features", {"student_layer": "embedding", "teacher_layer": "embedding", "adapter": "linear"},
+    ca_mkd_feature_values,
+    _checks(lambda o: _choice(o, "adapter", ("linear", "identity")), _embedding_only), adapter=True, head=True))
+
+__all__ = ["REQUIRED", "TERMS", "TermKind", "ca_mkd_feature_values", "fused_kd", "per_example"]

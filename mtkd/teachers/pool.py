@@ -59,6 +59,10 @@ class TeacherPool:
     def __len__(self) -> int:
         return len(self.names)
 
+    def model_params(self, name: str):
+        """A model teacher's frozen parameters (an nnx.State); KeyError for an external teacher."""
+        return self._models[name][1]
+
     def _check_against(self, splits: DatasetSplits) -> None:
         if self.num_classes != splits.num_classes:
             raise DatasetError(f"teacher pool {self.directory} predicts {self.num_classes} classes but data set "
