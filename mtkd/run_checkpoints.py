@@ -1,0 +1,155 @@
+"""Checkpoints of a long run at epoch boundaries, so that a killed run resumes exactly.
+
+`EpochCheckpoints` wraps an Orbax `CheckpointManager` in one directory: each checkpoint holds a
+pytree of arrays (everything the rest of the run depends on: the training state of every
+vmapped seed, the best parameters so far, ...) and a JSON record (the metrics history and any
+other plain state). Orbax writes each checkpoint under a temporary name and renames it when
+complete, and only the newest two are kept. A checkpoint that cannot be read back (a torn or
+corrupted write) is reported and the one before it is used.
+
+When to save is `CheckpointConfig`: every N epochs and/or every S seconds (default 60 s, so
+checkpointing costs a few milliseconds per minute of training).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from mtkd.errors import ConfigError
+
+KEEP = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """every_epochs: save after every N epochs (None: by time only); every_seconds: save when S
+    seconds have passed since the last save (None: by epochs only). Neither changes a result."""
+
+    every_epochs: int | None = None
+    every_seconds: float | None = 60.0
+
+    def __post_init__(self):
+        if self.every_epochs is not None and (isinstance(self.every_epochs, bool)
+                                              or not isinstance(self.every_epochs, int) or self.every_epochs < 1):
+            raise ConfigError(f"checkpoint every_epochs must be a whole number >= 1, got {self.every_epochs!r}")
+        if self.every_seconds is not None and (isinstance(self.every_seconds, bool)
+                                               or not isinstance(self.every_seconds, (int, float))
+                                               or not math.isfinite(self.every_seconds) or self.every_seconds < 0):
+            raise ConfigError(f"checkpoint every_seconds must be a number >= 0, got {self.every_seconds!r}")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "CheckpointConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"[checkpoint] has unknown key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**raw)
+
+
+def _is_key(leaf) -> bool:
+    return isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _to_storable(tree):
+    """Typed PRNG keys become their raw key data (Orbax stores plain arrays)."""
+    return jax.tree.map(lambda leaf: jax.random.key_data(leaf) if _is_key(leaf) else leaf, tree)
+
+
+def _from_storable(tree, template):
+    return jax.tree.map(lambda stored, like: jax.random.wrap_key_data(stored, impl=jax.random.key_impl(like))
+                        if _is_key(like) else stored, tree, template)
+
+
+class EpochCheckpoints:
+    """Checkpoints of one loop in `directory`; `log` tells the user about fallbacks."""
+
+    def __init__(self, directory: str | Path, config: CheckpointConfig = CheckpointConfig(),
+                 log: Callable[[str], None] | None = None):
+        self.directory = Path(directory).absolute()
+        self.config = config
+        self.log = log or (lambda line: None)
+        self._last_save = time.monotonic()
+        self._manager = None
+        self._extras: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}
+
+    def attach(self, name: str, get: Callable[[], Any], put: Callable[[Any], None]) -> None:
+        """Plain JSON-able state of the caller's (e.g. a list of records) saved with every checkpoint."""
+        self._extras[name] = (get, put)
+
+    def _open(self) -> ocp.CheckpointManager:
+        if self._manager is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # Synchronous saves: a checkpoint is complete on disk before training goes on.
+            options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=False, create=True)
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
+        return self._manager
+
+    def due(self, epoch: int) -> bool:
+        by_epochs = self.config.every_epochs is not None and epoch % self.config.every_epochs == 0
+        by_time = (self.config.every_seconds is not None
+                   and time.monotonic() - self._last_save >= self.config.every_seconds)
+        return by_epochs or by_time
+
+    def save(self, epoch: int, arrays: Any, record: Mapping[str, Any]) -> None:
+        record = {**record, **{name: get() for name, (get, _) in self._extras.items()}}
+        manager = self._open()
+        manager.save(epoch, args=ocp.args.Composite(arrays=ocp.args.StandardSave(_to_storable(arrays)),
+                                                    record=ocp.args.JsonSave(record)), force=True)
+        manager.wait_until_finished()
+        self._last_save = time.monotonic()
+
+    def restore(self, template: Any) -> tuple[int, Any, dict] | None:
+        """(epoch, arrays shaped like `template`, record) of the newest readable checkpoint, or
+        None if there is none. Unreadable ones are reported and skipped."""
+        if not self.directory.is_dir():
+            return None
+        manager = self._open()
+        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), _to_storable(template))
+        for step in sorted(manager.all_steps(), reverse=True):
+            try:
+                restored = manager.restore(step, args=ocp.args.Composite(
+                    arrays=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
+                arrays, record = restored["arrays"], dict(restored["record"])
+                if any(np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(arrays), jax.tree.leaves(abstract))):
+                    raise ValueError("shapes differ from the run's")
+            except Exception as error:  # Orbax raises many kinds for torn or corrupt files
+                self.log(f"checkpoint of epoch {step} in {self.directory} is unreadable "
+                         f"({type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}); "
+                         f"using the one before it")
+                continue
+            for name, (_, put) in self._extras.items():
+                put(record.pop(name))
+            return int(step), _from_storable(arrays, template), record
+        return None
+
+    def remove(self) -> None:
+        """Drops the checkpoints once the loop's results are written (they are not needed for them)."""
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class RunCheckpoints:
+    """The checkpoints of one command's run: one `EpochCheckpoints` per loop, under `root`."""
+
+    def __init__(self, root: str | Path, config: CheckpointConfig = CheckpointConfig(),
+                 log: Callable[[str], None] | None = None):
+        self.root = Path(root)
+        self.config = config
+        self.log = log
+
+    def loop(self, name: str) -> EpochCheckpoints:
+        return EpochCheckpoints(self.root / name.replace(":", "_").replace("/", "_"), self.config, self.log)
+
+
+__all__ = ["CheckpointConfig", "EpochCheckpoints", "RunCheckpoints"]
