@@ -139,7 +139,7 @@ def count_exits(spec: ModelSpec, shapes) -> int:
 
 def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds: Sequence[int],
              byot: ByotConfig = ByotConfig(), on_epoch: Callable[[dict], None] | None = None,
-             metrics_path: str | Path | None = None) -> ByotFitResult:
+             metrics_path: str | Path | None = None, checkpoints=None) -> ByotFitResult:
     """Trains one self-distilling network per seed; selects each seed's epoch by the deepest
     exit's validation accuracy; evaluates every exit on the test split once, at the end.
 
@@ -161,14 +161,14 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
 
     state = StudentState(params, jax.vmap(optimizer.init)(params))
     loop = run_epochs(state, lambda s, k, p: jitted_epoch(s, k, x, y, p), run_val, lambda s: s.params,
-                      config.epochs, seeds, on_epoch, metrics_path)
+                      config.epochs, seeds, on_epoch, metrics_path, checkpoints)
     test = np.asarray(run_exits(loop.best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)))
     return ByotFitResult(graphdef, loop.best_params, seeds, loop.best_epoch, loop.val_accuracy,
                          test[:, -1].tolist(), loop.history, exit_test_accuracy=test.T.tolist())
 
 
 def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *,
-             metrics_dir: Path | None = None, log: Callable[[str], None] | None = None,
+             metrics_dir: Path | None = None, log: Callable[[str], None] | None = None, checkpoints=None,
              alpha: float = 0.3, temperature: float = 3.0, feature_weight: float = 0.03,
              **model_options) -> list[dict]:
     """The `byot` strategy of an ablation: one results.json row (deepest exit), with each exit's
@@ -188,7 +188,8 @@ def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *
                 f"{np.mean(record['val_accuracy']):.3f}")
 
     started = time.perf_counter()
-    result = fit_byot(splits, spec, config, seeds, byot, on_epoch=progress, metrics_path=metrics_path)
+    result = fit_byot(splits, spec, config, seeds, byot, on_epoch=progress, metrics_path=metrics_path,
+                      checkpoints=checkpoints)
     return [result_row("byot", result.seeds, result.val_accuracy, result.test_accuracy,
                        best_epoch=result.best_epoch, seconds=round(time.perf_counter() - started, 2),
                        exit_test_accuracy=result.exit_test_accuracy, student=spec.to_dict(),

@@ -54,6 +54,7 @@ def fit_composite(
     on_epoch: Callable[[dict], None] | None = None,
     metrics_path: str | Path | None = None,
     teacher_heads: Sequence | None = None,
+    checkpoints=None,
 ) -> FitResult:
     """Trains one student per seed with the composite `loss`; same protocol and result as `fit`.
 
@@ -104,7 +105,8 @@ def fit_composite(
         accuracy, val_loss = run_eval(params["student"], val.x, val.y)
         return {"val_accuracy": accuracy, "val_loss": val_loss}
 
-    loop = run_epochs(state, run_epoch, run_val, lambda s: s.params, config.epochs, seeds, on_epoch, metrics_path)
+    loop = run_epochs(state, run_epoch, run_val, lambda s: s.params, config.epochs, seeds, on_epoch, metrics_path,
+                      checkpoints)
     best_student = loop.best_params["student"]
     test_accuracy = None
     if test is not None:

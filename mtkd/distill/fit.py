@@ -77,10 +77,12 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     metrics_path: str | Path | None = None,
     teacher_masks: Any = None,
+    checkpoints: Any = None,
 ) -> FitResult:
     """Trains one student per entry of `seeds` (vmapped), keeps each one's best validation epoch
     and evaluates it on `test` once. `teacher_masks` (len(seeds), K) of 0/1, if given, restricts
-    run i to the teachers of row i (a seed may then appear once per subset)."""
+    run i to the teachers of row i (a seed may then appear once per subset). `checkpoints` (an
+    `mtkd.run_checkpoints.EpochCheckpoints`) makes the loop resumable (see `run_epochs`)."""
     seeds = [int(s) for s in seeds]
     graphdef, params = init_students(spec, input_shape, num_classes, seeds)
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
@@ -109,7 +111,8 @@ def fit(
     state = jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, strategy_keys)
     loop = run_epochs(state, lambda state, keys, progress: run_epoch(state, keys, train.x, train.y,
                                                                      train.teacher_logits, progress),
-                      validate, lambda state: state.student.params, config.epochs, seeds, on_epoch, metrics_path)
+                      validate, lambda state: state.student.params, config.epochs, seeds, on_epoch, metrics_path,
+                      checkpoints)
     best_params = loop.best_params
 
     test_accuracy = None

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtkd.distill.steps import keep_best
+from mtkd.run_checkpoints import EpochCheckpoints
 from mtkd.errors import TrainingDivergedError
 
 
@@ -36,6 +37,17 @@ def epoch_keys(seeds: Sequence[int]) -> jax.Array:
     return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 1))(jnp.asarray(seeds, dtype=jnp.uint32))
 
 
+def _metrics_lines(path: Path) -> int:
+    """Complete lines in a metrics file (a line torn by a kill is dropped)."""
+    if not path.is_file():
+        return 0
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    if complete != text:
+        path.write_text(complete)
+    return complete.count("\n")
+
+
 def run_epochs(
     state: Any,
     run_epoch: Callable[[Any, jax.Array, jax.Array], tuple[Any, Mapping[str, jax.Array]]],
@@ -45,6 +57,7 @@ def run_epochs(
     seeds: Sequence[int],
     on_epoch: Callable[[dict], None] | None = None,
     metrics_path: str | Path | None = None,
+    checkpoints: EpochCheckpoints | None = None,
 ) -> LoopResult:
     """Trains for `epochs` epochs and keeps the best validation epoch of each seed.
 
@@ -52,6 +65,12 @@ def run_epochs(
     other metrics are recorded as they are (e.g. "selection" (S, K)). run_val(params) -> a dict
     with "val_accuracy" (S,) (the selection criterion) and any other per-seed values to record.
     params_of(state) is what is kept and returned (e.g. the student and its adapters).
+
+    With `checkpoints`, the loop starts from the newest readable checkpoint there (if any) and
+    saves one when due: the state, the best parameters, accuracies and epochs, and the history.
+    Epoch keys depend on the epoch's number only, so a resumed loop computes exactly what an
+    uninterrupted one does. The metrics file then grows only at checkpoints (it never holds an
+    epoch that a resume would compute again), and is appended to on resume.
     """
     seeds = [int(s) for s in seeds]
     base_keys = epoch_keys(seeds)
@@ -59,33 +78,55 @@ def run_epochs(
     best_params = jax.tree.map(jnp.copy, params_of(state))
     best_accuracy = jnp.full((len(seeds),), -1.0, jnp.float32)  # not weak-typed: keep_best compiles once
     best_epoch = np.zeros(len(seeds), dtype=int)
-    history = []
-    metrics_file = open(metrics_path, "w") if metrics_path else None
-    try:
-        for epoch in range(1, epochs + 1):
-            keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(base_keys, epoch)
-            state, metrics = run_epoch(state, keys, jnp.float32((epoch - 1) / epochs))
-            val = run_val(params_of(state))
-            best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, params_of(state),
-                                                                 val["val_accuracy"])
-            losses = np.asarray(metrics["loss"])
-            if not np.all(np.isfinite(losses)):
-                bad = [seeds[i] for i in np.flatnonzero(~np.isfinite(losses))]
-                raise TrainingDivergedError(f"training loss became {losses[~np.isfinite(losses)][0]} at epoch "
-                                            f"{epoch} (seed {', '.join(map(str, bad))}); lower the learning rate")
-            best_epoch = np.where(np.asarray(improved), epoch, best_epoch)
-            record = {"epoch": epoch, "train_loss": losses.tolist(),
-                      **{name: np.asarray(value).tolist() for name, value in val.items()},
-                      **{name: np.asarray(value).tolist() for name, value in metrics.items() if name != "loss"}}
-            history.append(record)
-            if metrics_file:
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-            if on_epoch:
-                on_epoch(record)
-    finally:
-        if metrics_file:
-            metrics_file.close()
+    history: list[dict] = []
+    first = 1
+    if checkpoints is not None:
+        restored = checkpoints.restore({"state": state, "best_params": best_params, "best_accuracy": best_accuracy,
+                                        "best_epoch": best_epoch})
+        if restored is not None:
+            done, arrays, record = restored
+            state, best_params, best_accuracy = arrays["state"], arrays["best_params"], arrays["best_accuracy"]
+            best_epoch, history, first = np.asarray(arrays["best_epoch"]), list(record["history"]), done + 1
+    written = 0
+    if metrics_path is not None:
+        metrics_path = Path(metrics_path)
+        written = min(_metrics_lines(metrics_path), len(history)) if first > 1 else 0
+        if first == 1:
+            metrics_path.write_text("")
+
+    def flush_metrics():
+        nonlocal written
+        if metrics_path is not None and written < len(history):
+            with open(metrics_path, "a") as handle:
+                handle.writelines(json.dumps(record) + "\n" for record in history[written:])
+            written = len(history)
+
+    flush_metrics()  # lines a kill kept out of the file, from the restored history
+    for epoch in range(first, epochs + 1):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(base_keys, epoch)
+        state, metrics = run_epoch(state, keys, jnp.float32((epoch - 1) / epochs))
+        val = run_val(params_of(state))
+        best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, params_of(state),
+                                                             val["val_accuracy"])
+        losses = np.asarray(metrics["loss"])
+        if not np.all(np.isfinite(losses)):
+            bad = [seeds[i] for i in np.flatnonzero(~np.isfinite(losses))]
+            raise TrainingDivergedError(f"training loss became {losses[~np.isfinite(losses)][0]} at epoch "
+                                        f"{epoch} (seed {', '.join(map(str, bad))}); lower the learning rate")
+        best_epoch = np.where(np.asarray(improved), epoch, best_epoch)
+        record = {"epoch": epoch, "train_loss": losses.tolist(),
+                  **{name: np.asarray(value).tolist() for name, value in val.items()},
+                  **{name: np.asarray(value).tolist() for name, value in metrics.items() if name != "loss"}}
+        history.append(record)
+        if checkpoints is None:
+            flush_metrics()
+        elif epoch < epochs and checkpoints.due(epoch):
+            checkpoints.save(epoch, {"state": state, "best_params": best_params, "best_accuracy": best_accuracy,
+                                     "best_epoch": best_epoch}, {"history": history})
+            flush_metrics()  # after the checkpoint: the file never runs ahead of what a resume restores
+        if on_epoch:
+            on_epoch(record)
+    flush_metrics()
     return LoopResult(best_params, best_epoch.tolist(), np.asarray(best_accuracy).tolist(), history)
 
 
