@@ -176,10 +176,11 @@ def init_joint_state(env_params: EnvParams, config: SelectorConfig, seeds: Seque
 def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], student: ModelSpec,
                   train: TrainConfig, config: SelectorConfig, seeds: Sequence[int],
                   metrics_path: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None,
-                  test: bool = True) -> JointResult:
+                  test: bool = True, checkpoints=None) -> JointResult:
     """Trains one student per seed beside its selector for `train.epochs` epochs; the epoch of
     each seed is chosen on validation and its test accuracy computed once at the end.
-    `logits`: the pool's cached logits {"train", "val"} (K, N, C)."""
+    `logits`: the pool's cached logits {"train", "val"} (K, N, C). `checkpoints` makes the run
+    resumable (`mtkd.distill.seed_loop.run_epochs`); the credit rounds' records travel with them."""
     started = time.perf_counter()
     seeds = [int(s) for s in seeds]
     decisions = (splits.x_train.shape[0] // train.batch_size)
@@ -196,12 +197,12 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
     every = config.rounds_every(env_params.num_teachers)
     plain_epoch, credit_epoch = compiled(False), compiled(True) if every else None
     rounds: list[dict] = []
-    epoch_number = [0]
+    if checkpoints is not None:
+        checkpoints.attach("rounds", lambda: rounds, lambda saved: rounds.extend(saved))
     latest = {"state": state}
 
     def run_epoch(state, keys, progress):
-        epoch_number[0] += 1
-        epoch = epoch_number[0]
+        epoch = int(round(float(progress) * train.epochs)) + 1  # progress = (epoch - 1) / epochs
         # A round at the first epoch and every `credit_every` after it, never at the last (it would
         # train a policy that nothing uses).
         is_round = bool(every) and (epoch - 1) % every == 0 and epoch < train.epochs
@@ -224,7 +225,7 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
         return {"val_accuracy": accuracy, "val_loss": loss}
 
     loop = run_epochs(state, run_epoch, validate, lambda state: state.env.student.params, train.epochs, seeds,
-                      on_epoch, metrics_path)
+                      on_epoch, metrics_path, checkpoints)
     test_accuracy = None
     if test:
         test_accuracy = np.asarray(run_eval(loop.best_params, jnp.asarray(splits.x_test),

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents.config import AgentConfig
-from agents.reinforce import make_train
+from agents.reinforce import make_trainer
 from envs.params import EnvParams
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit, unstack
@@ -27,23 +27,23 @@ def stderr_line(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def warm_up_student(splits, student: ModelSpec, config: TrainConfig, seed: int):
+def warm_up_student(splits, student: ModelSpec, config: TrainConfig, seed: int, checkpoints=None):
     """A student trained alone (hard labels) for `config.epochs`, its best validation epoch:
     the start of every selector episode (the paper pre-trains the student first)."""
     result = fit(student, splits.input_shape, splits.num_classes, SplitArrays(splits.x_train, splits.y_train),
                  SplitArrays(splits.x_val, splits.y_val), make_strategy("none", StrategyContext((), ())),
-                 config, [seed])
+                 config, [seed], checkpoints=checkpoints)
     return unstack(result.params, 0), result.val_accuracy[0]
 
 
-def episode_records(metrics: dict, teacher_names: Sequence[str]) -> list[dict[str, Any]]:
-    """One JSON-able record per episode: mean return, per-teacher selection frequency, students'
-    validation accuracy at the episode's end."""
+def episode_records(metrics: dict, teacher_names: Sequence[str], first: int = 0) -> list[dict[str, Any]]:
+    """One JSON-able record per episode (the first being episode `first + 1`): mean return,
+    per-teacher selection frequency, students' validation accuracy at the episode's end."""
     metrics = jax.tree.map(np.asarray, metrics)
     records = []
     for e in range(metrics["loss"].shape[0]):
         records.append({
-            "episode": e + 1,
+            "episode": first + e + 1,
             "return": float(metrics["return"][e].mean()),
             "returns": metrics["return"][e].astype(float).round(6).tolist(),
             "selection": {name: round(float(f), 6) for name, f in zip(teacher_names, metrics["selection"][e])},
@@ -54,28 +54,38 @@ def episode_records(metrics: dict, teacher_names: Sequence[str]) -> list[dict[st
 
 
 def train_selector(env_params: EnvParams, config: AgentConfig, seed: int, teacher_names: Sequence[str],
-                   log: Callable[[str], None] = stderr_line, log_every: int | None = None):
-    """(policy params, per-episode records): one jitted `train(key)`, with progress lines printed
-    from inside it every `log_every` episodes (default: about ten lines per run)."""
+                   log: Callable[[str], None] = stderr_line, log_every: int | None = None, checkpoints=None):
+    """(policy params, per-episode records). The episodes run as jitted chunks of `log_every`
+    episodes (default: about ten chunks per run), a progress line after each; with `checkpoints`
+    (an `EpochCheckpoints`), the policy, its optimizer and baseline state, the episode index and
+    the records so far are saved between chunks when due, and a rerun resumes from there."""
     every = log_every or max(1, config.num_episodes // 10)
-
-    def progress(episode, metrics):
-        episode = int(episode) + 1
-        if episode % every and episode != config.num_episodes:
-            return
-        selection = ", ".join(f"{n} {float(f):.2f}" for n, f in zip(teacher_names, np.asarray(metrics["selection"])))
-        log(f"  episode {episode}/{config.num_episodes}: return {float(np.mean(metrics['return'])):+.4f}, "
-            f"val accuracy {float(np.mean(metrics['val_accuracy'])):.3f}, selection {selection}")
-
+    trainer = make_trainer(config, env_params)
+    run_chunk = jax.jit(trainer.episodes)
     started = time.perf_counter()
-    output = jax.jit(make_train(config, env_params, on_episode=progress))(jax.random.key(seed))
-    records = episode_records(output.metrics, teacher_names)
-    if not all(np.isfinite(r["return"]) for r in records):
-        raise TrainingDivergedError("a selector episode's return became NaN or infinite; lower the student's or the "
-                                    "policy's learning rate")
+    carry, keys = jax.jit(trainer.start)(jax.random.key(seed))
+    done, records = 0, []
+    restored = checkpoints.restore({"carry": carry}) if checkpoints is not None else None
+    if restored is not None:
+        done, arrays, saved = restored
+        carry, records = arrays["carry"], list(saved["records"])
+        log(f"  resuming the selector after episode {done}/{config.num_episodes}")
+    for first in range(done, config.num_episodes, every):
+        last = min(first + every, config.num_episodes)
+        carry, metrics = run_chunk(carry, keys[first:last], jnp.arange(first, last))
+        chunk = episode_records(metrics, teacher_names, first)
+        if not all(np.isfinite(r["return"]) for r in chunk):
+            raise TrainingDivergedError("a selector episode's return became NaN or infinite; lower the student's or "
+                                        "the policy's learning rate")
+        records += chunk
+        selection = ", ".join(f"{n} {f:.2f}" for n, f in chunk[-1]["selection"].items())
+        log(f"  episode {last}/{config.num_episodes}: return {chunk[-1]['return']:+.4f}, "
+            f"val accuracy {chunk[-1]['val_accuracy']:.3f}, selection {selection}")
+        if checkpoints is not None and last < config.num_episodes and checkpoints.due(last):
+            checkpoints.save(last, {"carry": carry}, {"records": records})
     log(f"  selector trained: {config.num_episodes} episodes x {config.num_envs} students in "
         f"{time.perf_counter() - started:.1f}s")
-    return jax.tree.map(jnp.asarray, output.policy_params), records
+    return jax.tree.map(jnp.asarray, carry[0]), records
 
 
 def write_records(path: str | Path, records: list[dict]) -> None:
@@ -84,7 +94,8 @@ def write_records(path: str | Path, records: list[dict]) -> None:
 
 def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: AgentConfig, agent_seed: int = 0,
                           warmup_epochs: int = 0, warmup_config: TrainConfig | None = None,
-                          extra: dict[str, Any] | None = None, log: Callable[[str], None] = stderr_line):
+                          extra: dict[str, Any] | None = None, log: Callable[[str], None] = stderr_line,
+                          checkpoints=None):
     """The RL-KD procedure up to the policy: optional student warm-up, selector training, then
     `out/policy/` (Orbax + policy.json, written to a staging folder and renamed into place) and
     `out/selection.jsonl`. Returns `(policy_dir, per-episode records)`."""
@@ -96,14 +107,16 @@ def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: Age
     if warmup_epochs:
         log(f"warming up the student alone for {warmup_epochs} epochs")
         initial_student, warm_accuracy = warm_up_student(
-            splits, env_config.student_spec, (warmup_config or TrainConfig()).replace(epochs=warmup_epochs), agent_seed)
+            splits, env_config.student_spec, (warmup_config or TrainConfig()).replace(epochs=warmup_epochs), agent_seed,
+            checkpoints.loop("warmup") if checkpoints is not None else None)
         log(f"  warm student: val accuracy {warm_accuracy:.3f}")
     logits = pool.logits(splits)
     env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
                                  splits.y_val, env_config, initial_student)
     log(f"training the selector: {agent_config.num_episodes} episodes of {env_params.num_decisions} decisions, "
         f"{agent_config.num_envs} students each, reward {env_config.reward}, teachers {', '.join(pool.names)}")
-    policy_params, records = train_selector(env_params, agent_config, agent_seed, pool.names, log)
+    policy_params, records = train_selector(env_params, agent_config, agent_seed, pool.names, log,
+                                            checkpoints=checkpoints.loop("selector") if checkpoints is not None else None)
 
     meta = PolicyMeta(agent_config.policy, agent_config.policy_options, len(pool.names),
                       observation_size(len(pool.names), env_config.per_example), env_config.per_example,
@@ -124,10 +137,9 @@ ABLATION_AGENT_KEYS = ("policy_arch", "policy_options", "baseline", "entropy_coe
 ABLATION_RUN_KEYS = ("warmup_epochs", "agent_seed")
 
 
-def train_policy_for_ablation(splits, pool, out: Path, section: dict[str, Any], student: ModelSpec,
-                              train: TrainConfig, log: Callable[[str], None] = stderr_line) -> Path:
-    """Trains a selector for `mtkd ablate`'s `rl` strategy from the config's [rl] options (the
-    same defaults as `mtkd select train`) and returns the saved policy's directory."""
+def episodic_configs(section: dict[str, Any], student: ModelSpec, train: TrainConfig):
+    """(EnvConfig, AgentConfig) of an ablation's [rl] options for the episodic procedure (the same
+    defaults as `mtkd select train`); every option is checked here, before any training."""
     from envs.config import EnvConfig
     from mtkd.errors import ConfigError
 
@@ -141,10 +153,22 @@ def train_policy_for_ablation(splits, pool, out: Path, section: dict[str, Any], 
                            learning_rate=train.learning_rate, **env_options)
     renames = {"policy_arch": "policy", "policy_learning_rate": "learning_rate", "episodes": "num_episodes"}
     agent_config = AgentConfig(**{renames.get(k, k): section[k] for k in ABLATION_AGENT_KEYS if k in section})
+    for key in ABLATION_RUN_KEYS:
+        if key in section and (isinstance(section[key], bool) or not isinstance(section[key], int) or section[key] < 0):
+            raise ConfigError(f"[rl] {key} must be a whole number >= 0, got {section[key]!r}")
+    return env_config, agent_config
+
+
+def train_policy_for_ablation(splits, pool, out: Path, section: dict[str, Any], student: ModelSpec,
+                              train: TrainConfig, log: Callable[[str], None] = stderr_line,
+                              checkpoints=None) -> Path:
+    """Trains a selector for `mtkd ablate`'s `rl` strategy from the config's [rl] options and
+    returns the saved policy's directory."""
+    env_config, agent_config = episodic_configs(section, student, train)
     policy_dir, _ = train_and_save_policy(splits, pool, out, env_config, agent_config,
                                           agent_seed=int(section.get("agent_seed", 0)),
                                           warmup_epochs=int(section.get("warmup_epochs", 0)), warmup_config=train,
-                                          log=log)
+                                          log=log, checkpoints=checkpoints)
     return policy_dir
 
 
@@ -189,7 +213,8 @@ def epoch_progress(name: str, epochs: int, log: Callable[[str], None]) -> Callab
 
 
 def run_joint_selector(splits, pool, out: Path, name: str, config, student: ModelSpec, train: TrainConfig,
-                       seeds: Sequence[int], metrics_path: Path | None, log: Callable[[str], None] = stderr_line):
+                       seeds: Sequence[int], metrics_path: Path | None, log: Callable[[str], None] = stderr_line,
+                       checkpoints=None):
     """The joint selector (`agents.joint`) over `seeds`: its `results.json` row, with the policy
     of the first seed in `out/policy/` and every credit round in `out/selector.jsonl`."""
     from agents.joint import train_jointly, write_rounds
@@ -198,7 +223,8 @@ def run_joint_selector(splits, pool, out: Path, name: str, config, student: Mode
     log(f"  {name}: {len(seeds)} students, each trained beside its own selector ({config.apply} selection, "
         f"credit every {config.rounds_every(len(pool.names))} epochs, reward {config.reward}, teachers {', '.join(pool.names)})")
     result = train_jointly(pool.logits(splits), splits, pool.val_accuracy, student, train, config, seeds,
-                           metrics_path=metrics_path, on_epoch=epoch_progress(name, train.epochs, log))
+                           metrics_path=metrics_path, on_epoch=epoch_progress(name, train.epochs, log),
+                           checkpoints=checkpoints)
     policy_dir = save_joint_policy(out, result.policy_params, config, pool, train.temperature,
                                    {"student": student.to_dict(), "seed": int(seeds[0])})
     write_rounds(Path(out) / "selector.jsonl", result.rounds, pool.names)

@@ -46,12 +46,35 @@ def discounted_returns(rewards: jax.Array, discount: float) -> jax.Array:
     return jnp.moveaxis(returns, 0, -1)
 
 
+class Trainer(NamedTuple):
+    """The run in pieces, so it can be cut into chunks of episodes (and checkpointed between):
+    `start(key) -> (carry, episode keys (E,))`, carry = (policy params, optimizer state, baseline
+    state); `episodes(carry, keys, indices) -> (carry, metrics)` runs the episodes `indices` (0-based,
+    each with its key) in a `lax.scan`."""
+
+    start: Callable[[jax.Array], tuple[Any, jax.Array]]
+    episodes: Callable[[Any, jax.Array, jax.Array], tuple[Any, dict]]
+
+
 def make_train(config: AgentConfig, env_params: EnvParams | None = None,
                on_episode: Callable[[int, dict], None] | None = None) -> Callable[[jax.Array], TrainOutput]:
     """`train(key) -> TrainOutput`, pure and jit-able, on the environment `env_params` (default:
     mnist1d with its default pool and `EnvConfig()`, the pool trained on first use).
     `on_episode(episode, metrics)`, if given, is called from inside the run
     (`jax.debug.callback`) after each episode, for progress."""
+    trainer = make_trainer(config, env_params, on_episode)
+
+    def train(key) -> TrainOutput:
+        carry, keys = trainer.start(key)
+        (policy_params, _, _), metrics = trainer.episodes(carry, keys, jnp.arange(config.num_episodes))
+        return TrainOutput(policy_params, metrics)
+
+    return train
+
+
+def make_trainer(config: AgentConfig, env_params: EnvParams | None = None,
+                 on_episode: Callable[[int, dict], None] | None = None) -> Trainer:
+    """`make_train`'s run as a `Trainer` (same numbers when its episodes run in one call)."""
     if env_params is None:
         from envs.sources import params_from_pool
 
@@ -109,13 +132,13 @@ def make_train(config: AgentConfig, env_params: EnvParams | None = None,
             jax.debug.callback(on_episode, index, metrics)
         return (policy_params, opt_state, baseline_state), metrics
 
-    def train(key) -> TrainOutput:
+    def start(key):
         init_key, episodes_key = jax.random.split(key)
         policy_params = policy.init(init_key, observation_size(num_teachers, per_example), num_teachers)
         carry = (policy_params, optimizer.init(policy_params), baseline.init(env_params.num_decisions))
-        keys = jax.random.split(episodes_key, config.num_episodes)
-        (policy_params, _, _), metrics = jax.lax.scan(
-            episode, carry, (keys, jnp.arange(config.num_episodes)))
-        return TrainOutput(policy_params, metrics)
+        return carry, jax.random.split(episodes_key, config.num_episodes)
 
-    return train
+    def episodes(carry, keys, indices):
+        return jax.lax.scan(episode, carry, (keys, indices))
+
+    return Trainer(start, episodes)

@@ -83,6 +83,45 @@ def published_method_costs(splits: DatasetSplits, pool: TeacherPool, repeats: in
     return report
 
 
+def checkpoint_costs(splits: DatasetSplits, pool: TeacherPool, epochs: int = 40, rounds: int = 3, seeds: int = 3,
+                     student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]})) -> dict:
+    """What checkpointing costs a real `fit` run (uniform, `seeds` vmapped seeds): seconds per epoch
+    without checkpoints, at the default interval, and with a save after every epoch, from epoch
+    timestamps (so compilation is left out), the variants interleaved over `rounds` rounds.
+    `ratio_default_with_saves` adds one save's cost per `every_seconds` of training."""
+    import tempfile
+
+    from mtkd.distill.fit import SplitArrays, fit
+    from mtkd.run_checkpoints import CheckpointConfig, EpochCheckpoints
+
+    config = TrainConfig(epochs=epochs)
+    logits = pool.logits(splits)
+    train = SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"])
+    val = SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val))
+    strategy = make_strategy("uniform", pool.strategy_context())
+    variants = {"none": None, "default": CheckpointConfig(), "every_epoch": CheckpointConfig(every_epochs=1)}
+    per_epoch: dict[str, list[float]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(rounds):
+            for name, interval in variants.items():
+                stamps = []
+                checkpoints = (EpochCheckpoints(f"{scratch}/{name}{round_}", interval)
+                               if interval is not None else None)
+                fit(student, splits.input_shape, splits.num_classes, train, val, strategy, config, list(range(seeds)),
+                    on_epoch=lambda record: stamps.append(time.perf_counter()), checkpoints=checkpoints)
+                per_epoch[name].append((stamps[-1] - stamps[0]) / (len(stamps) - 1))
+    seconds = {name: statistics.median(values) for name, values in per_epoch.items()}
+    saves = epochs - 2  # every epoch but the last, after the first stamp
+    save_seconds = max(0.0, (seconds["every_epoch"] - seconds["none"]) * (epochs - 1) / saves)
+    every = CheckpointConfig().every_seconds
+    return {"epochs": epochs, "rounds": rounds, "seeds": seeds,
+            **{f"epoch_seconds_{name}": value for name, value in seconds.items()},
+            "save_seconds": save_seconds, "default_every_seconds": every,
+            "ratio_default": seconds["default"] / seconds["none"],
+            "ratio_default_with_saves": seconds["default"] / seconds["none"] + save_seconds / every,
+            "ratio_every_epoch": seconds["every_epoch"] / seconds["none"], "goal_ratio_default": 1.03}
+
+
 def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,
                         student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
                         log: Callable[[str], None] = print) -> dict:
@@ -118,6 +157,10 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
         log(f"student epoch under {name}: {1e3 * published[f'epoch_seconds_{name}']:.2f} ms, "
             f"{published[f'ratio_{name}_uniform']:.2f}x uniform (interleaved)")
     report["published_methods"] = published
+    report["checkpoints"] = checkpoint_costs(splits, pool, student=student)
+    log(f"checkpoints: {report['checkpoints']['ratio_default_with_saves']:.3f}x per epoch at the default interval "
+        f"(one save {1e3 * report['checkpoints']['save_seconds']:.0f} ms), "
+        f"{report['checkpoints']['ratio_every_epoch']:.2f}x saving every epoch")
     try:
         selector = importlib.import_module("agents.benchmark")
     except ModuleNotFoundError:

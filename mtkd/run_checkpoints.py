@@ -14,6 +14,7 @@ checkpointing costs a few milliseconds per minute of training).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import time
@@ -25,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mtkd.errors import ConfigError
+from mtkd.runs import CHECKPOINTS
 
 KEEP = 2
 
@@ -109,11 +111,13 @@ class EpochCheckpoints:
 
     def restore(self, template: Any) -> tuple[int, Any, dict] | None:
         """(epoch, arrays shaped like `template`, record) of the newest readable checkpoint, or
-        None if there is none. Unreadable ones are reported and skipped."""
+        None if there is none. Unreadable ones are reported and deleted (the run saves those
+        epochs again)."""
         if not self.directory.is_dir():
             return None
         manager = self._open()
         abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), _to_storable(template))
+        found, unreadable = None, []
         for step in sorted(manager.all_steps(), reverse=True):
             try:
                 restored = manager.restore(step, args=ocp.args.Composite(
@@ -125,11 +129,26 @@ class EpochCheckpoints:
                 self.log(f"checkpoint of epoch {step} in {self.directory} is unreadable "
                          f"({type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}); "
                          f"using the one before it")
+                unreadable.append(step)
                 continue
-            for name, (_, put) in self._extras.items():
-                put(record.pop(name))
-            return int(step), _from_storable(arrays, template), record
-        return None
+            found = step, arrays, record
+            break
+        if unreadable:
+            self._manager.close()
+            self._manager = None
+            for step in unreadable:
+                shutil.rmtree(self.directory / str(step), ignore_errors=True)
+        if found is None:
+            return None
+        step, arrays, record = found
+        for name, (_, put) in self._extras.items():
+            put(record.pop(name))
+        return int(step), _from_storable(arrays, template), record
+
+    def part(self, name: str) -> "EpochCheckpoints":
+        """The checkpoints of a sub-loop (e.g. one peer of several trained in turn), in a subfolder;
+        a loop that has parts does not save checkpoints of its own."""
+        return EpochCheckpoints(self.directory / name, self.config, self.log)
 
     def remove(self) -> None:
         """Drops the checkpoints once the loop's results are written (they are not needed for them)."""
@@ -140,7 +159,7 @@ class EpochCheckpoints:
 
 
 class RunCheckpoints:
-    """The checkpoints of one command's run: one `EpochCheckpoints` per loop, under `root`."""
+    """The checkpoints of one command's run (`OUT/checkpoints/`): one `EpochCheckpoints` per loop."""
 
     def __init__(self, root: str | Path, config: CheckpointConfig = CheckpointConfig(),
                  log: Callable[[str], None] | None = None):
@@ -151,5 +170,45 @@ class RunCheckpoints:
     def loop(self, name: str) -> EpochCheckpoints:
         return EpochCheckpoints(self.root / name.replace(":", "_").replace("/", "_"), self.config, self.log)
 
+    def part(self, name: str) -> "RunCheckpoints":
+        """The checkpoints of one step of this run that has loops of its own, in a subfolder."""
+        return RunCheckpoints(self.root / name.replace(":", "_").replace("/", "_"), self.config, self.log)
 
-__all__ = ["CheckpointConfig", "EpochCheckpoints", "RunCheckpoints"]
+    def remove_loops(self) -> None:
+        """Drops every loop's checkpoints (plain files under `root`, such as the finished list, stay)."""
+        if self.root.is_dir():
+            for path in self.root.iterdir():
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class FinishedStrategies:
+    """Which strategies of a multi-strategy run are done, with their `results.json` rows: a JSON
+    file rewritten whole after each one (so a resume skips them and keeps their rows as they were)."""
+
+    FILE = "finished.json"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._rows: dict[str, list] = {}
+        if self.path.is_file():
+            try:
+                self._rows = dict(json.loads(self.path.read_text()))
+            except ValueError:  # a write is atomic, so this is damage from outside: rerun those strategies
+                self._rows = {}
+
+    def rows(self, name: str) -> list | None:
+        return self._rows.get(name)
+
+    def add(self, name: str, rows: list) -> None:
+        self._rows[name] = rows
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(json.dumps(self._rows, indent=1) + "\n")
+        temporary.replace(self.path)
+
+
+__all__ = ["CHECKPOINTS", "CheckpointConfig", "EpochCheckpoints", "FinishedStrategies", "RunCheckpoints"]

@@ -1,4 +1,5 @@
-"""Output directories: refuse to mix two different runs in one directory."""
+"""Output directories: refuse to mix two different runs in one directory; write results files
+whole (to a temporary name, then renamed), so a kill never leaves half a file."""
 
 from __future__ import annotations
 
@@ -10,29 +11,86 @@ from typing import Any
 from mtkd.errors import OutputExistsError
 
 RUN_FILE = "run.json"
+CHECKPOINTS = "checkpoints"  # OUT/checkpoints/: every command's checkpoints (`mtkd.run_checkpoints`)
 
 
-def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool = False) -> Path:
+def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool = False,
+                     resume: bool = False) -> Path:
     """Makes `out` ready for the run described by `signature` (a JSON-able dict).
 
-    An empty or missing directory, or one holding the same run, is used as is. One holding a
-    different run (or unknown files) is refused unless `overwrite`, in which case it is
-    emptied. Call this before any training, so a refusal loses nothing.
+    An empty or missing directory is claimed. One that holds a run (started or finished):
+    - of the same signature: continued with `resume`, emptied with `overwrite`, else refused;
+    - of another signature: emptied with `overwrite`; refused otherwise, naming the differing
+      keys when `resume` was asked for.
+    Call this before any training, so a refusal loses nothing.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output {out} exists and is not a directory")
+    signature = _normalise(signature)
     if out.is_dir() and any(out.iterdir()):
         previous = _read_signature(out)
-        if previous != _normalise(signature):
-            if not overwrite:
-                what = "a different run" if previous is not None else "files of another program"
-                raise OutputExistsError(f"output directory {out} already holds {what}; "
-                                        f"choose another --out or pass --overwrite")
+        if overwrite:
             shutil.rmtree(out)
+        elif previous == signature:
+            if not resume:
+                raise OutputExistsError(f"output directory {out} already holds this run (started or finished); "
+                                        f"pass --resume to continue it or --overwrite to start it again")
+            return out
+        elif previous is None:
+            raise OutputExistsError(f"output directory {out} holds files of another program; choose another --out "
+                                    f"or pass --overwrite")
+        elif resume:
+            raise OutputExistsError(f"cannot --resume in {out}: its run has another config (differing key(s): "
+                                    f"{', '.join(differing_keys(previous, signature))}); pass --overwrite to start over")
+        else:
+            raise OutputExistsError(f"output directory {out} already holds a different run; choose another --out, "
+                                    f"or pass --overwrite (or --resume with the same config)")
     out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps(_normalise(signature), indent=2, sort_keys=True) + "\n")
+    temporary = out / (RUN_FILE + ".tmp")
+    temporary.write_text(json.dumps(signature, indent=2, sort_keys=True) + "\n")
+    temporary.replace(out / RUN_FILE)
     return out
+
+
+def differing_keys(first: Any, second: Any, prefix: str = "") -> list[str]:
+    """Dotted paths at which two JSON values differ (a whole list counts as one value)."""
+    if isinstance(first, dict) and isinstance(second, dict):
+        keys = []
+        for key in sorted(set(first) | set(second)):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in first or key not in second:
+                keys.append(path)
+            else:
+                keys.extend(differing_keys(first[key], second[key], path))
+        return keys
+    return [] if first == second else [prefix or "(the whole config)"]
+
+
+def finished_before(out: Path, results: str = "results.json", log=None) -> bool:
+    """True when a resumed run had already finished: its results are written and no checkpoint
+    is left (they are removed only after the results). Nothing then needs computing again."""
+    out = Path(out)
+    done = (out / results).is_file() and not (out / CHECKPOINTS).exists()
+    if done:
+        (log or (lambda line: None))(f"the run in {out} had finished; its {results} is unchanged")
+    return done
+
+
+def replace_text(path: str | Path, text: str) -> None:
+    """Writes `path` atomically: a reader (or a resumed run) sees the old file or the new one."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def save_figure(figure, path: str | Path, **options) -> None:
+    """`figure.savefig` to a temporary name, then renamed (the format from `path`'s suffix)."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    figure.savefig(temporary, format=path.suffix.lstrip("."), **options)
+    temporary.replace(path)
 
 
 def _normalise(signature: dict[str, Any]) -> Any:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
+from mtkd.compilation_cache import enable_compilation_cache
 from mtkd.data import load_dataset
 from mtkd.teachers import train_pool
 from mtkd.teachers.spec import pool_spec_from_dict
+
+# One persistent compilation cache for the session, shared with the commands the tests start as
+# subprocesses (they inherit the variable): a program compiled once is read back after that.
+os.environ.setdefault("MTKD_COMPILATION_CACHE", tempfile.mkdtemp(prefix="mtkd-jax-cache-"))
+enable_compilation_cache()
 
 TINY_POOL = {
     "defaults": {"epochs": 3, "batch_size": 128, "learning_rate": 3e-3},

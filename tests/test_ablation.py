@@ -135,6 +135,9 @@ def test_pools_run_the_same_ablation_on_each_pool(data_dir, tiny_pool_dir, tmp_p
     ("byot", {"chanels": [8]}, r"\[byot\].*no option\(s\) chanels"),
     ("byot", {"alpha": 2.0}, "alpha must be in"),
     ("rl", {"credit_evry": 3}, "credit_evry"),
+    ("rl", {"procedure": "episodic", "episods": 3}, r"\[rl\] has unknown option\(s\) episods"),
+    ("rl", {"procedure": "episodc"}, "procedure must be joint or episodic"),
+    ("rl", {"policy": "somewhere", "credit_every": 2}, "only apply when no policy is given"),
 ])
 def test_every_section_is_checked_before_any_training(data_dir, tiny_pool_dir, tmp_path, section, raw, message):
     """A bad option in [dml], [byot] or [rl] fails before the first strategy trains, even when the
@@ -146,6 +149,19 @@ def test_every_section_is_checked_before_any_training(data_dir, tiny_pool_dir, t
     with pytest.raises(ConfigError, match=message):
         run_ablation(config, tmp_path / "out", log=lambda line: None)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"strategis": ["uniform"]}, r"unknown key\(s\): strategis"),
+    ({"train": {"epoch": 3}}, r"\[train\] has unknown key\(s\): epoch"),
+    ({"student": {"arch": "mlp", "option": {}}}, r"\[student\] has unknown key\(s\): option"),
+    ({"checkpoint": {"every_epoch": 2}}, r"\[checkpoint\] has unknown key\(s\): every_epoch"),
+    ({"checkpoint": {"every_seconds": -1}}, "every_seconds must be a number >= 0"),
+    ({"losses": [{"loss": "kd", "wieght": 1.0}]}, "wieght"),
+])
+def test_a_misspelled_option_in_any_table_is_refused_when_read(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        ablation_config_from_dict({"dataset": "mnist1d", "strategies": ["uniform"], **raw})
 
 
 def test_typed_sections_read_what_the_runners_use():

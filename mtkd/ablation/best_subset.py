@@ -43,8 +43,9 @@ def choose(masks: np.ndarray, mean_val: np.ndarray) -> int:
     return order[0]
 
 
-def _evaluate_subsets(run: AblationRun, masks: np.ndarray):
-    """fit over every (subset, seed) pair: (result, mean val accuracy per subset (M,))."""
+def _evaluate_subsets(run: AblationRun, masks: np.ndarray, loop: str = "best_subset"):
+    """fit over every (subset, seed) pair: (result, mean val accuracy per subset (M,)).
+    `loop`: the name its checkpoints go under."""
     seeds = run.seeds
     strategy = make_strategy("uniform", run.pool.strategy_context())
     logits = run.pool.logits(run.splits)
@@ -54,7 +55,7 @@ def _evaluate_subsets(run: AblationRun, masks: np.ndarray):
                  SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)), strategy, run.config.train,
                  [s for _ in masks for s in seeds],
                  test=SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)),
-                 teacher_masks=np.repeat(masks, len(seeds), axis=0))
+                 teacher_masks=np.repeat(masks, len(seeds), axis=0), checkpoints=run.loop(loop))
     val = np.asarray(result.val_accuracy).reshape(len(masks), len(seeds))
     return result, val.mean(axis=1)
 
@@ -73,7 +74,7 @@ def search(run: AblationRun):
     while chosen.sum() < num_teachers:
         candidates = np.stack([chosen + np.eye(num_teachers, dtype=np.float32)[k]
                                for k in range(num_teachers) if not chosen[k]])
-        result, mean_val = _evaluate_subsets(run, candidates)
+        result, mean_val = _evaluate_subsets(run, candidates, f"best_subset_size{int(chosen.sum()) + 1}")
         tried += len(candidates)
         table += _table(run, candidates, result, mean_val)
         index = choose(candidates, mean_val)

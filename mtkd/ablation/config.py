@@ -20,6 +20,9 @@ TOML example (see experiments/*.toml):
     [dml]                             # options of the dml / dml+teachers runners
     peers = 2
 
+    [checkpoint]                      # when to checkpoint (resume with --resume); no effect on results
+    every_seconds = 60                # default; every_epochs = N saves every N epochs as well
+
     [rl]                              # options of the rl runner
     policy = "path/to/policy"         # or omitted: a policy is trained first (see `mtkd select train`)
 
@@ -40,9 +43,11 @@ from mtkd.distill.config import TrainConfig
 from mtkd.distill.loss_config import LossConfig
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
+from mtkd.run_checkpoints import CheckpointConfig
 
 TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
-                  "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name"}
+                  "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name",
+                  "checkpoint"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +66,8 @@ class AblationConfig:
     losses: LossConfig | None = None  # a composite loss for the fusion strategies' students
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     pools: tuple[str, ...] = ()  # several pools, each ablated alike (instead of pool / pool_dir)
+    # When to checkpoint: it changes no result, so it is not part of the run's signature (`to_dict`).
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
     def __post_init__(self):
         if self.pools:
@@ -140,7 +147,15 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         split_seed=int(raw.get("split_seed", 0)),
         student_data_fraction=float(raw.get("student_data_fraction", 1.0)),
         losses=LossConfig.from_dicts(raw["losses"]) if "losses" in raw else None,
-        sections={k: dict(raw[k]) for k in ("dml", "rl", "byot") if k in raw})
+        sections={k: dict(raw[k]) for k in ("dml", "rl", "byot") if k in raw},
+        checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")))
+
+
+def _table_of(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{name}] must be a table, got {value!r}")
+    return value
 
 
 def load_ablation_config(path: str | Path) -> AblationConfig:

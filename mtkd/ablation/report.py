@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from mtkd.distill.results import mean_std
+from mtkd.runs import replace_text, save_figure
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     """One line per strategy and seed."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["strategy", "seed", "val_accuracy", "test_accuracy", "error"])
-        for row in rows:
-            if "error" in row:
-                writer.writerow([row["strategy"], "", "", "", row["error"]])
-                continue
-            for seed, val, test in zip(row["seeds"], row["val_accuracy"], row["test_accuracy"]):
-                writer.writerow([row["strategy"], seed, f"{val:.6f}", f"{test:.6f}", ""])
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(["strategy", "seed", "val_accuracy", "test_accuracy", "error"])
+    for row in rows:
+        if "error" in row:
+            writer.writerow([row["strategy"], "", "", "", row["error"]])
+            continue
+        for seed, val, test in zip(row["seeds"], row["val_accuracy"], row["test_accuracy"]):
+            writer.writerow([row["strategy"], seed, f"{val:.6f}", f"{test:.6f}", ""])
+    replace_text(path, handle.getvalue())
 
 
 def markdown_table(rows: list[dict], teachers: list[dict]) -> str:
@@ -86,7 +89,7 @@ def plot_all(out: Path, rows: list[dict], teacher_names: list[str]) -> list[Path
     axis.set(xlabel="epoch", ylabel="validation accuracy (mean over seeds)", title="Validation curves")
     axis.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(out / "validation_curves.png", dpi=120)
+    save_figure(figure, out / "validation_curves.png", dpi=120)
     plt.close(figure)
     written.append(out / "validation_curves.png")
 
@@ -101,7 +104,7 @@ def plot_all(out: Path, rows: list[dict], teacher_names: list[str]) -> list[Path
             axis.set(xlabel="epoch", ylabel="selection frequency", title=name, ylim=(-0.05, 1.05))
             axis.legend(fontsize=7)
         figure.tight_layout()
-        figure.savefig(out / "selection_frequency.png", dpi=120)
+        save_figure(figure, out / "selection_frequency.png", dpi=120)
         plt.close(figure)
         written.append(out / "selection_frequency.png")
 
@@ -115,7 +118,7 @@ def plot_all(out: Path, rows: list[dict], teacher_names: list[str]) -> list[Path
     if means:
         axis.set_ylim(max(0, min(means) - 10), min(100, max(means) + 5))
     figure.tight_layout()
-    figure.savefig(out / "final_accuracy.png", dpi=120)
+    save_figure(figure, out / "final_accuracy.png", dpi=120)
     plt.close(figure)
     written.append(out / "final_accuracy.png")
     return written

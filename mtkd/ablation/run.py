@@ -15,7 +15,8 @@ from mtkd.ablation.runners import CHECKS, RUNNERS, AblationRun, expand_strategie
 from mtkd.data import load_dataset, training_fraction
 from mtkd.distill.experiment import bind_pool_loss, build_strategies, check_pool_matches_splits, teacher_rows
 from mtkd.distill.results import format_table, write_results
-from mtkd.runs import claim_output_dir
+from mtkd.run_checkpoints import CHECKPOINTS, FinishedStrategies, RunCheckpoints
+from mtkd.runs import claim_output_dir, replace_text
 from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
 
 
@@ -68,45 +69,59 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
 
 
 def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = False,
-                 log: Callable[[str], None] | None = None) -> list[dict]:
+                 log: Callable[[str], None] | None = None, resume: bool = False) -> list[dict]:
     """Runs the ablation into `out`; with several `pools`, each pool's into `out/<pool name>/`
     (every pool prepared and checked before any strategy trains). Returns the rows (each row of
-    a multi-pool run names its `pool`)."""
+    a multi-pool run names its `pool`).
+
+    `resume` continues the same run from `out/checkpoints/` (`out/<pool>/checkpoints/`): finished
+    strategies keep their rows, the one a kill interrupted restarts from its last checkpoint."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.perf_counter()
     if not config.pools:
         prepared = prepare_ablation(config, log)
-        out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)
+        out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite, resume=resume)
         rows = run_prepared(prepared, out, log)
         print(f"\nresults in {out} ({time.perf_counter() - started:.0f}s)")
         return rows
     prepared = [(label, prepare_ablation(one, log)) for label, one in config.for_each_pool()]
-    out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite)
+    out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite, resume=resume)
     rows, tables = [], []
     for label, one in prepared:
         log(f"pool {label}")
-        pool_out = claim_output_dir(out / label, {"kind": "ablation", **one.config.to_dict()}, overwrite=True)
+        # Part of the run claimed above: empty unless this is a resume of it.
+        pool_out = claim_output_dir(out / label, {"kind": "ablation", **one.config.to_dict()}, resume=True)
         pool_rows = run_prepared(one, pool_out, log)
         rows.extend({"pool": label, **row} for row in pool_rows)
         tables.append(f"## Pool `{label}`\n\n" + (pool_out / "results.md").read_text())
-    (out / "results.md").write_text("\n".join(tables))
+    replace_text(out / "results.md", "\n".join(tables))
     print(f"\nresults in {out}/<pool>/ ({time.perf_counter() - started:.0f}s)")
     return rows
 
 
 def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], None]) -> list[dict]:
     config, pool, names = prepared.config, prepared.pool, prepared.names
-    run = AblationRun(config, prepared.splits, pool, out, log)
+    checkpoints = RunCheckpoints(out / CHECKPOINTS, config.checkpoint, log)
+    finished = FinishedStrategies(out / CHECKPOINTS / FinishedStrategies.FILE)
+    run = AblationRun(config, prepared.splits, pool, out, log, checkpoints)
     rows = []
     for index, name in enumerate(names, start=1):
+        kept = finished.rows(name)
+        if kept is not None:
+            log(f"[{index}/{len(names)}] {name}: finished before, its results kept")
+            rows.extend(kept)
+            continue
         log(f"[{index}/{len(names)}] {name}")
         try:
-            rows.extend(runner_for(name)(run, name))
+            new = runner_for(name)(run, name)
         except Exception as error:  # one failing strategy must not lose the others' results
             log(f"  {name} failed: {type(error).__name__}: {error}")
             log("".join(traceback.format_exception_only(type(error), error)).strip())
-            rows.append({"strategy": name, "seeds": run.seeds, "error": f"{type(error).__name__}: {error}"})
+            new = [{"strategy": name, "seeds": run.seeds, "error": f"{type(error).__name__}: {error}"}]
+        rows.extend(new)
         write_reports(out, config, rows, pool)  # after every strategy, so an interrupted run keeps its rows
+        finished.add(name, new)
+        checkpoints.remove_loops()  # the finished strategy's checkpoints: no longer needed
     plot_all(out, rows, pool.names)
     print(format_table(rows, teacher_rows(pool)))
     return rows
@@ -116,4 +131,4 @@ def write_reports(out: Path, config: AblationConfig, rows: list[dict], pool) -> 
     teachers = teacher_rows(pool)
     write_results(out / "results.json", config.dataset, rows, teachers=teachers, config=config.to_dict())
     write_csv(out / "results.csv", rows)
-    (out / "results.md").write_text(markdown_table(rows, teachers))
+    replace_text(out / "results.md", markdown_table(rows, teachers))

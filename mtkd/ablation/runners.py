@@ -18,6 +18,7 @@ from mtkd.data import DatasetSplits
 from mtkd.distill.experiment import build_strategies, run_strategies
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
+from mtkd.run_checkpoints import EpochCheckpoints, RunCheckpoints
 from mtkd.teachers import TeacherPool
 
 
@@ -28,6 +29,13 @@ class AblationRun:
     pool: TeacherPool
     out: Path
     log: Callable[[str], None]
+    checkpoints: RunCheckpoints | None = None  # where each loop checkpoints (resumes) under its name
+
+    def loop(self, name: str) -> EpochCheckpoints | None:
+        return self.checkpoints.loop(name) if self.checkpoints is not None else None
+
+    def part(self, name: str) -> RunCheckpoints | None:
+        return self.checkpoints.part(name) if self.checkpoints is not None else None
 
     @property
     def seeds(self) -> list[int]:
@@ -60,7 +68,8 @@ def expand_strategies(names, teacher_names) -> list[str]:
 def run_fusion(run: AblationRun, name: str, options: dict | None = None) -> list:
     strategies = build_strategies([name], run.pool, options)
     rows, _ = run_strategies(run.splits, run.pool, strategies, run.config.student, run.config.train, run.seeds,
-                             metrics_dir=run.metrics_dir, log=run.log, losses=run.config.losses)
+                             metrics_dir=run.metrics_dir, log=run.log, losses=run.config.losses,
+                             checkpoints=run.checkpoints)
     return rows
 
 
@@ -76,14 +85,14 @@ def run_rl(run: AblationRun, name: str) -> list:
     if policy is None and kind == "episodic":
         policy = procedure.train_policy_for_ablation(run.splits, run.pool, run.out / "selector", section,
                                                      student=run.config.student, train=run.config.train,
-                                                     log=run.log)
+                                                     log=run.log, checkpoints=run.part(f"{name}_policy"))
     elif policy is None:
         config = procedure.joint_config(section, name)
         run.metrics_dir.mkdir(parents=True, exist_ok=True)
         metrics = run.metrics_dir / f"{name.replace(':', '_')}.jsonl"
         return [procedure.run_joint_selector(run.splits, run.pool, run.out / "selector" / name.replace(":", "_"),
                                              name, config, run.config.student, run.config.train, run.seeds,
-                                             metrics, run.log)]
+                                             metrics, run.log, checkpoints=run.loop(name))]
     elif section:
         raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
     return run_fusion(run, name, {"policy": str(policy), "greedy": greedy})
@@ -98,8 +107,16 @@ def _rl_section(config: AblationConfig):
 @CHECKS.register("rl")
 def check_rl(config: AblationConfig, name: str) -> None:
     policy, _, kind, section = _rl_section(config)
-    if policy is None and kind == "joint":
-        importlib.import_module("agents.procedure").joint_config(section, name)
+    procedure = importlib.import_module("agents.procedure")
+    if kind not in ("joint", "episodic"):
+        raise ConfigError(f"[rl] procedure must be joint or episodic, got {kind!r}")
+    if policy is not None:
+        if section:
+            raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
+    elif kind == "joint":
+        procedure.joint_config(section, name)
+    else:
+        procedure.episodic_configs(section, config.student, config.train)
 
 
 def _dml_rows(run: AblationRun, name: str, with_teachers: bool) -> list:
@@ -108,7 +125,7 @@ def _dml_rows(run: AblationRun, name: str, with_teachers: bool) -> list:
     result = dml.run_dml(run.splits, section.peer_specs(run.config.student), run.config.train, run.seeds,
                          pool=run.pool, with_teachers=with_teachers, update=section.update,
                          temperature=section.temperature, metrics_path=run.metrics_dir / f"{name}.jsonl",
-                         log=run.log)
+                         log=run.log, checkpoints=run.loop(name))
     return result.rows()
 
 
@@ -122,7 +139,8 @@ def run_independent(run: AblationRun, name: str) -> list:
     dml = importlib.import_module("mtkd.dml")
     section = DmlSection.from_dict(run.config.section("dml"))
     return dml.run_independent_peers(run.splits, section.peer_specs(run.config.student), run.config.train,
-                                     run.seeds, metrics_path=run.metrics_dir / f"{name}.jsonl", log=run.log).rows()
+                                     run.seeds, metrics_path=run.metrics_dir / f"{name}.jsonl", log=run.log,
+                                     checkpoints=run.loop(name)).rows()
 
 
 @RUNNERS.register("byot")
@@ -130,7 +148,7 @@ def run_byot(run: AblationRun, name: str) -> list:
     byot = importlib.import_module("mtkd.distill.byot")
     section = ByotSection.from_dict(run.config.section("byot"))
     return byot.run_byot(run.splits, run.config.train, run.seeds, metrics_dir=run.metrics_dir, log=run.log,
-                         **section.run_options())
+                         checkpoints=run.loop(name), **section.run_options())
 
 
 def _check_dml(config: AblationConfig, name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mtkd.ablation import load_ablation_config, run_ablation
+from mtkd.cli.options import add_run_options, checkpoint_config_from
 
 
 def register(subparsers) -> None:
@@ -15,9 +16,9 @@ def register(subparsers) -> None:
                     "results.md and PNG plots.")
     parser.add_argument("--config", required=True, help="ablation config file (.toml or .yaml)")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
     parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
     parser.add_argument("--data-dir", default=None, help="override the config's TFDS data directory")
+    add_run_options(parser, "ablation")
     parser.set_defaults(func=run)
 
 
@@ -26,7 +27,6 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_ablation_config(args.config)
     changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir)) if v is not None}
-    if changes:
-        config = dataclasses.replace(config, **changes)
-    run_ablation(config, args.out, overwrite=args.overwrite)
+    config = dataclasses.replace(config, checkpoint=checkpoint_config_from(args, config.checkpoint), **changes)
+    run_ablation(config, args.out, overwrite=args.overwrite, resume=args.resume)
     return 0

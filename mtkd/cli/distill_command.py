@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from mtkd.cli.options import add_data_options, add_student_options, seeds_from, student_spec_from, train_config_from
+from mtkd.cli.options import (add_data_options, add_run_options, add_student_options, checkpoint_config_from,
+                              seeds_from, student_spec_from, train_config_from)
 from mtkd.data import load_dataset
 from mtkd.distill.experiment import (bind_pool_loss, build_strategies, check_pool_matches_splits, read_loss_file,
                                      run_strategies, teacher_rows)
 from mtkd.distill.results import format_table, write_results
 from mtkd.errors import ConfigError
-from mtkd.runs import claim_output_dir
+from mtkd.progress import stderr_line
+from mtkd.run_checkpoints import CHECKPOINTS, RunCheckpoints
+from mtkd.runs import claim_output_dir, finished_before
 from mtkd.teachers import load_pool
 
 
@@ -33,7 +36,7 @@ def register(subparsers) -> None:
                              "alpha*CE + (1-alpha)*T^2*KL; teacher terms are weighted by the strategy")
     add_student_options(parser)
     parser.add_argument("--out", required=True, help="output directory (results.json, metrics/)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    add_run_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     config = train_config_from(args)
     student = student_spec_from(args)
     seeds = seeds_from(args)
+    interval = checkpoint_config_from(args)
     splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
                           split_seed=args.split_seed)
     pool = None
@@ -60,10 +64,15 @@ def run(args: argparse.Namespace) -> int:
                  "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
                  "val_fraction": args.val_fraction, "split_seed": args.split_seed, "policy": args.policy,
                  "losses": losses.to_dicts() if losses is not None else None}
-    out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
-    rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics", losses=losses)
+    out = claim_output_dir(args.out, signature, overwrite=args.overwrite, resume=args.resume)
+    if finished_before(out, log=stderr_line):
+        return 0
+    checkpoints = RunCheckpoints(out / CHECKPOINTS, interval, log=stderr_line)
+    rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics", losses=losses,
+                             checkpoints=checkpoints)
     teachers = teacher_rows(pool)
     write_results(out / "results.json", args.dataset, rows, teachers=teachers, student=student.to_dict(),
                   config=config.__dict__)
+    checkpoints.remove()  # results.json is complete: nothing needs them now
     print(format_table(rows, teachers))
     return 0

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mtkd.compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from mtkd.distill.config import TrainConfig
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
+from mtkd.run_checkpoints import CheckpointConfig
 
 
 def add_data_options(parser: argparse.ArgumentParser, dataset_default: str | None = "mnist1d") -> None:
@@ -59,3 +61,25 @@ def seeds_from(args: argparse.Namespace) -> list[int]:
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     return list(range(args.first_seed, args.first_seed + args.seeds))
+
+
+def add_run_options(parser: argparse.ArgumentParser, what: str = "run") -> None:
+    """--overwrite, --resume and the checkpoint interval: one name each across every long command."""
+    group = parser.add_argument_group("output, checkpoints and resume")
+    group.add_argument("--overwrite", action="store_true",
+                       help=f"empty --out first if it holds another (or this) {what}")
+    group.add_argument("--resume", action="store_true",
+                       help=f"continue the {what} in --out from its last good checkpoint (OUT/checkpoints/); the "
+                            "results equal those of an uninterrupted run. Refused if the config differs")
+    group.add_argument("--checkpoint-every-epochs", type=int, default=None, metavar="N",
+                       help="also checkpoint every N epochs (default: by time only)")
+    group.add_argument("--checkpoint-every-seconds", type=float, default=None, metavar="S",
+                       help=f"checkpoint when S seconds have passed since the last one (default: "
+                            f"{CheckpointConfig().every_seconds:g}; 0: after every epoch)")
+
+
+def checkpoint_config_from(args: argparse.Namespace, base: CheckpointConfig = CheckpointConfig()) -> CheckpointConfig:
+    """The checkpoint interval: the flags given, over `base` (e.g. an ablation config's [checkpoint])."""
+    changes = {name: getattr(args, name) for name in ("checkpoint_every_epochs", "checkpoint_every_seconds")
+               if getattr(args, name) is not None}
+    return dataclasses.replace(base, **{name.removeprefix("checkpoint_"): value for name, value in changes.items()})

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from mtkd.ablation import load_ablation_config, run_ablation
+from mtkd.cli.options import add_run_options, checkpoint_config_from
 
 PRESET = Path(__file__).resolve().parent.parent / "ablation" / "presets" / "quickstart.toml"
 
@@ -29,15 +30,15 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=preset.train.epochs, help="student epochs (default: %(default)s)")
     parser.add_argument("--strategies", default=None,
                         help="comma-separated strategies to run instead of the preset's list")
-    parser.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    add_run_options(parser, "quickstart run")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_ablation_config(PRESET)
     changes = {"seeds": args.seeds, "train": config.train.replace(epochs=args.epochs), "data_dir": args.data_dir,
-               "pool_dir": args.teachers}
+               "pool_dir": args.teachers, "checkpoint": checkpoint_config_from(args, config.checkpoint)}
     if args.strategies:
         changes["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-    run_ablation(dataclasses.replace(config, **changes), args.out, overwrite=args.overwrite)
+    run_ablation(dataclasses.replace(config, **changes), args.out, overwrite=args.overwrite, resume=args.resume)
     return 0

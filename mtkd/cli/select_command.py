@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from mtkd.cli.options import add_data_options, add_student_options, seeds_from, student_spec_from, train_config_from
+from mtkd.cli.options import (add_data_options, add_run_options, add_student_options, checkpoint_config_from,
+                              seeds_from, student_spec_from, train_config_from)
 from mtkd.errors import ConfigError
 
 
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     train.add_argument("--teachers", default=None,
                        help="teacher pool directory (default: the data set's default pool, trained on first use)")
     train.add_argument("--out", required=True, help="output directory: policy/, selection.jsonl, results.json")
-    train.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+    add_run_options(train, "selector run")
     add_student_options(train)
     train.add_argument("--procedure", default="joint", choices=sorted(PROCEDURES),
                        help="joint: train each student beside its own selector (default); episodic: REINFORCE on "
@@ -104,11 +105,13 @@ def run_joint(args: argparse.Namespace) -> int:
     from envs.sources import load_pool_for
     from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
-    from mtkd.runs import claim_output_dir
+    from mtkd.run_checkpoints import CHECKPOINTS, RunCheckpoints
+    from mtkd.runs import claim_output_dir, finished_before
 
     config = train_config_from(args)
     student = student_spec_from(args)
     seeds = seeds_from(args)
+    interval = checkpoint_config_from(args)
     options = _given(args, ("policy_arch", "reward", "apply", "init", "credit_every", "policy_learning_rate",
                             "policy_optimizer", "norm_decay"))
     options.update(policy_options=_json_object(args.policy_options, "--policy-options"),
@@ -120,16 +123,21 @@ def run_joint(args: argparse.Namespace) -> int:
                  "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
                  "selector": selector.to_dict(), "compare": args.compare, "val_fraction": args.val_fraction,
                  "split_seed": args.split_seed}
-    out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
+    out = claim_output_dir(args.out, signature, overwrite=args.overwrite, resume=args.resume)
     log = stderr_line
+    if finished_before(out, log=log):
+        return 0
+    checkpoints = RunCheckpoints(out / CHECKPOINTS, interval, log)
     log(f"training {len(seeds)} students beside their selectors ({config.epochs} epochs)")
     (out / "metrics").mkdir(parents=True, exist_ok=True)
     rows = [run_joint_selector(splits, pool, out, "rl", selector, student, config, seeds, out / "metrics" / "rl.jsonl",
-                               log)]
+                               log, checkpoints=checkpoints.loop("rl"))]
     if compared:
-        rows += run_strategies(splits, pool, compared, student, config, seeds, metrics_dir=out / "metrics", log=log)[0]
+        rows += run_strategies(splits, pool, compared, student, config, seeds, metrics_dir=out / "metrics", log=log,
+                               checkpoints=checkpoints)[0]
     write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
                   config=config.__dict__, selector={"policy": str(out / "policy"), **selector.to_dict()})
+    checkpoints.remove()
     print(format_table(rows, teacher_rows(pool)))
     return 0
 
@@ -142,9 +150,11 @@ def run_episodic(args: argparse.Namespace) -> int:
     from envs.sources import load_pool_for
     from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
-    from mtkd.runs import claim_output_dir
+    from mtkd.run_checkpoints import CHECKPOINTS, RunCheckpoints
+    from mtkd.runs import claim_output_dir, finished_before
 
     # Every option is validated before any data is loaded or anything is written.
+    interval = checkpoint_config_from(args)
     config = train_config_from(args)
     student = student_spec_from(args)
     seeds = seeds_from(args)
@@ -168,19 +178,25 @@ def run_episodic(args: argparse.Namespace) -> int:
                  "agent": agent_config.to_dict(), "agent_seed": args.agent_seed, "warmup_epochs": args.warmup_epochs,
                  "greedy": args.greedy, "compare": args.compare, "val_fraction": args.val_fraction,
                  "split_seed": args.split_seed}
-    out = claim_output_dir(args.out, signature, overwrite=args.overwrite)
+    out = claim_output_dir(args.out, signature, overwrite=args.overwrite, resume=args.resume)
     log = stderr_line
+    if finished_before(out, log=log):
+        return 0
+    checkpoints = RunCheckpoints(out / CHECKPOINTS, interval, log)
 
     policy_dir, records = train_and_save_policy(
         splits, pool, out, env_config, agent_config, agent_seed=args.agent_seed, warmup_epochs=args.warmup_epochs,
-        warmup_config=config, extra={"dataset": args.dataset, "teachers": args.teachers}, log=log)
+        warmup_config=config, extra={"dataset": args.dataset, "teachers": args.teachers}, log=log,
+        checkpoints=checkpoints)
 
     strategies = build_strategies(["rl"], pool, {"policy": str(policy_dir), "greedy": args.greedy}) + compared
     log(f"distilling the final student ({len(seeds)} seeds, {config.epochs} epochs)")
-    rows, _ = run_strategies(splits, pool, strategies, student, config, seeds, metrics_dir=out / "metrics", log=log)
+    rows, _ = run_strategies(splits, pool, strategies, student, config, seeds, metrics_dir=out / "metrics", log=log,
+                             checkpoints=checkpoints)
     write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
                   config=config.__dict__, selector={"policy": str(policy_dir), "greedy": args.greedy,
                                                     "final_selection": records[-1]["selection"]})
+    checkpoints.remove()
     print(format_table(rows, teacher_rows(pool)))
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mtkd.cli.options import add_data_options
+from mtkd.cli.options import add_data_options, add_run_options, checkpoint_config_from
 from mtkd.data import load_dataset
 from mtkd.distill.experiment import teacher_rows
 from mtkd.distill.results import format_table
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
                        help=f"pool spec: a .toml/.yaml file or a preset ({', '.join(preset_names())}; "
                             f"'default' picks the data set's own) (default: %(default)s)")
     train.add_argument("--out", required=True, help="directory to save the pool in")
-    train.add_argument("--overwrite", action="store_true", help="replace a different pool already in --out")
+    add_run_options(train, "pool training")
     train.set_defaults(func=run_train)
 
     show = commands.add_parser("show", help="print a saved pool's teachers and accuracies")
@@ -36,7 +36,8 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     spec = load_pool_spec(args.pool, args.dataset)
     pool = train_pool(args.dataset, spec, args.out, data_dir=args.data_dir, val_fraction=args.val_fraction,
-                      split_seed=args.split_seed, overwrite=args.overwrite)
+                      split_seed=args.split_seed, overwrite=args.overwrite, resume=args.resume,
+                      checkpoint=checkpoint_config_from(args))
     print(format_table([], teacher_rows(pool)).rstrip())
     return 0
 

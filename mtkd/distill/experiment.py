@@ -21,6 +21,7 @@ from mtkd.distill.results import result_row
 from mtkd.errors import ConfigError, MtkdError
 from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy, require_stateless
 from mtkd.models import ModelSpec
+from mtkd.run_checkpoints import RunCheckpoints
 from mtkd.teachers.pool import TeacherPool
 
 
@@ -82,7 +83,8 @@ def read_loss_file(path: str | Path) -> LossConfig:
 def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: Sequence[FusionStrategy],
                    student: ModelSpec, config: TrainConfig, seeds: Sequence[int],
                    metrics_dir: Path | None = None, log: Callable[[str], None] | None = None,
-                   keep_going: bool = False, losses: LossConfig | None = None) -> tuple[list[dict], dict[str, FitResult]]:
+                   keep_going: bool = False, losses: LossConfig | None = None,
+                   checkpoints: RunCheckpoints | None = None) -> tuple[list[dict], dict[str, FitResult]]:
     """Returns one `results.json` row per strategy (and the fit results by strategy name).
 
     Strategies come from `build_strategies`, called before the output directory is claimed so
@@ -91,7 +93,8 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
     of that loss instead of the default `alpha * CE + (1 - alpha) * T^2 * KL` objective.
 
     With `keep_going`, a strategy that fails (e.g. diverges) is reported in its row as
-    `error` and the others still run.
+    `error` and the others still run. With `checkpoints`, each strategy's loop checkpoints under
+    its name (and resumes from there); its checkpoints are dropped once it is done.
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if losses is not None:
@@ -116,15 +119,16 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
         if metrics_dir is not None:
             metrics_dir.mkdir(parents=True, exist_ok=True)
             metrics_path = metrics_dir / f"{strategy.name.replace(':', '_').replace('/', '_')}.jsonl"
+        loop_checkpoints = checkpoints.loop(strategy.name) if checkpoints is not None else None
         try:
             if losses is None or not strategy.uses_teachers:  # a student alone is trained on CE either way
                 result = fit(student, splits.input_shape, splits.num_classes, train, val, strategy, config, seeds,
-                             test=test, on_epoch=progress, metrics_path=metrics_path)
+                             test=test, on_epoch=progress, metrics_path=metrics_path, checkpoints=loop_checkpoints)
             else:
                 result = fit_composite(student, splits.input_shape, splits.num_classes, train, val, strategy,
                                        losses, config, seeds, test=test, teacher_features=features,
                                        teacher_names=pool.names, on_epoch=progress, metrics_path=metrics_path,
-                                       teacher_heads=heads)
+                                       teacher_heads=heads, checkpoints=loop_checkpoints)
         except MtkdError as error:
             if not keep_going:
                 raise

@@ -30,7 +30,8 @@ from mtkd.distill.results import format_table, result_row, write_results
 from mtkd.distill.teacher_features import check_teacher_layers, pool_feature_shapes, pool_features, pool_heads
 from mtkd.errors import ConfigError, MtkdError
 from mtkd.models import ModelSpec
-from mtkd.runs import claim_output_dir
+from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
+from mtkd.runs import CHECKPOINTS, claim_output_dir
 from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
 
 TOP_LEVEL_KEYS = {"description", "dataset", "data_dir", "pool", "pool_dir", "seeds", "strategy", "student", "train",
@@ -115,12 +116,13 @@ def load_loss_families(path: str | Path) -> LossFamilies:
 def run_loss_families(config_path: str | Path, out_dir: str | Path, *, seeds: int | None = None,
                       epochs: int | None = None, pool_dir: str | None = None, data_dir: str | None = None,
                       only: Sequence[str] | None = None, overwrite: bool = False,
-                      log: Callable[[str], None] | None = None) -> list[dict]:
+                      log: Callable[[str], None] | None = None, resume: bool = False,
+                      checkpoint: CheckpointConfig = CheckpointConfig()) -> list[dict]:
     """Trains every family of the recipe; writes `out_dir/results.json` (one row per family, with
     its strategy and losses) after each family and per-epoch metrics under `out_dir/metrics/`.
     seeds, epochs, pool_dir and data_dir override the recipe; `only` keeps the named families.
     Every loss is bound to the pool and the student (layers, shapes, teacher names) before
-    anything is trained."""
+    anything is trained. `resume` continues an interrupted run in `out_dir` exactly."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     recipe = load_loss_families(config_path)
     if only:
@@ -154,7 +156,10 @@ def run_loss_families(config_path: str | Path, out_dir: str | Path, *, seeds: in
     for loss in bound.values():
         pool_heads(pool, loss)  # heads first: an external teacher's refusal names what is missing
         check_teacher_layers(loss, pool, splits)
-    out = claim_output_dir(out_dir, {"kind": "loss-families", **recipe.to_dict()}, overwrite=overwrite)
+    out = claim_output_dir(out_dir, {"kind": "loss-families", **recipe.to_dict()}, overwrite=overwrite,
+                           resume=resume)
+    checkpoints = RunCheckpoints(out / CHECKPOINTS, checkpoint, log)
+    finished = FinishedStrategies(out / CHECKPOINTS / FinishedStrategies.FILE)
 
     logits = pool.logits(splits)
     val = SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val))
@@ -163,6 +168,10 @@ def run_loss_families(config_path: str | Path, out_dir: str | Path, *, seeds: in
     rows = []
     for index, family in enumerate(recipe.families, start=1):
         log(f"[{index}/{len(recipe.families)}] {family.name} ({family.strategy})")
+        if finished.rows(family.name) is not None:
+            rows.extend(finished.rows(family.name))
+            log("  finished before, its results kept")
+            continue
         strategy = strategies[family.name]
         train = SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"])
         features = pool_features(pool, splits, bound[family.name])["train"]
@@ -172,7 +181,8 @@ def run_loss_families(config_path: str | Path, out_dir: str | Path, *, seeds: in
             result = fit_composite(recipe.student, splits.input_shape, splits.num_classes, train, val, strategy,
                                    family.loss, recipe.train, seed_list, test=test, teacher_features=features,
                                    teacher_names=pool.names, metrics_path=out / "metrics" / f"{family.name}.jsonl",
-                                   teacher_heads=pool_heads(pool, bound[family.name]))
+                                   teacher_heads=pool_heads(pool, bound[family.name]),
+                                   checkpoints=checkpoints.loop(family.name))
         except MtkdError as error:  # e.g. divergence: keep the other families' rows
             log(f"  {family.name} failed: {error}")
             rows.append({"strategy": family.name, "seeds": seed_list, "error": str(error)})
@@ -184,11 +194,15 @@ def run_loss_families(config_path: str | Path, out_dir: str | Path, *, seeds: in
             log(f"  test accuracy {sum(result.test_accuracy) / len(result.test_accuracy):.4f} ({seconds:.0f}s)")
         write_results(out / "results.json", recipe.dataset, rows, teachers=teacher_rows(pool),
                       student=recipe.student.to_dict(), config=dataclasses.asdict(recipe.train))
+        finished.add(family.name, rows[-1:])
+        checkpoints.remove_loops()
     print(format_table(rows, teacher_rows(pool)))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mtkd.cli.options import add_run_options, checkpoint_config_from  # this CLI is the application layer
+
     parser = argparse.ArgumentParser(description="Train one student per loss family of a recipe.")
     parser.add_argument("recipe", help="recipe file, e.g. experiments/loss_families.toml")
     parser.add_argument("--out", required=True, help="output directory (results.json, metrics/)")
@@ -197,11 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teachers", default=None, help="teacher pool directory (default: the recipe's pool)")
     parser.add_argument("--families", default=None, help="comma-separated families to run (default: all)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--overwrite", action="store_true")
+    add_run_options(parser, "loss-family run")
     args = parser.parse_args(argv)
     try:
         run_loss_families(args.recipe, args.out, seeds=args.seeds, epochs=args.epochs, pool_dir=args.teachers,
-                          data_dir=args.data_dir, overwrite=args.overwrite,
+                          data_dir=args.data_dir, overwrite=args.overwrite, resume=args.resume,
+                          checkpoint=checkpoint_config_from(args),
                           only=args.families.split(",") if args.families else None)
     except MtkdError as error:
         print(f"error: {error}", file=sys.stderr)

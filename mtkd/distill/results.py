@@ -8,6 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mtkd.runs import replace_text
+
 
 def result_row(strategy: str, seeds: Sequence[int], val_accuracy: Sequence[float],
                test_accuracy: Sequence[float], **extra: Any) -> dict[str, Any]:
@@ -18,10 +20,7 @@ def result_row(strategy: str, seeds: Sequence[int], val_accuracy: Sequence[float
 
 def write_results(path: str | Path, dataset: str, rows: list[dict], **extra: Any) -> None:
     payload = {"dataset": dataset, "rows": rows, **extra}
-    path = Path(path)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(payload, indent=2) + "\n")
-    temporary.replace(path)
+    replace_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def mean_std(values: Sequence[float]) -> str:

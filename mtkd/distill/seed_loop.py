@@ -58,6 +58,8 @@ def run_epochs(
     on_epoch: Callable[[dict], None] | None = None,
     metrics_path: str | Path | None = None,
     checkpoints: EpochCheckpoints | None = None,
+    keep_best_fn: Callable | None = None,
+    accuracy_shape: tuple[int, ...] | None = None,
 ) -> LoopResult:
     """Trains for `epochs` epochs and keeps the best validation epoch of each seed.
 
@@ -71,13 +73,17 @@ def run_epochs(
     Epoch keys depend on the epoch's number only, so a resumed loop computes exactly what an
     uninterrupted one does. The metrics file then grows only at checkpoints (it never holds an
     epoch that a resume would compute again), and is appended to on resume.
+
+    Several models per seed (DML's peers): `accuracy_shape` (S, K) and `keep_best_fn(best,
+    best_accuracy, params, accuracy) -> (best, best_accuracy, improved)` over all seeds.
     """
     seeds = [int(s) for s in seeds]
     base_keys = epoch_keys(seeds)
-    run_keep_best = jax.jit(jax.vmap(keep_best))
+    run_keep_best = jax.jit(keep_best_fn or jax.vmap(keep_best))
+    accuracy_shape = tuple(accuracy_shape or (len(seeds),))
     best_params = jax.tree.map(jnp.copy, params_of(state))
-    best_accuracy = jnp.full((len(seeds),), -1.0, jnp.float32)  # not weak-typed: keep_best compiles once
-    best_epoch = np.zeros(len(seeds), dtype=int)
+    best_accuracy = jnp.full(accuracy_shape, -1.0, jnp.float32)  # not weak-typed: keep_best compiles once
+    best_epoch = np.zeros(accuracy_shape, dtype=int)
     history: list[dict] = []
     first = 1
     if checkpoints is not None:
@@ -90,7 +96,10 @@ def run_epochs(
     written = 0
     if metrics_path is not None:
         metrics_path = Path(metrics_path)
-        written = min(_metrics_lines(metrics_path), len(history)) if first > 1 else 0
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        # On resume the file is appended to. It may hold epochs past the checkpoint restored (when
+        # the newest one was unreadable): those are recomputed identically and not written twice.
+        written = _metrics_lines(metrics_path) if first > 1 else 0
         if first == 1:
             metrics_path.write_text("")
 
@@ -110,7 +119,7 @@ def run_epochs(
                                                              val["val_accuracy"])
         losses = np.asarray(metrics["loss"])
         if not np.all(np.isfinite(losses)):
-            bad = [seeds[i] for i in np.flatnonzero(~np.isfinite(losses))]
+            bad = sorted({seeds[i] for i in np.argwhere(~np.isfinite(losses))[:, 0]})
             raise TrainingDivergedError(f"training loss became {losses[~np.isfinite(losses)][0]} at epoch "
                                         f"{epoch} (seed {', '.join(map(str, bad))}); lower the learning rate")
         best_epoch = np.where(np.asarray(improved), epoch, best_epoch)

@@ -23,12 +23,13 @@ from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.distill.optimizers import make_optimizer
+from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, keep_best
 from mtkd.dml.loss import dml_loss
 from mtkd.dml.peers import PeerStacks, init_peers, peer_seed
 from mtkd.dml.result import DMLResult
 from mtkd.dml.updates import make_dml_epoch, update_scheme
-from mtkd.errors import ConfigError, TrainingDivergedError
+from mtkd.errors import ConfigError
 from mtkd.fusion.soft_targets import fuse_soft_targets
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
@@ -52,16 +53,10 @@ def _log_progress(log, strategy: str, epochs: int, epoch: int, val_accuracy) -> 
             f"{' '.join(f'{v:.3f}' for v in per_peer)}")
 
 
-def _open_metrics(metrics_path):
-    if not metrics_path:
-        return None
-    Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
-    return open(metrics_path, "w")
-
-
 def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConfig, seeds: Sequence[int], *,
             pool=None, with_teachers: bool = False, update: str = "sequential", temperature: float = 1.0,
-            metrics_path: str | Path | None = None, log: Callable[[str], None] | None = None) -> DMLResult:
+            metrics_path: str | Path | None = None, log: Callable[[str], None] | None = None,
+            checkpoints=None) -> DMLResult:
     """Deep mutual learning of `peers` (K >= 2, any mix of architectures) for every seed.
 
     Strategy `dml` (peers only) or, with `with_teachers`, `dml+teachers` (each peer also distils
@@ -69,6 +64,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     config.alpha; formulas in `mtkd.dml.loss`). `temperature` softens the peer-to-peer KL only
     (1 in the paper). `update` is "sequential" (the paper) or "simultaneous" (cheaper: one
     forward and backward pass per stack per batch). All peers of a seed see the same batches.
+    The epoch loop is `run_epochs`'s (so `checkpoints` make it resumable).
     """
     peers, seeds = list(peers), [int(s) for s in seeds]
     _check_peers_and_seeds(peers, seeds, minimum=2)
@@ -97,41 +93,27 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None)), donate_argnums=(0,))
     run_eval = jax.jit(jax.vmap(lambda p, x, y: stacks.evaluate(p, x, y, config.eval_batch_size),
                                 in_axes=(0, None, None)))
-    run_keep_best = jax.jit(jax.vmap(functools.partial(_keep_best_peers, stacks)))
+    run_keep_best = jax.vmap(functools.partial(_keep_best_peers, stacks))
 
     states = tuple(StudentState(p, jax.vmap(jax.vmap(optimizer.init))(p)) for p in params)
-    best_params = jax.tree.map(jnp.copy, params)
-    best_accuracy = jnp.full((len(seeds), len(peers)), -1.0)
-    best_epoch = np.zeros((len(seeds), len(peers)), dtype=int)
-    # The same batch-order keys as `fit`, so peer 0 sees the batches of `fit`'s student.
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 1))(jnp.asarray(seeds, dtype=jnp.uint32))
     names = stacks.names(strategy)
-    history = []
-    metrics_file = _open_metrics(metrics_path)
-    try:
-        for epoch in range(1, config.epochs + 1):
-            epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch)
-            states, losses = run_epoch(states, epoch_keys, train_x, train_y, teacher_target)
-            current = tuple(state.params for state in states)
-            val_accuracy, val_loss = run_eval(current, jnp.asarray(splits.x_val), jnp.asarray(splits.y_val))
-            best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, current, val_accuracy)
-            losses = np.asarray(losses)  # (S, K)
-            if not np.all(np.isfinite(losses)):
-                s, k = np.argwhere(~np.isfinite(losses))[0]
-                raise TrainingDivergedError(f"{strategy} training loss became {losses[s, k]} at epoch {epoch} "
-                                            f"(seed {seeds[s]}, {names[k]}); lower the learning rate")
-            best_epoch = np.where(np.asarray(improved), epoch, best_epoch)
-            record = {"epoch": epoch, "train_loss": losses.tolist(),
-                      "val_accuracy": np.asarray(val_accuracy).tolist(), "val_loss": np.asarray(val_loss).tolist()}
-            history.append(record)
-            if metrics_file:
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-            _log_progress(log, strategy, config.epochs, epoch, val_accuracy)
-    finally:
-        if metrics_file:
-            metrics_file.close()
+    x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
 
+    def epoch(states, epoch_keys, progress):
+        states, losses = run_epoch(states, epoch_keys, train_x, train_y, teacher_target)
+        return states, {"loss": losses}
+
+    def validate(current):
+        val_accuracy, val_loss = run_eval(current, x_val, y_val)
+        return {"val_accuracy": val_accuracy, "val_loss": val_loss}
+
+    # The same batch-order keys as `fit` (`epoch_keys`), so peer 0 sees the batches of `fit`'s student.
+    loop = run_epochs(states, epoch, validate, lambda states: tuple(state.params for state in states), config.epochs,
+                      seeds, lambda record: _log_progress(log, strategy, config.epochs, record["epoch"],
+                                                          np.asarray(record["val_accuracy"])),
+                      metrics_path, checkpoints, keep_best_fn=run_keep_best, accuracy_shape=(len(seeds), len(peers)))
+    best_params, best_accuracy, best_epoch, history = (loop.best_params, np.asarray(loop.val_accuracy),
+                                                       np.asarray(loop.best_epoch), loop.history)
     test_accuracy = np.asarray(run_eval(best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test))[0])
     return DMLResult(
         strategy, names, seeds, best_epoch.T.tolist(), np.asarray(best_accuracy).T.tolist(), test_accuracy.T.tolist(),
@@ -154,7 +136,7 @@ def _keep_best_peers(stacks: PeerStacks, best_params, best_accuracy, params, acc
 
 def run_independent_peers(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConfig,
                           seeds: Sequence[int], *, metrics_path: str | Path | None = None,
-                          log: Callable[[str], None] | None = None) -> DMLResult:
+                          log: Callable[[str], None] | None = None, checkpoints=None) -> DMLResult:
     """The baseline: each peer trained alone (`fit`, strategy none), strategy `independent`.
 
     Peer k of seed s starts from the same weights as in `run_dml` (`peer_seed`); the metrics
@@ -171,22 +153,19 @@ def run_independent_peers(splits: DatasetSplits, peers: Sequence[ModelSpec], con
     test = SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test))
     alone = make_strategy("none", StrategyContext((), ()))
     fits = []
-    metrics_file = _open_metrics(metrics_path)
-    try:
-        for k, spec in enumerate(peers):
-            def on_epoch(record, name=names[k]):
-                if metrics_file:
-                    metrics_file.write(json.dumps({"peer": name, **record}) + "\n")
-                    metrics_file.flush()
-                if record["epoch"] % max(1, config.epochs // 5) == 0 or record["epoch"] == config.epochs:
-                    log(f"  {name}: epoch {record['epoch']}/{config.epochs}, mean val accuracy "
-                        f"{np.mean(record['val_accuracy']):.3f}")
+    for k, spec in enumerate(peers):
+        def on_epoch(record, name=names[k]):
+            if record["epoch"] % max(1, config.epochs // 5) == 0 or record["epoch"] == config.epochs:
+                log(f"  {name}: epoch {record['epoch']}/{config.epochs}, mean val accuracy "
+                    f"{np.mean(record['val_accuracy']):.3f}")
 
-            fits.append(fit(spec, splits.input_shape, splits.num_classes, train, val, alone, config,
-                            [peer_seed(s, k) for s in seeds], test=test, on_epoch=on_epoch))
-    finally:
-        if metrics_file:
-            metrics_file.close()
+        fits.append(fit(spec, splits.input_shape, splits.num_classes, train, val, alone, config,
+                        [peer_seed(s, k) for s in seeds], test=test, on_epoch=on_epoch,
+                        checkpoints=checkpoints.part(f"peer{k}") if checkpoints is not None else None))
+    if metrics_path is not None:  # each peer's epochs in turn, written once all are done (so a resume never repeats one)
+        Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(metrics_path).write_text("".join(json.dumps({"peer": name, **record}) + "\n"
+                                              for name, result in zip(names, fits) for record in result.history))
 
     # One record per epoch with [S][K] lists, the layout of `run_dml`'s history.
     history = [{"epoch": records[0]["epoch"],

@@ -23,4 +23,6 @@ def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | 
     """The pool of `spec` for `dataset`: reused if already trained in `out_dir`, else trained."""
     pool_spec = load_pool_spec(spec, dataset)
     out = Path(out_dir) if out_dir is not None else default_pool_dir(dataset, spec)
-    return train_pool(dataset, pool_spec, out, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
+    # The cache's own directory: a training that was interrupted is continued.
+    return train_pool(dataset, pool_spec, out, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
+                      resume=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,7 +18,9 @@ from mtkd.distill.fit import SplitArrays, fit, unstack
 from mtkd.errors import ConfigError
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import build_model
-from mtkd.runs import claim_output_dir
+from mtkd.progress import stderr_line
+from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
+from mtkd.runs import CHECKPOINTS, claim_output_dir
 from mtkd.teachers.external import file_checksum, read_external_logits
 from mtkd.teachers.pool import POOL_FILE, POOL_FORMAT, TeacherPool, load_pool, teacher_accuracy
 from mtkd.teachers.spec import PoolSpec, TeacherSpec, TeacherTraining
@@ -64,27 +65,41 @@ def check_pool_spec(spec: PoolSpec, splits: DatasetSplits) -> None:
 
 def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str | None = None,
                val_fraction: float = 0.1, split_seed: int = 0, overwrite: bool = False,
-               log: Callable[[str], None] | None = None) -> TeacherPool:
-    """Trains (or, if `out_dir` already holds this very pool, reuses) every teacher of `spec`."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+               log: Callable[[str], None] | None = None, resume: bool = False,
+               checkpoint: CheckpointConfig = CheckpointConfig()) -> TeacherPool:
+    """Trains (or, if `out_dir` already holds this very pool, finished, reuses) every teacher of
+    `spec`. A pool whose training was interrupted is continued with `resume` (teachers already
+    saved are kept, the one interrupted restarts from its checkpoint in `out_dir/checkpoints/`)."""
+    log = log or stderr_line
     splits = load_dataset(dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
     check_pool_spec(spec, splits)
     signature = {"kind": "teacher-pool", "dataset": dataset, "val_fraction": val_fraction,
                  "split_seed": split_seed, "spec": spec.to_dict()}
     out = Path(out_dir)
     if not overwrite and (out / POOL_FILE).is_file():
-        claim_output_dir(out, signature)  # refuses a different pool
+        claim_output_dir(out, signature, resume=True)  # a finished pool is a cache; a different one is refused
         log(f"reusing the teacher pool in {out}")
         return load_pool(out, splits)
-    out = claim_output_dir(out, signature, overwrite=overwrite)
-    shutil.rmtree(out / "teachers", ignore_errors=True)  # leftovers of an interrupted run
+    out = claim_output_dir(out, signature, overwrite=overwrite, resume=resume)
+    checkpoints = RunCheckpoints(out / CHECKPOINTS, checkpoint, log)
+    finished = FinishedStrategies(out / CHECKPOINTS / FinishedStrategies.FILE)
 
     entries = []
     for index, teacher in enumerate(spec.teachers, start=1):
         started = time.perf_counter()
-        entry = (_train_model_teacher if teacher.model is not None else _import_external_teacher)(teacher, splits, out)
+        kept = finished.rows(teacher.name)
+        if kept is not None:
+            entry = kept[0]
+        elif teacher.model is not None:
+            entry = _train_model_teacher(teacher, splits, out, checkpoints.loop(teacher.name))
+        else:
+            entry = _import_external_teacher(teacher, splits, out)
         log(f"teacher {index}/{len(spec.teachers)} {teacher.name:>12}: val {entry['val_accuracy']:.3f} "
-            f"test {entry['test_accuracy']:.3f} ({time.perf_counter() - started:.1f}s)")
+            f"test {entry['test_accuracy']:.3f} " + ("(trained before the resume)" if kept is not None
+                                                     else f"({time.perf_counter() - started:.1f}s)"))
+        if kept is None:
+            finished.add(teacher.name, [entry])
+            checkpoints.remove_loops()
         entries.append(entry)
     manifest = {"format": POOL_FORMAT, "dataset": dataset, "num_classes": splits.num_classes,
                 "input_shape": list(splits.input_shape), "val_fraction": val_fraction,
@@ -92,19 +107,21 @@ def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str 
     temporary = out / (POOL_FILE + ".tmp")
     temporary.write_text(json.dumps(manifest, indent=2) + "\n")
     temporary.replace(out / POOL_FILE)  # the manifest appears only once every teacher is saved
+    checkpoints.remove()
     return load_pool(out, splits)
 
 
-def _train_model_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path) -> dict:
+def _train_model_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path, checkpoints=None) -> dict:
     x, y = teacher_training_data(splits, teacher.training)
     context = StrategyContext([], [])
     result = fit(teacher.model, splits.input_shape, splits.num_classes,
                  SplitArrays(jnp.asarray(x), jnp.asarray(y)),
                  SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)),
                  make_strategy("none", context), teacher.training.train_config(), [teacher.training.seed],
-                 test=SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)))
+                 test=SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)), checkpoints=checkpoints)
     params = nnx.to_pure_dict(unstack(result.params, 0))
     relative = f"teachers/{teacher.name}"
+    shutil.rmtree(out / relative, ignore_errors=True)  # a save a kill interrupted
     checksum = save_params(out / relative, params)
     return {"name": teacher.name, "kind": "model", "model": teacher.model.to_dict(),
             "training": teacher.to_dict()["training"], "dataset": splits.name,

@@ -1,0 +1,237 @@
+"""Exact resume: a command killed with SIGKILL and rerun with --resume writes what an uninterrupted
+run writes (every number bitwise, on this CPU); torn checkpoints fall back; reruns without
+--resume are refused and change nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtkd.cli.main import main
+from mtkd.distill.config import TrainConfig
+from mtkd.distill.fit import SplitArrays, fit
+from mtkd.errors import OutputExistsError
+from mtkd.fusion import StrategyContext, make_strategy
+from mtkd.models import ModelSpec
+from mtkd.run_checkpoints import CheckpointConfig, EpochCheckpoints
+from mtkd.runs import claim_output_dir, differing_keys
+
+COMMAND = [sys.executable, "-c", "import sys; from mtkd.cli.main import main; sys.exit(main())"]
+TIMINGS = {"seconds"}  # wall-clock fields: the only ones a resumed run may not reproduce
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(COMMAND + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+
+
+def finish(args: list[str]) -> str:
+    process = start(args)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    return err
+
+
+def saved_steps(loop: Path) -> list[int]:
+    """Finished checkpoints of one loop (Orbax renames a step's folder into place when complete)."""
+    return sorted(int(p.name) for p in loop.iterdir() if p.name.isdigit()) if loop.is_dir() else []
+
+
+def kill_in(args: list[str], loop: Path, timeout: float = 300) -> None:
+    """Starts the command and SIGKILLs it as soon as `loop` holds a checkpoint, i.e. in the middle of
+    that loop; then checks the kill did land there (the loop was not finished)."""
+    process = start(args)
+    deadline = time.monotonic() + timeout
+    while not saved_steps(loop):
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended before {loop} had a checkpoint:\n{process.stderr.read()[-3000:]}")
+        assert time.monotonic() < deadline, f"no checkpoint in {loop} after {timeout}s"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert saved_steps(loop), "the loop finished before the kill: the test did not interrupt it"
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def assert_same_outputs(reference: Path, resumed: Path, files: list[str]) -> None:
+    """results.json field by field (floats exactly, timings and the paths of --out aside), every
+    other file byte for byte."""
+    want = without_timings(json.loads((reference / "results.json").read_text().replace(str(reference), "OUT")))
+    got = without_timings(json.loads((resumed / "results.json").read_text().replace(str(resumed), "OUT")))
+    assert got == want
+    for name in files:
+        assert (resumed / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def metrics_files(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in (out / "metrics").glob("*.jsonl"))
+
+
+def test_ablation_killed_in_a_fusion_strategy_in_dml_and_in_the_selector_resumes_exactly(
+        data_dir, tiny_pool_dir, tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(f"""
+dataset = "mnist1d"
+data_dir = "{data_dir}"
+pool_dir = "{tiny_pool_dir}"
+seeds = 2
+strategies = ["uniform", "dml", "rl"]
+[student]
+arch = "mlp"
+options = {{ widths = [16] }}
+[train]
+epochs = 8
+batch_size = 256
+[checkpoint]
+every_epochs = 1
+""")
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    finish(["ablate", "--config", str(config), "--out", str(reference)])
+    args = ["ablate", "--config", str(config), "--out", str(resumed)]
+    kill_in(args, resumed / "checkpoints" / "uniform")
+    kill_in(args + ["--resume"], resumed / "checkpoints" / "dml")
+    # The finished strategies are not rerun: uniform's row comes from the checkpointed list.
+    assert [r["strategy"] for r in json.loads((resumed / "results.json").read_text())["rows"]] == ["uniform"]
+    kill_in(args + ["--resume"], resumed / "checkpoints" / "rl")
+    log = finish(args + ["--resume"])
+    assert "uniform: finished before" in log and "dml: finished before" in log
+    assert_same_outputs(reference, resumed, ["results.csv", "results.md", "selector/rl/selector.jsonl",
+                                             "validation_curves.png", "final_accuracy.png",
+                                             "selection_frequency.png"] + metrics_files(reference))
+    # Only what a later resume needs is left: the list of finished strategies, no loop checkpoints.
+    assert [p.name for p in (resumed / "checkpoints").iterdir()] == ["finished.json"]
+
+
+def test_distill_and_teachers_train_killed_resume_exactly(data_dir, tiny_pool_dir, tmp_path):
+    args = ["distill", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir), "--strategy", "uniform",
+            "--strategy", "confidence", "--seeds", "2", "--epochs", "12", "--student-options", '{"widths": [16]}',
+            "--checkpoint-every-epochs", "1", "--out"]
+    finish(args + [str(tmp_path / "distill_ref")])
+    kill_in(args + [str(tmp_path / "distill")], tmp_path / "distill" / "checkpoints" / "confidence")
+    finish(args + [str(tmp_path / "distill"), "--resume"])
+    assert_same_outputs(tmp_path / "distill_ref", tmp_path / "distill", metrics_files(tmp_path / "distill_ref"))
+    assert not (tmp_path / "distill" / "checkpoints").exists()
+
+    spec = tmp_path / "pool.toml"
+    spec.write_text("""
+[defaults]
+epochs = 12
+batch_size = 256
+[[teachers]]
+name = "small"
+arch = "mlp"
+options = { widths = [16] }
+[[teachers]]
+name = "wide"
+arch = "mlp"
+options = { widths = [64] }
+seed = 3
+""")
+    args = ["teachers", "train", "--data-dir", data_dir, "--pool", str(spec), "--checkpoint-every-epochs", "1",
+            "--out"]
+    finish(args + [str(tmp_path / "pool_ref")])
+    kill_in(args + [str(tmp_path / "pool")], tmp_path / "pool" / "checkpoints" / "wide")
+    finish(args + [str(tmp_path / "pool"), "--resume"])
+    want = json.loads((tmp_path / "pool_ref" / "pool.json").read_text())
+    got = json.loads((tmp_path / "pool" / "pool.json").read_text())
+    assert got["teachers"] == want["teachers"]  # accuracies, best epochs and parameter checksums
+    assert not (tmp_path / "pool" / "checkpoints").exists()
+
+
+def tiny_fit(mnist1d, epochs, checkpoints=None, metrics_path=None):
+    train = SplitArrays(jnp.asarray(mnist1d.x_train[:1024]), jnp.asarray(mnist1d.y_train[:1024]))
+    val = SplitArrays(jnp.asarray(mnist1d.x_val), jnp.asarray(mnist1d.y_val))
+    return fit(ModelSpec("mlp", {"widths": [16]}), mnist1d.input_shape, mnist1d.num_classes, train, val,
+               make_strategy("none", StrategyContext((), ())), TrainConfig(epochs=epochs, batch_size=128), [0, 5],
+               checkpoints=checkpoints, metrics_path=metrics_path)
+
+
+def test_a_torn_latest_checkpoint_falls_back_to_the_one_before(mnist1d, tmp_path):
+    reference = tiny_fit(mnist1d, 5, metrics_path=tmp_path / "reference.jsonl")
+    messages = []
+    loop = EpochCheckpoints(tmp_path / "loop", CheckpointConfig(every_epochs=1), messages.append)
+    tiny_fit(mnist1d, 5, loop, tmp_path / "resumed.jsonl")
+    assert saved_steps(tmp_path / "loop") == [3, 4]  # the newest two; none after the last epoch
+    # Tear the newest one as a kill in the middle of its write would: its array files cut short.
+    for path in (tmp_path / "loop" / "4").rglob("*"):
+        if path.is_file() and path.stat().st_size > 16:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    lines = (tmp_path / "resumed.jsonl").read_text().splitlines()
+    (tmp_path / "resumed.jsonl").write_text("\n".join(lines[:4]) + "\n" + lines[4][:10])  # a torn last line
+    loop = EpochCheckpoints(tmp_path / "loop", CheckpointConfig(every_epochs=1), messages.append)
+    resumed = tiny_fit(mnist1d, 5, loop, tmp_path / "resumed.jsonl")
+    assert any("epoch 4" in m and "unreadable" in m and "the one before" in m for m in messages), messages
+    assert resumed.best_epoch == reference.best_epoch and resumed.val_accuracy == reference.val_accuracy
+    for got, want in zip(resumed.history, reference.history):
+        assert got == want
+    np.testing.assert_array_equal(np.asarray(jnp.concatenate([p.ravel() for p in jax_leaves(resumed.params)])),
+                                  np.asarray(jnp.concatenate([p.ravel() for p in jax_leaves(reference.params)])))
+    assert (tmp_path / "resumed.jsonl").read_text() == (tmp_path / "reference.jsonl").read_text()
+
+
+def jax_leaves(tree):
+    import jax
+    return jax.tree.leaves(tree)
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_rerun_without_resume_is_refused_and_changes_nothing(data_dir, tiny_pool_dir, tmp_path, capsys):
+    args = ["distill", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir), "--seeds", "1", "--epochs", "2",
+            "--student-options", '{"widths": [8]}', "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    before = tree_hashes(tmp_path / "run")
+    capsys.readouterr()
+    assert main(args) == 2
+    message = capsys.readouterr().err
+    assert "--resume" in message and "--overwrite" in message
+    assert main(args[:-4] + ["--epochs", "3", "--out", str(tmp_path / "run"), "--resume"]) == 2
+    assert "config.epochs" in capsys.readouterr().err  # the differing key is named
+    assert tree_hashes(tmp_path / "run") == before
+    # A finished run resumed is left as it is.
+    assert main(args + ["--resume"]) == 0
+    assert tree_hashes(tmp_path / "run") == before
+
+
+def test_claiming_an_output_directory(tmp_path):
+    signature = {"kind": "distill", "config": {"epochs": 3, "alpha": 0.5}, "seeds": [0]}
+    claim_output_dir(tmp_path / "out", signature)
+    with pytest.raises(OutputExistsError, match="--resume.*--overwrite"):
+        claim_output_dir(tmp_path / "out", signature)
+    assert claim_output_dir(tmp_path / "out", signature, resume=True) == tmp_path / "out"
+    other = {"kind": "distill", "config": {"epochs": 4, "alpha": 0.5}, "seeds": [0, 1]}
+    with pytest.raises(OutputExistsError, match=r"differing key\(s\): config.epochs, seeds"):
+        claim_output_dir(tmp_path / "out", other, resume=True)
+    (tmp_path / "out" / "results.json").write_text("{}")
+    claim_output_dir(tmp_path / "out", other, overwrite=True)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["run.json"]
+    assert differing_keys({"a": {"b": 1, "c": [1]}, "d": 1}, {"a": {"b": 2, "c": [1]}, "e": 1}) == ["a.b", "d", "e"]
+
+
+def test_checkpoint_interval_options_are_checked():
+    with pytest.raises(Exception, match="every_epochs must be a whole number >= 1"):
+        CheckpointConfig(every_epochs=0)
+    with pytest.raises(Exception, match="every_seconds must be a number >= 0"):
+        CheckpointConfig(every_seconds=float("nan"))
+    with pytest.raises(Exception, match=r"\[checkpoint\] has unknown key\(s\): evry_epochs"):
+        CheckpointConfig.from_dict({"evry_epochs": 2})
