@@ -76,10 +76,12 @@ def test_credit_round_equals_a_step_by_step_reference():
     # the epoch draws its batch order from its key as `fit` does
     start = start.replace(t=state.env.t, batches=decision_batches(jax.random.split(keys[0])[0], env_params))
 
+    one_step = jax.jit(lambda s, action: step(None, s, action, env_params))  # one decision at a time
+
     def run(action):
         s, total = start, 0.0
         for _ in range(decisions):
-            _, s, reward, _, _ = step(None, s, jnp.asarray(action, jnp.float32), env_params)
+            _, s, reward, _, _ = one_step(s, jnp.asarray(action, jnp.float32))
             total += float(reward)
         return total
 
