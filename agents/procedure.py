@@ -4,7 +4,6 @@ with progress lines, and record what it chose (`selection.jsonl`)."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,10 +20,7 @@ from mtkd.distill.fit import SplitArrays, fit, unstack
 from mtkd.errors import TrainingDivergedError
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
-
-
-def stderr_line(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+from mtkd.progress import stderr_line
 
 
 def warm_up_student(splits, student: ModelSpec, config: TrainConfig, seed: int, checkpoints=None):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -18,6 +17,7 @@ from mtkd.distill.results import format_table, write_results
 from mtkd.run_checkpoints import CHECKPOINTS, FinishedStrategies, RunCheckpoints
 from mtkd.runs import claim_output_dir, replace_text
 from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
+from mtkd.progress import stderr_line
 
 
 def check_strategies(names: list[str], pool, config: AblationConfig | None = None) -> None:
@@ -76,7 +76,7 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
 
     `resume` continues the same run from `out/checkpoints/` (`out/<pool>/checkpoints/`): finished
     strategies keep their rows, the one a kill interrupted restarts from its last checkpoint."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or stderr_line
     started = time.perf_counter()
     if not config.pools:
         prepared = prepare_ablation(config, log)

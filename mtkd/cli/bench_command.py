@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from mtkd.bench import student_epoch_costs
 from mtkd.data import load_dataset
 from mtkd.teachers import default_pool_dir, ensure_pool
+from mtkd.progress import stderr_line
 
 
 def register(subparsers) -> None:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     splits = load_dataset("mnist1d", data_dir=args.data_dir)
     pool = ensure_pool("mnist1d", "default", out_dir=args.teachers or default_pool_dir("mnist1d"), data_dir=args.data_dir)
     report = student_epoch_costs(splits, pool, repeats=args.repeats,
-                                 log=lambda line: print(line, file=sys.stderr, flush=True))
+                                 log=stderr_line)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")

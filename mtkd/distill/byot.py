@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -42,6 +41,7 @@ from mtkd.distill.steps import StudentState, apply_model, epoch_batches
 from mtkd.errors import ConfigError
 from mtkd.losses import hint, kd_per_example
 from mtkd.models import ModelSpec
+from mtkd.progress import stderr_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +174,7 @@ def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *
     """The `byot` strategy of an ablation: one results.json row (deepest exit), with each exit's
     test accuracy in `exit_test_accuracy` (per exit, per seed). model_options go to the `byot`
     architecture (channels, blocks, kernel_size)."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or stderr_line
     spec = ModelSpec("byot", model_options)
     byot = ByotConfig(alpha, temperature, feature_weight)
     metrics_path = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strateg
 from mtkd.models import ModelSpec
 from mtkd.run_checkpoints import RunCheckpoints
 from mtkd.teachers.pool import TeacherPool
+from mtkd.progress import stderr_line
 
 
 def teacher_rows(pool: TeacherPool | None) -> list[dict]:
@@ -96,7 +96,7 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
     `error` and the others still run. With `checkpoints`, each strategy's loop checkpoints under
     its name (and resumes from there); its checkpoints are dropped once it is done.
     """
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or stderr_line
     if losses is not None:
         for strategy in strategies:  # before any strategy trains
             require_stateless(strategy, "the composite-loss trainer")

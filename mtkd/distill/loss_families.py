@@ -33,6 +33,7 @@ from mtkd.models import ModelSpec
 from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
 from mtkd.runs import CHECKPOINTS, claim_output_dir
 from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
+from mtkd.progress import stderr_line
 
 TOP_LEVEL_KEYS = {"description", "dataset", "data_dir", "pool", "pool_dir", "seeds", "strategy", "student", "train",
                   "families", "rl", "val_fraction", "split_seed"}
@@ -123,7 +124,7 @@ def run_loss_families(config_path: str | Path, out_dir: str | Path, *, seeds: in
     seeds, epochs, pool_dir and data_dir override the recipe; `only` keeps the named families.
     Every loss is bound to the pool and the student (layers, shapes, teacher names) before
     anything is trained. `resume` continues an interrupted run in `out_dir` exactly."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or stderr_line
     recipe = load_loss_families(config_path)
     if only:
         missing = sorted(set(only) - {f.name for f in recipe.families})

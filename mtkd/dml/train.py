@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,10 +32,7 @@ from mtkd.errors import ConfigError
 from mtkd.fusion.soft_targets import fuse_soft_targets
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+from mtkd.progress import stderr_line
 
 
 def _check_peers_and_seeds(peers, seeds, minimum: int) -> None:
@@ -74,7 +70,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     if with_teachers and pool is None:
         raise ConfigError("strategy 'dml+teachers' needs a teacher pool (--teachers DIR)")
     strategy = "dml+teachers" if with_teachers else "dml"
-    log = log or _stderr
+    log = log or stderr_line
     started = time.perf_counter()
 
     stacks, params = init_peers(peers, splits.input_shape, splits.num_classes, seeds)
@@ -144,7 +140,7 @@ def run_independent_peers(splits: DatasetSplits, peers: Sequence[ModelSpec], con
     """
     peers, seeds = list(peers), [int(s) for s in seeds]
     _check_peers_and_seeds(peers, seeds, minimum=1)
-    log = log or _stderr
+    log = log or stderr_line
     started = time.perf_counter()
     strategy = "independent"
     names = [f"{strategy}/peer{k}:{spec.arch}" for k, spec in enumerate(peers)]
