@@ -173,3 +173,23 @@ def test_typed_sections_read_what_the_runners_use():
     assert [p.arch for p in mixed.peer_specs(student)] == ["mlp", "cnn1d"] and mixed.temperature == 2.0
     byot = ByotSection.from_dict({"alpha": 0.5, "channels": [8, 8]})
     assert byot.run_options() == {"alpha": 0.5, "temperature": 3.0, "feature_weight": 0.03, "channels": [8, 8]}
+
+
+def test_a_policy_of_other_teachers_is_refused_before_the_first_strategy(data_dir, tiny_pool_dir, tmp_path):
+    import jax.numpy as jnp
+
+    import envs
+    from agents import PolicyMeta, save_policy
+
+    # The tiny pool's three teachers, in another order and under other names.
+    meta = PolicyMeta("logistic", {}, 3, envs.observation_size(3, False), False, 2.0, ["cnn", "mlp_a", "other"])
+    save_policy(tmp_path / "policy", {"w": jnp.zeros((19, 3)), "b": jnp.zeros(3)}, meta)
+    config = ablation_config_from_dict({
+        "dataset": "mnist1d", "data_dir": data_dir, "pool_dir": str(tiny_pool_dir), "seeds": 1,
+        "strategies": ["uniform", "rl"], "student": {"arch": "mlp", "options": {"widths": [16]}},
+        "train": {"epochs": 1}, "rl": {"policy": str(tmp_path / "policy")}})
+    from mtkd.errors import MtkdError
+
+    with pytest.raises(MtkdError, match=r"\[cnn, mlp_a, other\]; this pool has \[mlp_a, mlp_b, cnn\]"):
+        run_ablation(config, tmp_path / "out", log=lambda line: None)
+    assert not (tmp_path / "out").exists()

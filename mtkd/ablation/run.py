@@ -29,12 +29,12 @@ def check_strategies(names: list[str], pool, config: AblationConfig | None = Non
         if family not in RUNNERS:
             build_strategies([name], pool)
         elif config is not None and family in CHECKS:
-            CHECKS.get(family)(config, name)
+            CHECKS.get(family)(config, name, pool)
             checked.add(family)
     # A section whose strategy is not listed is still read: a typo there is a typo.
     for section in sorted(config.sections if config is not None else ()):
         if section not in checked and section in CHECKS:
-            CHECKS.get(section)(config, section)
+            CHECKS.get(section)(config, section, pool)
 
 
 @dataclasses.dataclass

@@ -48,8 +48,8 @@ class AblationRun:
 
 Runner = Callable[[AblationRun, str], list]
 RUNNERS: Registry[Runner] = Registry("ablation runner")
-# Checks a runner's options from the config alone, before any strategy trains.
-CHECKS: Registry[Callable[[AblationConfig, str], None]] = Registry("ablation check")
+# Checks a runner's options (config, strategy name, pool), before any strategy trains.
+CHECKS: Registry[Callable[[AblationConfig, str, TeacherPool], None]] = Registry("ablation check")
 
 
 def runner_for(name: str) -> Runner:
@@ -105,14 +105,16 @@ def _rl_section(config: AblationConfig):
 
 
 @CHECKS.register("rl")
-def check_rl(config: AblationConfig, name: str) -> None:
-    policy, _, kind, section = _rl_section(config)
+def check_rl(config: AblationConfig, name: str, pool: TeacherPool) -> None:
+    policy, greedy, kind, section = _rl_section(config)
     procedure = importlib.import_module("agents.procedure")
     if kind not in ("joint", "episodic"):
         raise ConfigError(f"[rl] procedure must be joint or episodic, got {kind!r}")
     if policy is not None:
         if section:
             raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
+        importlib.import_module("agents")  # registers the `rl` fusion strategy
+        build_strategies([name], pool, {"policy": str(policy), "greedy": greedy})  # a policy of other teachers
     elif kind == "joint":
         procedure.joint_config(section, name)
     else:
@@ -151,10 +153,10 @@ def run_byot(run: AblationRun, name: str) -> list:
                          checkpoints=run.loop(name), **section.run_options())
 
 
-def _check_dml(config: AblationConfig, name: str) -> None:
+def _check_dml(config: AblationConfig, name: str, pool: TeacherPool) -> None:
     DmlSection.from_dict(config.section("dml"))
 
 
 for _family in ("dml", "dml+teachers", "independent"):
     CHECKS.add(_family, _check_dml)
-CHECKS.add("byot", lambda config, name: ByotSection.from_dict(config.section("byot")) and None)
+CHECKS.add("byot", lambda config, name, pool: ByotSection.from_dict(config.section("byot")) and None)
