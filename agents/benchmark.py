@@ -2,7 +2,7 @@
 
 The `rl` epoch does everything the uniform one does plus, per batch, a student forward pass for
 the observation, the observation features, the policy and the sampling of the mask. Times are
-medians over compiled epochs (`mtkd.bench.time_epoch`); no test asserts a time.
+medians over compiled epochs (`mtkd.timing.time_epoch`); no test asserts a time.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from agents.rl_strategy import check_policy_fits, make_rl_strategy
 from envs.observation import observation_size
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import init_students, unstack
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 from mtkd.distill.steps import FitState, StudentState, make_epoch
 from mtkd.fusion import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
+from mtkd.timing import time_epoch
 
 GOAL_RATIO = 1.10
 
@@ -38,8 +39,6 @@ def epoch_cost_from_arrays(x, y, teacher_logits, num_classes: int, policy_dir: s
                            student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
                            config: TrainConfig = TrainConfig(), repeats: int = 20) -> dict[str, Any]:
     """Median epoch seconds under `rl` and `uniform` on x (N, ...), y (N,), teacher logits (K, N, C)."""
-    from mtkd.bench import time_epoch
-
     num_teachers = int(teacher_logits.shape[0])
     if policy_dir is None:
         policy, params, meta = untrained_policy(num_teachers, config.temperature)

@@ -43,7 +43,7 @@ class AgentConfig:
     def __post_init__(self):
         from agents.baselines import make_baseline
         from agents.policies import make_policy
-        from mtkd.distill.optimizers import OPTIMIZERS
+        from mtkd.optimizers import OPTIMIZERS
 
         object.__setattr__(self, "policy_options", _plain(self.policy_options))
         object.__setattr__(self, "baseline_options", _plain(self.baseline_options))

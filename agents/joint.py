@@ -37,7 +37,7 @@ from envs.rewards import REWARDS
 from envs.params import EnvParams, make_env_params, student_graphdef
 from envs.rollout import STATE_AXES, reset_batch, run_decisions
 from mtkd.distill.config import TrainConfig
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.fit import init_students
 from mtkd.distill.steps import StudentState, evaluate

@@ -23,7 +23,7 @@ from envs.core import validation_metrics
 from envs.observation import observation_size
 from envs.params import EnvParams
 from envs.rollout import rollout_batch
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 
 
 class TrainOutput(NamedTuple):

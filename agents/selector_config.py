@@ -52,7 +52,7 @@ class SelectorConfig:
         from agents.bernoulli import ACTION_MODES
         from agents.policies import make_policy
         from envs.rewards import REWARDS
-        from mtkd.distill.optimizers import OPTIMIZERS
+        from mtkd.optimizers import OPTIMIZERS
 
         object.__setattr__(self, "policy_options", dict(self.policy_options))
         make_policy(self.policy_arch, self.policy_options)

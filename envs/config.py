@@ -43,7 +43,7 @@ class EnvConfig:
     validation evaluations (the last decision is always evaluated). val_subset: evaluate on the
     first n validation examples only (None: all). per_example: one action per example and
     teacher instead of one per teacher. alpha, temperature: the distillation objective
-    (METHODS.md section 1); the observation's teacher-student KL uses the same temperature.
+    (docs/methods.md, Distillation objective); the observation's teacher-student KL uses the same temperature.
     optimizer, learning_rate, weight_decay: the student's optimizer (`mtkd.distill.OPTIMIZERS`).
     """
 
@@ -63,7 +63,7 @@ class EnvConfig:
 
     def __post_init__(self):
         from envs.rewards import REWARDS
-        from mtkd.distill.optimizers import OPTIMIZERS
+        from mtkd.optimizers import OPTIMIZERS
 
         object.__setattr__(self, "student", _spec_json(self.student))
         for name in ("epochs", "batch_size", "updates_per_decision", "eval_every"):

@@ -23,7 +23,7 @@ from flax import struct
 from envs.observation import observation_features
 from envs.params import EnvParams, init_student, student_graphdef
 from envs.rewards import REWARDS, RewardInput
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 from mtkd.distill.steps import StudentState, apply_model, epoch_batches, evaluate, make_train_step
 
 EVAL_BATCH_SIZE = 1024

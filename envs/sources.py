@@ -36,7 +36,8 @@ def load_pool_for(dataset: str, teachers: str | None, data_dir: str | None, val_
     (trained and cached on first use). DatasetError where their classes disagree."""
     from mtkd.data import load_dataset
     from mtkd.distill.experiment import check_pool_matches_splits
-    from mtkd.teachers import ensure_pool, load_pool
+    from mtkd.distill.pool_training import ensure_pool
+    from mtkd.teachers import load_pool
 
     splits = load_dataset(dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
     if teachers is None:

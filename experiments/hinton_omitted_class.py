@@ -29,7 +29,8 @@ from mtkd.distill.fit import SplitArrays, fit
 from mtkd.distill.steps import predict
 from mtkd.fusion import make_strategy
 from mtkd.models import ModelSpec
-from mtkd.teachers import default_pool_dir, ensure_pool
+from mtkd.distill.pool_training import ensure_pool
+from mtkd.teachers import default_pool_dir
 
 
 def choose_delta(val_logits: np.ndarray, omitted: int, share: float) -> float:

@@ -19,44 +19,16 @@ import jax.numpy as jnp
 from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import init_students, unstack
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 from mtkd.distill.steps import FitState, StudentState, init_fit_state, make_epoch
 from mtkd.fusion import make_strategy
 from mtkd.fusion.strategies import StrategyShapes
 from mtkd.models import ModelSpec
+from mtkd.timing import interleaved_epoch_seconds, time_epoch  # noqa: F401  (time_epoch: re-exported)
 from mtkd.teachers import TeacherPool
 
 
-def time_epoch(epoch_fn, state, x, y, teacher_logits, repeats: int) -> float:
-    """Median seconds of one jitted epoch (compiled first, outputs blocked on)."""
-    run = jax.jit(epoch_fn)
-    key = jax.random.key(0)
-    jax.block_until_ready(run(state, key, x, y, teacher_logits, jnp.float32(0)))
-    times = []
-    for i in range(repeats):
-        started = time.perf_counter()
-        jax.block_until_ready(run(state, jax.random.fold_in(key, i), x, y, teacher_logits, jnp.float32(0)))
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 PUBLISHED_METHODS = ("ebkd", "ca_mkd", "ae_kd", "mmkd", "mtkd_rl")
-
-
-def interleaved_epoch_seconds(epochs: dict, states: dict, x, y, teacher_logits, repeats: int) -> dict:
-    """Median seconds of each named jitted epoch, timed in round-robin rounds (every case once
-    per round), so that drifts of the machine's speed hit all cases alike and their ratios."""
-    runs = {name: jax.jit(fn) for name, fn in epochs.items()}
-    key = jax.random.key(0)
-    for name, run in runs.items():  # compile and warm up
-        jax.block_until_ready(run(states[name], key, x, y, teacher_logits, jnp.float32(0.5)))
-    times = {name: [] for name in runs}
-    for i in range(repeats):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            jax.block_until_ready(run(states[name], jax.random.fold_in(key, i), x, y, teacher_logits, jnp.float32(0.5)))
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def published_method_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,

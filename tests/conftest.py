@@ -9,7 +9,7 @@ import pytest
 
 from mtkd.compilation_cache import enable_compilation_cache
 from mtkd.data import load_dataset
-from mtkd.teachers import train_pool
+from mtkd.distill.pool_training import train_pool
 from mtkd.teachers.spec import pool_spec_from_dict
 
 # One persistent compilation cache for the session, shared with the commands the tests start as

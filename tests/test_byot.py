@@ -22,7 +22,7 @@ def softmax(z):
 
 
 def reference_loss(logits, features, labels, alpha, temperature, feature_weight):
-    """METHODS.md section 4, example by example: CE on the deepest, the three terms on each shallow exit."""
+    """docs/methods.md, Deep mutual learning and self-distillation, example by example: CE on the deepest, the three terms on each shallow exit."""
     exits, batch = logits.shape[:2]
     total = 0.0
     for b in range(batch):

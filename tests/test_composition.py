@@ -33,12 +33,12 @@ def np_kl(p, q):
 
 
 def np_kd(s, t, temperature):
-    """(B,) T^2 KL(p_t^T || p_s^T), written from METHODS.md section 1."""
+    """(B,) T^2 KL(p_t^T || p_s^T), written from docs/methods.md, Distillation objective."""
     return temperature**2 * np_kl(softmax(t / temperature), softmax(s / temperature))
 
 
 def np_dkd(s, t, y, alpha, beta, temperature):
-    """(B,) alpha TCKD + beta NCKD, written from METHODS.md section 7, example by example."""
+    """(B,) alpha TCKD + beta NCKD, written from docs/methods.md, Distillation losses, example by example."""
     out = []
     for b in range(len(y)):
         ps, pt = softmax(s[b] / temperature), softmax(t[b] / temperature)

@@ -13,7 +13,7 @@ def softmax(z, axis=-1):
 
 
 def reference_loss(student, labels, teachers, weights, alpha, temperature):
-    """Written example by example from METHODS.md section 1 and 2."""
+    """Written example by example from docs/methods.md, Distillation objective."""
     total = 0.0
     for b in range(student.shape[0]):
         p_student = softmax(student[b].astype(np.float64))

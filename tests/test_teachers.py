@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from mtkd.errors import CheckpointError, ConfigError, DatasetError, OutputExistsError, UnknownNameError
-from mtkd.teachers import load_pool, load_pool_spec, train_pool
+from mtkd.distill.pool_training import train_pool
+from mtkd.teachers import load_pool, load_pool_spec
 from mtkd.teachers.spec import pool_spec_from_dict
-from mtkd.teachers.training import corrupt_labels, teacher_training_data
+from mtkd.distill.pool_training import corrupt_labels, teacher_training_data
 from mtkd.teachers.spec import TeacherTraining
 
 from conftest import TINY_POOL

@@ -16,7 +16,8 @@ from mtkd.distill.experiment import bind_pool_loss, build_strategies, check_pool
 from mtkd.distill.results import format_table, write_results
 from mtkd.run_checkpoints import CHECKPOINTS, FinishedStrategies, RunCheckpoints
 from mtkd.runs import claim_output_dir, replace_text
-from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
+from mtkd.distill.pool_training import ensure_pool
+from mtkd.teachers import default_pool_dir, load_pool
 from mtkd.progress import stderr_line
 
 

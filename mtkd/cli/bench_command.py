@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mtkd.bench import student_epoch_costs
 from mtkd.data import load_dataset
-from mtkd.teachers import default_pool_dir, ensure_pool
+from mtkd.distill.pool_training import ensure_pool
+from mtkd.teachers import default_pool_dir
 from mtkd.progress import stderr_line
 
 

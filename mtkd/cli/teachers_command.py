@@ -8,7 +8,8 @@ from mtkd.cli.options import add_data_options, add_run_options, checkpoint_confi
 from mtkd.data import load_dataset
 from mtkd.distill.experiment import teacher_rows
 from mtkd.distill.results import format_table
-from mtkd.teachers import load_pool, load_pool_spec, preset_names, train_pool
+from mtkd.distill.pool_training import train_pool
+from mtkd.teachers import load_pool, load_pool_spec, preset_names
 
 
 def register(subparsers) -> None:

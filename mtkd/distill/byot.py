@@ -1,4 +1,4 @@
-"""Self-distillation, "Be Your Own Teacher" (Zhang et al., ICCV 2019; METHODS.md section 4).
+"""Self-distillation, "Be Your Own Teacher" (Zhang et al., ICCV 2019; docs/methods.md, Deep mutual learning and self-distillation).
 
 A network with an exit after every stage (`mtkd.models.byot`) learns from its own deepest exit C.
 Per shallow exit i:
@@ -34,7 +34,7 @@ from mtkd.distill.composition import feature_shapes
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import FitResult, init_students, unstack
 from mtkd.distill.objective import cross_entropy
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 from mtkd.distill.results import result_row
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, apply_model, epoch_batches

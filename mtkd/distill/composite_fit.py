@@ -12,7 +12,7 @@ from mtkd.distill.composition import bind_loss, feature_shapes, make_composite_e
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import FitResult, SplitArrays, init_students, unstack
 from mtkd.distill.loss_config import LossConfig, loss_config_from
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, evaluate
 from mtkd.errors import ConfigError

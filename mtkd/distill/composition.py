@@ -1,6 +1,6 @@
 """Composite losses: a `LossConfig` bound to a pool and a student, and the epoch that trains with it.
 
-How several teachers are combined (METHODS.md section 2 applied to every teacher term):
+How several teachers are combined (docs/methods.md, Distillation objective applied to every teacher term):
 
 - each teacher-dependent term is computed per teacher and mixed with the batch's fusion weights
   w (B, K) from the FusionStrategy: per example, `sum_k w_bk L_k(b) / sum_k w_bk`; an example

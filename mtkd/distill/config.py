@@ -1,45 +1,6 @@
-"""Hyper-parameters of one training run, validated on construction."""
+"""`TrainConfig` lives with the foundations (`mtkd.train_config`: teacher specs use it too); this
+name stays for the trainer's callers."""
 
-from __future__ import annotations
+from mtkd.train_config import TrainConfig
 
-import dataclasses
-
-from mtkd.errors import ConfigError
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Student (or teacher) training. Defaults follow METHODS.md section 11 (MNIST-1D calibration):
-    Adam 1e-3, batch 128, 150 epochs, alpha 0.3, T = 8 (T = 8 beat T = 4 for the uniform
-    average there and here: 64.8 vs 63.4 on the default pool, 3 seeds)."""
-
-    epochs: int = 150
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    alpha: float = 0.3
-    temperature: float = 8.0
-    eval_batch_size: int = 1024
-
-    def __post_init__(self):
-        from mtkd.distill.optimizers import OPTIMIZERS
-
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if self.eval_batch_size < 1:
-            raise ConfigError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
-        OPTIMIZERS.get(self.optimizer)
-
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
+__all__ = ["TrainConfig"]

@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from mtkd.distill.config import TrainConfig
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, evaluate, init_fit_state, make_epoch
 from mtkd.fusion.strategies import FusionStrategy, StrategyShapes

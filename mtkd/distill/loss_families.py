@@ -32,7 +32,8 @@ from mtkd.errors import ConfigError, MtkdError
 from mtkd.models import ModelSpec
 from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
 from mtkd.runs import CHECKPOINTS, claim_output_dir
-from mtkd.teachers import default_pool_dir, ensure_pool, load_pool
+from mtkd.distill.pool_training import ensure_pool
+from mtkd.teachers import default_pool_dir, load_pool
 from mtkd.progress import stderr_line
 
 TOP_LEVEL_KEYS = {"description", "dataset", "data_dir", "pool", "pool_dir", "seeds", "strategy", "student", "train",

@@ -1,4 +1,4 @@
-"""The distillation objective: `alpha * CE + (1 - alpha) * T^2 * KL(q || p_s^T)` (METHODS.md 1)."""
+"""The distillation objective: `alpha * CE + (1 - alpha) * T^2 * KL(q || p_s^T)` (docs/methods.md, Distillation objective)."""
 
 from __future__ import annotations
 

@@ -12,21 +12,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 from mtkd.distill.objective import cross_entropy, distillation_loss
 from mtkd.fusion.soft_targets import fuse_soft_targets
 from mtkd.fusion.strategies import StrategyInput
+from mtkd.models.apply import apply_model, predict  # noqa: F401  (re-exported: the trainer's callers use them)
 
 
 class StudentState(NamedTuple):
     params: Any
     opt_state: Any
-
-
-def apply_model(graphdef, params, x):
-    """Logits and features of the model `(graphdef, params)` on a batch x."""
-    return nnx.merge(graphdef, params)(x)
 
 
 def make_train_step(graphdef, optimizer: optax.GradientTransformation, alpha: float, temperature: float):
@@ -143,16 +138,6 @@ def make_epoch(graphdef, optimizer, strategy, alpha: float, temperature: float, 
         return FitState(student, fusion), metrics
 
     return epoch
-
-
-def predict(graphdef, params, x, batch_size: int):
-    """Logits for all of x, computed in chunks of `batch_size` under `lax.map`: (N, C)."""
-    n = x.shape[0]
-    chunks = -(-n // batch_size)
-    padded = jnp.concatenate([x, jnp.zeros((chunks * batch_size - n,) + x.shape[1:], x.dtype)])
-    logits = jax.lax.map(lambda xb: apply_model(graphdef, params, xb)[0],
-                         padded.reshape((chunks, batch_size) + x.shape[1:]))
-    return logits.reshape((chunks * batch_size,) + logits.shape[2:])[:n]
 
 
 def evaluate(graphdef, params, x, y, batch_size: int):

@@ -117,7 +117,7 @@ def _embedding_only(options) -> None:
 
 
 def fused_kd(student_logits, teacher_logits, weights, temperature):
-    """`T^2 KL(q || p_s^T)` with q the weighted average of the teachers' p^T (METHODS.md 2).
+    """`T^2 KL(q || p_s^T)` with q the weighted average of the teachers' p^T (docs/methods.md, Distillation objective).
 
     teacher_logits (K, B, C), weights (B, K). Returns (values (B,), has_teacher (B,) bool).
     """

@@ -1,4 +1,4 @@
-"""Deep mutual learning (METHODS.md section 3): K peers trained together, each also learning
+"""Deep mutual learning (docs/methods.md, Deep mutual learning and self-distillation): K peers trained together, each also learning
 from the others' predictions; optionally from a teacher pool too; and the independent-peers
 baseline."""
 

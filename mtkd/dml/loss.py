@@ -1,4 +1,4 @@
-"""The deep-mutual-learning objective of one peer (METHODS.md section 3).
+"""The deep-mutual-learning objective of one peer (docs/methods.md, Deep mutual learning and self-distillation).
 
 For peer k of K, with p_l^T = softmax(z_l / T) and the other peers' predictions held constant:
 

@@ -1,4 +1,4 @@
-"""Training K peers by deep mutual learning (METHODS.md section 3), several seeds at once, and
+"""Training K peers by deep mutual learning (docs/methods.md, Deep mutual learning and self-distillation), several seeds at once, and
 the baseline of the same peers trained alone.
 
 As in `mtkd.distill.fit`: one epoch is one jitted `lax.scan`, vmapped over seeds; the Python
@@ -21,7 +21,7 @@ import numpy as np
 from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
-from mtkd.distill.optimizers import make_optimizer
+from mtkd.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, keep_best
 from mtkd.dml.loss import dml_loss

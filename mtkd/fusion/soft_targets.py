@@ -1,4 +1,4 @@
-"""Fusing several teachers' softened outputs into one distillation target (METHODS.md section 2)."""
+"""Fusing several teachers' softened outputs into one distillation target (docs/methods.md, Distillation objective)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Distillation losses: pure jax.numpy functions returning a scalar averaged over the batch.
 
 `LOSSES` maps a loss name to its function. Invalid hyper-parameters or shapes raise
-`mtkd.errors.ConfigError`. See METHODS.md sections 1 and 5-7 for the formulas.
+`mtkd.errors.ConfigError`. See docs/methods.md (Distillation objective, Distillation losses) for the formulas.
 """
 
 from mtkd.losses.attention import attention_map, attention_transfer

@@ -1,4 +1,4 @@
-"""Attention transfer (Zagoruyko & Komodakis 2017; METHODS.md section 5).
+"""Attention transfer (Zagoruyko & Komodakis 2017; docs/methods.md, Distillation losses).
 
 Feature layout is channels-last with at least one spatial axis: (B, H, W, C) images or
 (B, L, C) 1-D feature maps (any (B, *spatial, C) works). Plain (B, D) vectors have no

@@ -1,4 +1,4 @@
-"""DarkRank: cross-sample similarity transfer (Chen et al. 2018; METHODS.md section 6).
+"""DarkRank: cross-sample similarity transfer (Chen et al. 2018; docs/methods.md, Distillation losses).
 
 Scores `S(q, x) = -alpha * ||q - x||^beta`. Every example of the batch is a query in turn;
 its candidates are the other B-1 examples, in batch order. A Plackett-Luce model with the

@@ -1,4 +1,4 @@
-"""Decoupled knowledge distillation (Zhao et al. 2022; METHODS.md section 7).
+"""Decoupled knowledge distillation (Zhao et al. 2022; docs/methods.md, Distillation losses).
 
 Both parts are computed in log space so that logits of +-1e4 give finite values and
 gradients: the target class is removed from the non-target softmax by giving it a logit far

@@ -1,4 +1,4 @@
-"""Flow of solution procedure (FSP) matrices (Yim et al. 2017; METHODS.md section 5)."""
+"""Flow of solution procedure (FSP) matrices (Yim et al. 2017; docs/methods.md, Distillation losses)."""
 
 from __future__ import annotations
 

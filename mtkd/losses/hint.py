@@ -1,4 +1,4 @@
-"""FitNets hint loss (Romero et al. 2015; METHODS.md section 5).
+"""FitNets hint loss (Romero et al. 2015; docs/methods.md, Distillation losses).
 
 The trainable adapter r(.) that maps student features to the teacher's shape is a model
 component, not part of the loss: pass the adapted student features here.

@@ -1,4 +1,4 @@
-"""Logit distillation (Hinton et al. 2015; METHODS.md section 1)."""
+"""Logit distillation (Hinton et al. 2015; docs/methods.md, Distillation objective)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Detection-style masked feature imitation (METHODS.md section 5; seed 000).
+"""Detection-style masked feature imitation (docs/methods.md, Distillation losses; seed 000).
 
 `L = sum(mask * (F_t - F_s)^2) / sum(mask)`. The mask builders live in `masks.py`.
 """

@@ -1,4 +1,4 @@
-"""Mask builders for `masked_imitation` (METHODS.md section 5).
+"""Mask builders for `masked_imitation` (docs/methods.md, Distillation losses).
 
 All return constants (wrapped in stop_gradient): the mask says where to imitate, it is not
 itself trained. Feature layout is channels-last: (B, H, W, C) (or (B, L, C)).

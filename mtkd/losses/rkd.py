@@ -1,4 +1,4 @@
-"""Relational knowledge distillation (Park et al. 2019; METHODS.md section 6).
+"""Relational knowledge distillation (Park et al. 2019; docs/methods.md, Distillation losses).
 
 Embeddings are (B, D) (any (B, ...) input is flattened per example); student and teacher
 may have different D. Both losses use the Huber loss with delta 1 (= smooth L1).

@@ -1,6 +1,6 @@
 """A network with a classifier after every stage, for "Be Your Own Teacher" self-distillation.
 
-Zhang et al., ICCV 2019 (METHODS.md section 4): the deepest classifier teaches the shallow ones.
+Zhang et al., ICCV 2019 (docs/methods.md, Deep mutual learning and self-distillation): the deepest classifier teaches the shallow ones.
 Training is in `mtkd.distill.byot`; as a plain model the network predicts with its deepest exit,
 so it can also serve as a student or teacher anywhere else in mtkd.
 """

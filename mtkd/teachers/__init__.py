@@ -1,9 +1,8 @@
-"""Frozen teacher pools: specs, training, loading with cached outputs."""
+"""Frozen teacher pools: specs, loading with cached outputs (training one: `mtkd.distill.pool_training`)."""
 
 from mtkd.teachers.pool import TeacherPool, load_pool
 from mtkd.teachers.spec import PoolSpec, TeacherSpec, load_pool_spec, preset_names
-from mtkd.teachers.training import train_pool
-from mtkd.teachers.defaults import default_pool_dir, ensure_pool
+from mtkd.teachers.defaults import default_pool_dir
 
 __all__ = ["TeacherPool", "load_pool", "PoolSpec", "TeacherSpec", "load_pool_spec", "preset_names",
-           "train_pool", "default_pool_dir", "ensure_pool"]
+           "default_pool_dir"]

@@ -18,10 +18,10 @@ from flax import nnx
 
 from mtkd.checkpoints import restore_params
 from mtkd.data import DatasetSplits
-from mtkd.distill.steps import apply_model, predict
 from mtkd.errors import CheckpointError, DatasetError
 from mtkd.fusion.strategies import StrategyContext
 from mtkd.models import ModelSpec, build_model
+from mtkd.models.apply import apply_model, predict
 from mtkd.teachers.external import file_checksum, read_external_logits
 
 POOL_FILE = "pool.json"

@@ -61,7 +61,7 @@ class TeacherTraining:
         self.train_config()  # validates epochs, batch size, learning rate, optimizer
 
     def train_config(self):
-        from mtkd.distill.config import TrainConfig
+        from mtkd.train_config import TrainConfig
 
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                            optimizer=self.optimizer, weight_decay=self.weight_decay)

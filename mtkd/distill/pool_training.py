@@ -1,4 +1,6 @@
-"""Training a teacher pool from a spec and saving it (Orbax checkpoints plus `pool.json`)."""
+"""Training a teacher pool from a spec and saving it (Orbax checkpoints plus `pool.json`), and
+`ensure_pool`: a pool cache trained on first use. It trains with the trainer (`fit`), so it sits
+above `mtkd.teachers`, which only loads and caches pools."""
 
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from mtkd.progress import stderr_line
 from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
 from mtkd.runs import CHECKPOINTS, claim_output_dir
 from mtkd.teachers.external import file_checksum, read_external_logits
+from mtkd.teachers.defaults import default_pool_dir
 from mtkd.teachers.pool import POOL_FILE, POOL_FORMAT, TeacherPool, load_pool, teacher_accuracy
-from mtkd.teachers.spec import PoolSpec, TeacherSpec, TeacherTraining
+from mtkd.teachers.spec import PoolSpec, TeacherSpec, TeacherTraining, load_pool_spec
 
 
 def corrupt_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int) -> np.ndarray:
@@ -141,3 +144,13 @@ def _import_external_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: P
             "val_accuracy": teacher_accuracy(train_full[splits.val_index], splits.y_val),
             "test_accuracy": teacher_accuracy(logits["test"], splits.y_test),
             "checksum": file_checksum(out / relative), "path": relative}
+
+
+def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | Path | None = None,
+                data_dir: str | None = None, val_fraction: float = 0.1, split_seed: int = 0) -> TeacherPool:
+    """The pool of `spec` for `dataset`: reused if already trained in `out_dir`, else trained."""
+    pool_spec = load_pool_spec(spec, dataset)
+    out = Path(out_dir) if out_dir is not None else default_pool_dir(dataset, spec)
+    # The cache's own directory: a training that was interrupted is continued.
+    return train_pool(dataset, pool_spec, out, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
+                      resume=True)
