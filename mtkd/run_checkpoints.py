@@ -26,7 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mtkd.errors import ConfigError
-from mtkd.runs import CHECKPOINTS
+from mtkd.runs import CHECKPOINTS, claim_output_dir, finished_before
 
 KEEP = 2
 
@@ -185,6 +185,16 @@ class RunCheckpoints:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def start_run(out: str | Path, signature: dict, *, overwrite: bool, resume: bool, config: CheckpointConfig,
+              log: Callable[[str], None]) -> tuple[Path, "RunCheckpoints | None"]:
+    """Claims `out` for the run `signature` (`mtkd.runs.claim_output_dir`) and returns it with the
+    run's checkpoints; None instead of checkpoints when a resumed run had already finished."""
+    out = claim_output_dir(out, signature, overwrite=overwrite, resume=resume)
+    if finished_before(out, log=log):
+        return out, None
+    return out, RunCheckpoints(out / CHECKPOINTS, config, log)
+
+
 class FinishedStrategies:
     """Which strategies of a multi-strategy run are done, with their `results.json` rows: a JSON
     file rewritten whole after each one (so a resume skips them and keeps their rows as they were)."""
@@ -211,4 +221,4 @@ class FinishedStrategies:
         temporary.replace(self.path)
 
 
-__all__ = ["CHECKPOINTS", "CheckpointConfig", "EpochCheckpoints", "FinishedStrategies", "RunCheckpoints"]
+__all__ = ["CHECKPOINTS", "start_run", "CheckpointConfig", "EpochCheckpoints", "FinishedStrategies", "RunCheckpoints"]

@@ -13,8 +13,7 @@ from mtkd.distill.experiment import (bind_pool_loss, build_strategies, check_poo
 from mtkd.distill.results import format_table, write_results
 from mtkd.errors import ConfigError
 from mtkd.progress import stderr_line
-from mtkd.run_checkpoints import CHECKPOINTS, RunCheckpoints
-from mtkd.runs import claim_output_dir, finished_before
+from mtkd.run_checkpoints import start_run
 from mtkd.teachers import load_pool
 
 
@@ -64,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
                  "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
                  "val_fraction": args.val_fraction, "split_seed": args.split_seed, "policy": args.policy,
                  "losses": losses.to_dicts() if losses is not None else None}
-    out = claim_output_dir(args.out, signature, overwrite=args.overwrite, resume=args.resume)
-    if finished_before(out, log=stderr_line):
+    out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
+                                 config=interval, log=stderr_line)
+    if checkpoints is None:
         return 0
-    checkpoints = RunCheckpoints(out / CHECKPOINTS, interval, log=stderr_line)
     rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics", losses=losses,
                              checkpoints=checkpoints)
     teachers = teacher_rows(pool)

@@ -105,8 +105,7 @@ def run_joint(args: argparse.Namespace) -> int:
     from envs.sources import load_pool_for
     from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
-    from mtkd.run_checkpoints import CHECKPOINTS, RunCheckpoints
-    from mtkd.runs import claim_output_dir, finished_before
+    from mtkd.run_checkpoints import start_run
 
     config = train_config_from(args)
     student = student_spec_from(args)
@@ -123,11 +122,11 @@ def run_joint(args: argparse.Namespace) -> int:
                  "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
                  "selector": selector.to_dict(), "compare": args.compare, "val_fraction": args.val_fraction,
                  "split_seed": args.split_seed}
-    out = claim_output_dir(args.out, signature, overwrite=args.overwrite, resume=args.resume)
     log = stderr_line
-    if finished_before(out, log=log):
+    out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
+                                 config=interval, log=log)
+    if checkpoints is None:
         return 0
-    checkpoints = RunCheckpoints(out / CHECKPOINTS, interval, log)
     log(f"training {len(seeds)} students beside their selectors ({config.epochs} epochs)")
     (out / "metrics").mkdir(parents=True, exist_ok=True)
     rows = [run_joint_selector(splits, pool, out, "rl", selector, student, config, seeds, out / "metrics" / "rl.jsonl",
@@ -150,8 +149,7 @@ def run_episodic(args: argparse.Namespace) -> int:
     from envs.sources import load_pool_for
     from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
-    from mtkd.run_checkpoints import CHECKPOINTS, RunCheckpoints
-    from mtkd.runs import claim_output_dir, finished_before
+    from mtkd.run_checkpoints import start_run
 
     # Every option is validated before any data is loaded or anything is written.
     interval = checkpoint_config_from(args)
@@ -178,11 +176,11 @@ def run_episodic(args: argparse.Namespace) -> int:
                  "agent": agent_config.to_dict(), "agent_seed": args.agent_seed, "warmup_epochs": args.warmup_epochs,
                  "greedy": args.greedy, "compare": args.compare, "val_fraction": args.val_fraction,
                  "split_seed": args.split_seed}
-    out = claim_output_dir(args.out, signature, overwrite=args.overwrite, resume=args.resume)
     log = stderr_line
-    if finished_before(out, log=log):
+    out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
+                                 config=interval, log=log)
+    if checkpoints is None:
         return 0
-    checkpoints = RunCheckpoints(out / CHECKPOINTS, interval, log)
 
     policy_dir, records = train_and_save_policy(
         splits, pool, out, env_config, agent_config, agent_seed=args.agent_seed, warmup_epochs=args.warmup_epochs,
