@@ -11,7 +11,7 @@ def test_registry_names_map_to_functions():
         "kd": losses.kd, "dkd": losses.dkd, "hint": losses.hint,
         "attention_transfer": losses.attention_transfer, "fsp": losses.fsp,
         "rkd_distance": losses.rkd_distance, "rkd_angle": losses.rkd_angle,
-        "darkrank": losses.darkrank, "masked_imitation": losses.masked_imitation,
+        "darkrank": losses.darkrank, "masked_imitation": losses.masked_imitation, "dist": losses.dist,
     }
     assert losses.LOSSES.names() == sorted(expected)
     for name, fn in expected.items():

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from mtkd.distill.objective import cross_entropy, soft_target_kl
 from mtkd.errors import ConfigError
 from mtkd.fusion.soft_targets import fuse_soft_targets
-from mtkd.losses import attention_transfer, darkrank, hint, kd_per_example, nckd, rkd_angle, rkd_distance, tckd
+from mtkd.losses import (attention_transfer, darkrank, dist, hint, kd_per_example, nckd, rkd_angle, rkd_distance,
+                         tckd)
 from mtkd.registry import Registry
 
 SOURCES = ("labels", "logits", "features")
@@ -156,6 +157,12 @@ TERMS.add("darkrank", TermKind(
     lambda s, t, y, o: darkrank(s, t, o["alpha"], o["beta"], o["mode"]),
     _checks(lambda o: _number(o, "alpha", 0, True), lambda o: _number(o, "beta", 0, True),
             lambda o: _choice(o, "mode", ("hard", "soft"))),
+    relational=True))
+TERMS.add("dist", TermKind(  # its intra-class part compares examples: one value per batch
+    "dist", "logits", {"beta": 1.0, "gamma": 1.0, "temperature": 1.0},
+    lambda s, t, y, o: dist(s, t, o["beta"], o["gamma"], o["temperature"]),
+    _checks(lambda o: _number(o, "beta", 0, False), lambda o: _number(o, "gamma", 0, False),
+            lambda o: _number(o, "temperature", 0, True)),
     relational=True))
 
 TERMS.add("ca_mkd_feature", TermKind(

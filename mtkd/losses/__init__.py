@@ -6,6 +6,7 @@
 
 from mtkd.losses.attention import attention_map, attention_transfer
 from mtkd.losses.darkrank import darkrank
+from mtkd.losses.dist import dist
 from mtkd.losses.dkd import dkd, nckd, tckd
 from mtkd.losses.fsp import fsp, fsp_matrix
 from mtkd.losses.hint import hint
@@ -26,6 +27,7 @@ for _name, _fn in (
     ("rkd_angle", rkd_angle),
     ("darkrank", darkrank),
     ("masked_imitation", masked_imitation),
+    ("dist", dist),
 ):
     LOSSES.add(_name, _fn)
 del _name, _fn
@@ -38,6 +40,7 @@ __all__ = [
     "box_mask",
     "darkrank",
     "difference_mask",
+    "dist",
     "dkd",
     "fsp",
     "fsp_matrix",
