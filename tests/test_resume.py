@@ -266,3 +266,42 @@ def test_episodic_selector_training_resumes_between_chunks_exactly(tmp_path):
     assert resumed == records and [r["episode"] for r in resumed] == [1, 2, 3]
     for got, want in zip(jax.tree.leaves(resumed_policy), jax.tree.leaves(policy)):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_byot_and_the_composite_loss_trainer_resume_exactly(mnist1d, tiny_pool_dir, tmp_path):
+    """Both loops run once with a checkpoint after every epoch, then again over the checkpoints
+    they left (the newest is the epoch before the last): the second run resumes there and ends
+    with the same numbers and metrics file."""
+    from mtkd.distill.byot import run_byot
+    from mtkd.distill.composite_fit import fit_composite
+    from mtkd.distill.loss_config import LossConfig
+    from mtkd.teachers import load_pool
+
+    every_epoch = CheckpointConfig(every_epochs=1)
+    runs = []
+    for attempt in range(2):
+        loop = EpochCheckpoints(tmp_path / "byot_loop", every_epoch)
+        rows = run_byot(mnist1d, TrainConfig(epochs=3, batch_size=256), [0], metrics_dir=tmp_path / f"byot{attempt}",
+                        log=lambda line: None, checkpoints=loop, channels=[8, 8], blocks=0)
+        runs.append(without_timings(rows))
+    assert runs[0] == runs[1]
+    assert (tmp_path / "byot0" / "byot.jsonl").read_text() == (tmp_path / "byot1" / "byot.jsonl").read_text()
+
+    pool = load_pool(tiny_pool_dir, mnist1d)
+    train = SplitArrays(jnp.asarray(mnist1d.x_train[:1024]), jnp.asarray(mnist1d.y_train[:1024]),
+                        pool.logits(mnist1d)["train"][:, :1024])
+    val = SplitArrays(jnp.asarray(mnist1d.x_val), jnp.asarray(mnist1d.y_val))
+    losses = LossConfig.from_dicts([{"loss": "ce"}, {"loss": "dkd"}])
+    results = []
+    for attempt in range(2):
+        loop = EpochCheckpoints(tmp_path / "composite_loop", every_epoch)
+        result = fit_composite(ModelSpec("mlp", {"widths": [16]}), mnist1d.input_shape, mnist1d.num_classes, train, val,
+                               make_strategy("uniform", pool.strategy_context()), losses,
+                               TrainConfig(epochs=3, batch_size=128), [0, 1], teacher_names=pool.names,
+                               metrics_path=tmp_path / f"composite{attempt}.jsonl", checkpoints=loop)
+        results.append(result)
+        assert saved_steps(tmp_path / "composite_loop") == [1, 2]
+    assert results[0].history == results[1].history and results[0].best_epoch == results[1].best_epoch
+    for got, want in zip(jax_leaves(results[1].params), jax_leaves(results[0].params)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert (tmp_path / "composite0.jsonl").read_text() == (tmp_path / "composite1.jsonl").read_text()
