@@ -116,7 +116,11 @@ class EpochCheckpoints:
         if not self.directory.is_dir():
             return None
         manager = self._open()
-        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), _to_storable(template))
+        # Restored where the template lives (its sharding over devices too), so a resumed run
+        # computes on the same devices as the run it continues.
+        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(
+            leaf.shape, leaf.dtype, sharding=leaf.sharding if isinstance(leaf, jax.Array) else None),
+            _to_storable(template))
         found, unreadable = None, []
         for step in sorted(manager.all_steps(), reverse=True):
             try:

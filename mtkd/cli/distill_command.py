@@ -8,6 +8,7 @@ import importlib
 from mtkd.cli.options import (add_data_options, add_run_options, add_student_options, checkpoint_config_from,
                               seeds_from, student_spec_from, train_config_from)
 from mtkd.data import load_dataset
+from mtkd.devices import seed_placement
 from mtkd.distill.experiment import (bind_pool_loss, build_strategies, check_pool_matches_splits, read_loss_file,
                                      run_strategies, teacher_rows)
 from mtkd.distill.results import format_table, write_results
@@ -35,6 +36,9 @@ def register(subparsers) -> None:
                              "alpha*CE + (1-alpha)*T^2*KL; teacher terms are weighted by the strategy")
     add_student_options(parser)
     parser.add_argument("--out", required=True, help="output directory (results.json, metrics/)")
+    parser.add_argument("--devices", type=int, default=None,
+                        help="split the seeds over at most N local devices (default: all; the count used divides "
+                             "the seeds evenly and is recorded in results.json)")
     add_run_options(parser)
     parser.set_defaults(func=run)
 
@@ -47,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     student = student_spec_from(args)
     seeds = seeds_from(args)
     interval = checkpoint_config_from(args)
+    placement = seed_placement(len(seeds), args.devices)
     splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
                           split_seed=args.split_seed)
     pool = None
@@ -62,16 +67,16 @@ def run(args: argparse.Namespace) -> int:
     signature = {"kind": "distill", "dataset": args.dataset, "teachers": args.teachers, "strategies": strategies,
                  "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
                  "val_fraction": args.val_fraction, "split_seed": args.split_seed, "policy": args.policy,
-                 "losses": losses.to_dicts() if losses is not None else None}
+                 "losses": losses.to_dicts() if losses is not None else None, "devices": placement.devices}
     out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
                                  config=interval, log=stderr_line)
     if checkpoints is None:
         return 0
     rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics", losses=losses,
-                             checkpoints=checkpoints)
+                             checkpoints=checkpoints, devices=placement.devices)
     teachers = teacher_rows(pool)
     write_results(out / "results.json", args.dataset, rows, teachers=teachers, student=student.to_dict(),
-                  config=config.__dict__)
+                  config=config.__dict__, devices=placement.devices)
     checkpoints.remove()  # results.json is complete: nothing needs them now
     print(format_table(rows, teachers))
     return 0

@@ -84,7 +84,8 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
                    student: ModelSpec, config: TrainConfig, seeds: Sequence[int],
                    metrics_dir: Path | None = None, log: Callable[[str], None] | None = None,
                    keep_going: bool = False, losses: LossConfig | None = None,
-                   checkpoints: RunCheckpoints | None = None) -> tuple[list[dict], dict[str, FitResult]]:
+                   checkpoints: RunCheckpoints | None = None,
+                   devices: int | None = None) -> tuple[list[dict], dict[str, FitResult]]:
     """Returns one `results.json` row per strategy (and the fit results by strategy name).
 
     Strategies come from `build_strategies`, called before the output directory is claimed so
@@ -93,7 +94,8 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
     of that loss instead of the default `alpha * CE + (1 - alpha) * T^2 * KL` objective.
 
     With `keep_going`, a strategy that fails (e.g. diverges) is reported in its row as
-    `error` and the others still run. With `checkpoints`, each strategy's loop checkpoints under
+    `error` and the others still run. `devices`: see `fit` (the composite-loss trainer runs on one
+    device). With `checkpoints`, each strategy's loop checkpoints under
     its name (and resumes from there); its checkpoints are dropped once it is done.
     """
     log = log or stderr_line
@@ -123,7 +125,8 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
         try:
             if losses is None or not strategy.uses_teachers:  # a student alone is trained on CE either way
                 result = fit(student, splits.input_shape, splits.num_classes, train, val, strategy, config, seeds,
-                             test=test, on_epoch=progress, metrics_path=metrics_path, checkpoints=loop_checkpoints)
+                             test=test, on_epoch=progress, metrics_path=metrics_path, checkpoints=loop_checkpoints,
+                             devices=devices)
             else:
                 result = fit_composite(student, splits.input_shape, splits.num_classes, train, val, strategy,
                                        losses, config, seeds, test=test, teacher_features=features,

@@ -19,6 +19,7 @@ from flax import nnx
 
 from mtkd.distill.config import TrainConfig
 from mtkd.optimizers import make_optimizer
+from mtkd.devices import seed_placement
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, evaluate, init_fit_state, make_epoch
 from mtkd.fusion.strategies import FusionStrategy, StrategyShapes
@@ -78,11 +79,13 @@ def fit(
     metrics_path: str | Path | None = None,
     teacher_masks: Any = None,
     checkpoints: Any = None,
+    devices: int | None = None,
 ) -> FitResult:
     """Trains one student per entry of `seeds` (vmapped), keeps each one's best validation epoch
     and evaluates it on `test` once. `teacher_masks` (len(seeds), K) of 0/1, if given, restricts
     run i to the teachers of row i (a seed may then appear once per subset). `checkpoints` (an
-    `mtkd.run_checkpoints.EpochCheckpoints`) makes the loop resumable (see `run_epochs`)."""
+    `mtkd.run_checkpoints.EpochCheckpoints`) makes the loop resumable (see `run_epochs`). The seeds
+    are split over up to `devices` local devices (default: all; `mtkd.devices.seed_placement`)."""
     seeds = [int(s) for s in seeds]
     graphdef, params = init_students(spec, input_shape, num_classes, seeds)
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
@@ -109,6 +112,7 @@ def fit(
     # A learning strategy's own randomness: per seed, apart from the student's (fold_in 1, 2).
     strategy_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 3))(jnp.asarray(seeds, dtype=jnp.uint32))
     state = jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, strategy_keys)
+    state = seed_placement(len(seeds), devices).place(state)
     loop = run_epochs(state, lambda state, keys, progress: run_epoch(state, keys, train.x, train.y,
                                                                      train.teacher_logits, progress),
                       validate, lambda state: state.student.params, config.epochs, seeds, on_epoch, metrics_path,

@@ -91,7 +91,10 @@ def run_epochs(
                                         "best_epoch": best_epoch})
         if restored is not None:
             done, arrays, record = restored
-            state, best_params, best_accuracy = arrays["state"], arrays["best_params"], arrays["best_accuracy"]
+            state, best_params = arrays["state"], arrays["best_params"]
+            # Uncommitted again (a restore commits it to one device), so that jit may put it beside
+            # a state split over several devices.
+            best_accuracy = jnp.asarray(np.asarray(arrays["best_accuracy"]))
             best_epoch, history, first = np.asarray(arrays["best_epoch"]), list(record["history"]), done + 1
     written = 0
     if metrics_path is not None:
