@@ -16,6 +16,7 @@ from mtkd.distill.experiment import bind_pool_loss, build_strategies, check_pool
 from mtkd.distill.results import format_table, write_results
 from mtkd.run_checkpoints import CHECKPOINTS, FinishedStrategies, RunCheckpoints
 from mtkd.runs import claim_output_dir, replace_text
+from mtkd.devices import seed_placement
 from mtkd.distill.pool_training import ensure_pool
 from mtkd.teachers import default_pool_dir, load_pool
 from mtkd.progress import stderr_line
@@ -130,6 +131,7 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
 
 def write_reports(out: Path, config: AblationConfig, rows: list[dict], pool) -> None:
     teachers = teacher_rows(pool)
-    write_results(out / "results.json", config.dataset, rows, teachers=teachers, config=config.to_dict())
+    write_results(out / "results.json", config.dataset, rows, teachers=teachers, config=config.to_dict(),
+                  devices=seed_placement(config.seeds).devices)  # of the fusion rows' seeds
     write_csv(out / "results.csv", rows)
     replace_text(out / "results.md", markdown_table(rows, teachers))
