@@ -1,4 +1,4 @@
-"""Seeds split over several devices (forced host devices, in a subprocess: the device count is
+"""Seeds split over several devices (fit, DML, BYOT) (forced host devices, in a subprocess: the device count is
 fixed when JAX starts): the same per-seed results as on one device, the count recorded, and a
 resume that continues on the same devices."""
 
@@ -36,6 +36,13 @@ SCRIPT = textwrap.dedent('''
     loop = lambda: EpochCheckpoints(scratch + "/loop", CheckpointConfig(every_epochs=1))
     first, resumed = run(4, loop()), run(4, loop())  # the second resumes from the first's epoch 2
     leaves = lambda r: [np.asarray(x).tolist() for x in jax.tree.leaves(r.params)]
+    from mtkd.distill.byot import fit_byot, ByotConfig
+    from mtkd.dml import run_dml
+    small = TrainConfig(epochs=2, batch_size=256)
+    dml = [run_dml(d, [ModelSpec("mlp", {"widths": [8]})] * 2, small, [0, 1, 2, 3], devices=n, log=lambda line: None)
+           for n in (1, 4)]
+    byot = [fit_byot(d, ModelSpec("byot", {"channels": [8, 8], "blocks": 0}), small, [0, 1], ByotConfig(0.3, 3.0, 0.03),
+                     devices=n) for n in (1, 2)]
     print(json.dumps({
         "sharding": [str(x.sharding.spec) for x in jax.tree.leaves(four.params)][:1],
         "placements": {n: seed_placement(n).devices for n in (1, 2, 3, 4, 5, 6, 8)},
@@ -43,6 +50,8 @@ SCRIPT = textwrap.dedent('''
         "four": [four.val_accuracy, four.test_accuracy, four.best_epoch],
         "loss_one": [r["train_loss"] for r in one.history], "loss_four": [r["train_loss"] for r in four.history],
         "resume_equal": first.history == resumed.history and leaves(first) == leaves(resumed),
+        "dml": [[r.val_accuracy, r.test_accuracy, r.best_epoch] for r in dml],
+        "byot": [[r.val_accuracy, r.test_accuracy, r.best_epoch] for r in byot],
     }))
 ''')
 
@@ -62,3 +71,5 @@ def test_seeds_on_four_forced_host_devices(data_dir, tmp_path):
     for got, want in zip(report["loss_four"], report["loss_one"]):
         assert max(abs(g - w) / abs(w) for g, w in zip(got, want)) < 1e-5
     assert report["resume_equal"]
+    assert report["dml"][0] == report["dml"][1]  # DML peers: each seed's peers together on one device
+    assert report["byot"][0] == report["byot"][1]

@@ -42,6 +42,7 @@ from mtkd.errors import ConfigError
 from mtkd.losses import hint, kd_per_example
 from mtkd.models import ModelSpec
 from mtkd.progress import stderr_line
+from mtkd.devices import seed_placement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +140,7 @@ def count_exits(spec: ModelSpec, shapes) -> int:
 
 def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds: Sequence[int],
              byot: ByotConfig = ByotConfig(), on_epoch: Callable[[dict], None] | None = None,
-             metrics_path: str | Path | None = None, checkpoints=None) -> ByotFitResult:
+             metrics_path: str | Path | None = None, checkpoints=None, devices: int | None = None) -> ByotFitResult:
     """Trains one self-distilling network per seed; selects each seed's epoch by the deepest
     exit's validation accuracy; evaluates every exit on the test split once, at the end.
 
@@ -159,7 +160,7 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
         accuracy = run_exits(params, val_x, val_y)  # (seeds, S)
         return {"val_accuracy": accuracy[:, -1], "exit_val_accuracy": accuracy}
 
-    state = StudentState(params, jax.vmap(optimizer.init)(params))
+    state = seed_placement(len(seeds), devices).place(StudentState(params, jax.vmap(optimizer.init)(params)))
     loop = run_epochs(state, lambda s, k, p: jitted_epoch(s, k, x, y, p), run_val, lambda s: s.params,
                       config.epochs, seeds, on_epoch, metrics_path, checkpoints)
     test = np.asarray(run_exits(loop.best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)))

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtkd.data import DatasetSplits
+from mtkd.devices import seed_placement
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.optimizers import make_optimizer
@@ -52,7 +53,7 @@ def _log_progress(log, strategy: str, epochs: int, epoch: int, val_accuracy) -> 
 def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConfig, seeds: Sequence[int], *,
             pool=None, with_teachers: bool = False, update: str = "sequential", temperature: float = 1.0,
             metrics_path: str | Path | None = None, log: Callable[[str], None] | None = None,
-            checkpoints=None) -> DMLResult:
+            checkpoints=None, devices: int | None = None) -> DMLResult:
     """Deep mutual learning of `peers` (K >= 2, any mix of architectures) for every seed.
 
     Strategy `dml` (peers only) or, with `with_teachers`, `dml+teachers` (each peer also distils
@@ -60,7 +61,8 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     config.alpha; formulas in `mtkd.dml.loss`). `temperature` softens the peer-to-peer KL only
     (1 in the paper). `update` is "sequential" (the paper) or "simultaneous" (cheaper: one
     forward and backward pass per stack per batch). All peers of a seed see the same batches.
-    The epoch loop is `run_epochs`'s (so `checkpoints` make it resumable).
+    The epoch loop is `run_epochs`'s (so `checkpoints` make it resumable); seeds are split over up
+    to `devices` local devices as in `fit`.
     """
     peers, seeds = list(peers), [int(s) for s in seeds]
     _check_peers_and_seeds(peers, seeds, minimum=2)
@@ -92,6 +94,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     run_keep_best = jax.vmap(functools.partial(_keep_best_peers, stacks))
 
     states = tuple(StudentState(p, jax.vmap(jax.vmap(optimizer.init))(p)) for p in params)
+    states = seed_placement(len(seeds), devices).place(states)  # seeds over devices; a seed's peers together
     names = stacks.names(strategy)
     x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
 
