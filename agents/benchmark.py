@@ -2,7 +2,7 @@
 
 The `rl` epoch does everything the uniform one does plus, per batch, a student forward pass for
 the observation, the observation features, the policy and the sampling of the mask. Times are
-medians over compiled epochs (`mtkd.timing.time_epoch`); no test asserts a time.
+medians over compiled epochs in interleaved rounds (`mtkd.timing`); no test asserts a time.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mtkd.optimizers import make_optimizer
 from mtkd.distill.steps import FitState, StudentState, make_epoch
 from mtkd.fusion import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
-from mtkd.timing import time_epoch
+from mtkd.timing import epoch_runner, paired_ratios
 
 GOAL_RATIO = 1.10
 
@@ -38,7 +38,8 @@ def untrained_policy(num_teachers: int, temperature: float):
 def epoch_cost_from_arrays(x, y, teacher_logits, num_classes: int, policy_dir: str | Path | None = None,
                            student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
                            config: TrainConfig = TrainConfig(), repeats: int = 20) -> dict[str, Any]:
-    """Median epoch seconds under `rl` and `uniform` on x (N, ...), y (N,), teacher logits (K, N, C)."""
+    """Median epoch seconds under `rl` and `uniform` on x (N, ...), y (N,), teacher logits (K, N, C),
+    timed in interleaved rounds, and the median (min, max, pairs, spread) of their per-round ratios."""
     num_teachers = int(teacher_logits.shape[0])
     if policy_dir is None:
         policy, params, meta = untrained_policy(num_teachers, config.temperature)
@@ -53,13 +54,15 @@ def epoch_cost_from_arrays(x, y, teacher_logits, num_classes: int, policy_dir: s
     batch_size = min(config.batch_size, int(x.shape[0]))
     x, y, teacher_logits = jnp.asarray(x), jnp.asarray(y), jnp.asarray(teacher_logits)
 
-    def seconds(strategy):
+    def runner(strategy):
         epoch = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, batch_size)
-        return time_epoch(epoch, state, x, y, teacher_logits, repeats)
+        return epoch_runner(epoch, state, x, y, teacher_logits)
 
-    uniform = seconds(make_strategy("uniform", context))
-    rl = seconds(make_rl_strategy(policy, params, meta))
-    return {"epoch_seconds_rl": rl, "epoch_seconds_uniform": uniform, "ratio_rl_uniform": rl / uniform,
+    timed = paired_ratios({"uniform": runner(make_strategy("uniform", context)),
+                           "rl": runner(make_rl_strategy(policy, params, meta))}, "uniform", min_rounds=repeats)
+    ratio = timed["ratios"]["rl"]
+    return {"epoch_seconds_rl": timed["seconds"]["rl"], "epoch_seconds_uniform": timed["seconds"]["uniform"],
+            "ratio_rl_uniform": ratio["median"], "ratio_rl_uniform_summary": ratio,
             "goal_ratio_rl_uniform": GOAL_RATIO, "rl_policy": str(policy_dir) if policy_dir else "logistic (untrained)"}
 
 

@@ -24,7 +24,7 @@ from mtkd.distill.steps import FitState, StudentState, init_fit_state, make_epoc
 from mtkd.fusion import make_strategy
 from mtkd.fusion.strategies import StrategyShapes
 from mtkd.models import ModelSpec
-from mtkd.timing import interleaved_epoch_seconds, time_epoch  # noqa: F401  (time_epoch: re-exported)
+from mtkd.timing import epoch_runner, paired_ratios, ratio_summary, time_epoch  # noqa: F401  (time_epoch: re-exported)
 from mtkd.teachers import TeacherPool
 
 
@@ -34,7 +34,8 @@ PUBLISHED_METHODS = ("ebkd", "ca_mkd", "ae_kd", "mmkd", "mtkd_rl")
 def published_method_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,
                            student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
                            methods=PUBLISHED_METHODS) -> dict:
-    """Each published weighting method's student epoch against the uniform average's, interleaved."""
+    """Each published weighting method's student epoch against the uniform average's, in
+    interleaved rounds (at least `repeats`): medians, and each ratio's summary under `ratios`."""
     config = TrainConfig()
     graphdef, params = init_students(student, splits.input_shape, splits.num_classes, [0])
     params = unstack(params, 0)
@@ -44,18 +45,20 @@ def published_method_costs(splits: DatasetSplits, pool: TeacherPool, repeats: in
     context = pool.strategy_context()
     shapes = StrategyShapes(len(pool), splits.num_classes, tuple(splits.input_shape), x.dtype, config.batch_size,
                             splits.num_train // config.batch_size)
-    epochs, states = {}, {}
+    runners = {}
     for name in ("uniform",) + tuple(methods):
         strategy = make_strategy(name, context)
-        epochs[name] = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, config.batch_size)
-        states[name] = init_fit_state(StudentState(params, optimizer.init(params)), strategy, jax.random.key(1), shapes)
-    seconds = interleaved_epoch_seconds(epochs, states, x, y, logits, repeats)
-    report = {f"epoch_seconds_{name}": value for name, value in seconds.items()}
-    report.update({f"ratio_{name}_uniform": seconds[name] / seconds["uniform"] for name in methods})
+        epoch = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, config.batch_size)
+        state = init_fit_state(StudentState(params, optimizer.init(params)), strategy, jax.random.key(1), shapes)
+        runners[name] = epoch_runner(epoch, state, x, y, logits)
+    timed = paired_ratios(runners, "uniform", min_rounds=repeats)
+    report = {f"epoch_seconds_{name}": value for name, value in timed["seconds"].items()}
+    report.update({f"ratio_{name}_uniform": timed["ratios"][name]["median"] for name in methods})
+    report["ratios"] = {f"{name}/uniform": timed["ratios"][name] for name in methods}
     return report
 
 
-def checkpoint_costs(splits: DatasetSplits, pool: TeacherPool, epochs: int = 40, rounds: int = 3, seeds: int = 3,
+def checkpoint_costs(splits: DatasetSplits, pool: TeacherPool, epochs: int = 40, rounds: int = 5, seeds: int = 3,
                      student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]})) -> dict:
     """What checkpointing costs a real `fit` run (uniform, `seeds` vmapped seeds): seconds per epoch
     without checkpoints, at the default interval, and with a save after every epoch, from epoch
@@ -86,12 +89,14 @@ def checkpoint_costs(splits: DatasetSplits, pool: TeacherPool, epochs: int = 40,
     saves = epochs - 2  # every epoch but the last, after the first stamp
     save_seconds = max(0.0, (seconds["every_epoch"] - seconds["none"]) * (epochs - 1) / saves)
     every = CheckpointConfig().every_seconds
+    default = ratio_summary(per_epoch["default"], per_epoch["none"])  # paired within each round
     return {"epochs": epochs, "rounds": rounds, "seeds": seeds,
             **{f"epoch_seconds_{name}": value for name, value in seconds.items()},
             "save_seconds": save_seconds, "default_every_seconds": every,
-            "ratio_default": seconds["default"] / seconds["none"],
-            "ratio_default_with_saves": seconds["default"] / seconds["none"] + save_seconds / every,
-            "ratio_every_epoch": seconds["every_epoch"] / seconds["none"], "goal_ratio_default": 1.03}
+            "ratio_default": default["median"], "ratio_default_summary": default,
+            "ratio_default_with_saves": default["median"] + save_seconds / every,
+            "ratio_every_epoch": ratio_summary(per_epoch["every_epoch"], per_epoch["none"])["median"],
+            "goal_ratio_default": 1.03}
 
 
 def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,
@@ -111,26 +116,36 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
         return make_epoch(graphdef, optimizer, make_strategy(strategy_name, context), config.alpha,
                           config.temperature, config.batch_size)
 
-    alone = time_epoch(epoch("none"), state, x, y, no_teachers, repeats)
-    log(f"student epoch, no teachers: {1e3 * alone:.2f} ms")
-    uniform = time_epoch(epoch("uniform"), state, x, y, logits, repeats)
-    log(f"student epoch, {len(pool)} cached teachers (uniform): {1e3 * uniform:.2f} ms")
+    timed = paired_ratios({"none": epoch_runner(epoch("none"), state, x, y, no_teachers),
+                           "uniform": epoch_runner(epoch("uniform"), state, x, y, logits)}, "none",
+                          min_rounds=repeats)
+    alone, uniform = timed["seconds"]["none"], timed["seconds"]["uniform"]
+    cached = timed["ratios"]["uniform"]
+    log(f"student epoch, no teachers: {1e3 * alone:.2f} ms; {len(pool)} cached teachers (uniform): "
+        f"{1e3 * uniform:.2f} ms; ratio {cached['median']:.3f} (min {cached['min']:.3f}, max {cached['max']:.3f}, "
+        f"{cached['pairs']} interleaved pairs)")
     steps = splits.num_train // config.batch_size
     report = {
         "dataset": splits.name, "device": jax.devices()[0].device_kind, "platform": platform.machine(),
         "student": student.to_dict(), "batch_size": config.batch_size, "steps_per_epoch": steps,
         "num_teachers": len(pool), "repeats": repeats,
         "epoch_seconds_no_teachers": alone, "epoch_seconds_cached_teachers": uniform,
-        "ratio_cached_teachers": uniform / alone, "goal_ratio_cached_teachers": 1.3,
+        "ratio_cached_teachers": cached["median"], "ratio_cached_teachers_summary": cached,
+        "goal_ratio_cached_teachers": 1.3,
         "steps_per_second_no_teachers": steps / alone, "steps_per_second_cached_teachers": steps / uniform,
     }
     published = published_method_costs(splits, pool, repeats, student)
     for name in PUBLISHED_METHODS:
         log(f"student epoch under {name}: {1e3 * published[f'epoch_seconds_{name}']:.2f} ms, "
-            f"{published[f'ratio_{name}_uniform']:.2f}x uniform (interleaved)")
+            f"{published[f'ratio_{name}_uniform']:.2f}x uniform (median of {published['ratios'][f'{name}/uniform']['pairs']} "
+            f"interleaved pairs, min {published['ratios'][f'{name}/uniform']['min']:.2f}, "
+            f"max {published['ratios'][f'{name}/uniform']['max']:.2f})")
     report["published_methods"] = published
     report["checkpoints"] = checkpoint_costs(splits, pool, student=student)
     log(f"checkpoints: {report['checkpoints']['ratio_default_with_saves']:.3f}x per epoch at the default interval "
+        f"(median of {rounds_of(report['checkpoints'])} paired runs, min "
+        f"{report['checkpoints']['ratio_default_summary']['min']:.3f}, max "
+        f"{report['checkpoints']['ratio_default_summary']['max']:.3f}) "
         f"(one save {1e3 * report['checkpoints']['save_seconds']:.0f} ms), "
         f"{report['checkpoints']['ratio_every_epoch']:.2f}x saving every epoch")
     try:
@@ -138,4 +153,11 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
     except ModuleNotFoundError:
         return report
     report.update(selector.selector_epoch_cost(splits, pool, repeats=repeats))
+    summary = report["ratio_rl_uniform_summary"]
+    log(f"student epoch under the selector: {summary['median']:.3f}x uniform (median of {summary['pairs']} "
+        f"interleaved pairs, min {summary['min']:.3f}, max {summary['max']:.3f})")
     return report
+
+
+def rounds_of(costs: dict) -> int:
+    return costs["ratio_default_summary"]["pairs"]
