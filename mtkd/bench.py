@@ -24,7 +24,7 @@ from mtkd.distill.steps import FitState, StudentState, init_fit_state, make_epoc
 from mtkd.fusion import make_strategy
 from mtkd.fusion.strategies import StrategyShapes
 from mtkd.models import ModelSpec
-from mtkd.timing import epoch_runner, paired_ratios, ratio_summary, time_epoch  # noqa: F401  (time_epoch: re-exported)
+from mtkd.timing import epoch_runner, paired_ratios, ratio_summary
 from mtkd.teachers import TeacherPool
 
 
@@ -142,12 +142,11 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
             f"max {published['ratios'][f'{name}/uniform']['max']:.2f})")
     report["published_methods"] = published
     report["checkpoints"] = checkpoint_costs(splits, pool, student=student)
-    log(f"checkpoints: {report['checkpoints']['ratio_default_with_saves']:.3f}x per epoch at the default interval "
-        f"(median of {rounds_of(report['checkpoints'])} paired runs, min "
-        f"{report['checkpoints']['ratio_default_summary']['min']:.3f}, max "
-        f"{report['checkpoints']['ratio_default_summary']['max']:.3f}) "
-        f"(one save {1e3 * report['checkpoints']['save_seconds']:.0f} ms), "
-        f"{report['checkpoints']['ratio_every_epoch']:.2f}x saving every epoch")
+    costs = report["checkpoints"]
+    default = costs["ratio_default_summary"]
+    log(f"checkpoints: {costs['ratio_default_with_saves']:.3f}x per epoch at the default interval (median of "
+        f"{default['pairs']} paired runs, min {default['min']:.3f}, max {default['max']:.3f}; one save "
+        f"{1e3 * costs['save_seconds']:.0f} ms), {costs['ratio_every_epoch']:.2f}x saving every epoch")
     try:
         selector = importlib.import_module("agents.benchmark")
     except ModuleNotFoundError:
@@ -157,7 +156,3 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
     log(f"student epoch under the selector: {summary['median']:.3f}x uniform (median of {summary['pairs']} "
         f"interleaved pairs, min {summary['min']:.3f}, max {summary['max']:.3f})")
     return report
-
-
-def rounds_of(costs: dict) -> int:
-    return costs["ratio_default_summary"]["pairs"]

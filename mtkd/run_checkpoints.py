@@ -26,7 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mtkd.errors import ConfigError
-from mtkd.runs import CHECKPOINTS, claim_output_dir, finished_before
+from mtkd.runs import CHECKPOINTS, claim_output_dir, finished_before, replace_text
 
 KEEP = 2
 
@@ -171,12 +171,15 @@ class RunCheckpoints:
         self.config = config
         self.log = log
 
+    def _folder(self, name: str) -> Path:
+        return self.root / name.replace(":", "_").replace("/", "_")  # strategy names as folder names
+
     def loop(self, name: str) -> EpochCheckpoints:
-        return EpochCheckpoints(self.root / name.replace(":", "_").replace("/", "_"), self.config, self.log)
+        return EpochCheckpoints(self._folder(name), self.config, self.log)
 
     def part(self, name: str) -> "RunCheckpoints":
         """The checkpoints of one step of this run that has loops of its own, in a subfolder."""
-        return RunCheckpoints(self.root / name.replace(":", "_").replace("/", "_"), self.config, self.log)
+        return RunCheckpoints(self._folder(name), self.config, self.log)
 
     def remove_loops(self) -> None:
         """Drops every loop's checkpoints (plain files under `root`, such as the finished list, stay)."""
@@ -220,9 +223,7 @@ class FinishedStrategies:
     def add(self, name: str, rows: list) -> None:
         self._rows[name] = rows
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(self._rows, indent=1) + "\n")
-        temporary.replace(self.path)
+        replace_text(self.path, json.dumps(self._rows, indent=1) + "\n")
 
 
 __all__ = ["CHECKPOINTS", "start_run", "CheckpointConfig", "EpochCheckpoints", "FinishedStrategies", "RunCheckpoints"]

@@ -47,9 +47,7 @@ def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool
             raise OutputExistsError(f"output directory {out} already holds a different run; choose another --out, "
                                     f"or pass --overwrite (or --resume with the same config)")
     out.mkdir(parents=True, exist_ok=True)
-    temporary = out / (RUN_FILE + ".tmp")
-    temporary.write_text(json.dumps(signature, indent=2, sort_keys=True) + "\n")
-    temporary.replace(out / RUN_FILE)
+    replace_text(out / RUN_FILE, json.dumps(signature, indent=2, sort_keys=True) + "\n")
     return out
 
 

@@ -69,15 +69,4 @@ def paired_ratios(runners: Mapping[str, Callable[[int], None]], baseline: str, *
                        if name != baseline}}
 
 
-def time_epoch(epoch_fn, state, x, y, teacher_logits, repeats: int) -> float:
-    """Median seconds of one jitted epoch (compiled first, outputs blocked on), timed alone."""
-    run = epoch_runner(epoch_fn, state, x, y, teacher_logits, progress=0.0)
-    times = []
-    for i in range(repeats):
-        started = time.perf_counter()
-        run(i)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-__all__ = ["epoch_runner", "interleaved_rounds", "paired_ratios", "ratio_summary", "time_epoch"]
+__all__ = ["epoch_runner", "interleaved_rounds", "paired_ratios", "ratio_summary"]

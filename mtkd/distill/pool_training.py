@@ -22,7 +22,7 @@ from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import build_model
 from mtkd.progress import stderr_line
 from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
-from mtkd.runs import CHECKPOINTS, claim_output_dir
+from mtkd.runs import CHECKPOINTS, claim_output_dir, replace_text
 from mtkd.teachers.external import file_checksum, read_external_logits
 from mtkd.teachers.defaults import default_pool_dir
 from mtkd.teachers.pool import POOL_FILE, POOL_FORMAT, TeacherPool, load_pool, teacher_accuracy
@@ -107,9 +107,7 @@ def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str 
     manifest = {"format": POOL_FORMAT, "dataset": dataset, "num_classes": splits.num_classes,
                 "input_shape": list(splits.input_shape), "val_fraction": val_fraction,
                 "split_seed": split_seed, "spec": spec.to_dict(), "teachers": entries}
-    temporary = out / (POOL_FILE + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
-    temporary.replace(out / POOL_FILE)  # the manifest appears only once every teacher is saved
+    replace_text(out / POOL_FILE, json.dumps(manifest, indent=2) + "\n")  # appears once every teacher is saved
     checkpoints.remove()
     return load_pool(out, splits)
 

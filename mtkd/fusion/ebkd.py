@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from mtkd.fusion.strategies import STRATEGIES, FusionStrategy, StrategyContext, StrategyInput, no_argument
+from mtkd.fusion.strategies import STRATEGIES, FusionStrategy, StrategyContext, no_argument
 from mtkd.fusion.teacher_stats import teacher_entropy
 
 
