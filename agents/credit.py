@@ -1,18 +1,23 @@
-"""Counterfactual credit per teacher, and the policy gradient it gives.
+"""Counterfactual credit per teacher, how much of it is evidence, and the policy step it gives.
 
-A credit round starts from one student state and runs one epoch of decisions twice over the
-same batches (and the same per-decision keys): once as the policy chooses (the main run) and
-once per teacher k with k's weight flipped on every decision, `w_k -> 1 - w_k` (branch k).
-The environment's transition is deterministic given the state, so the difference of the two
-returns, `gain_k = R(main) - R(branch k)`, is what teacher k's choices did over that epoch: with
-a selected teacher it is `R(with k) - R(without k)`, with a skipped one minus that.
+A credit round starts from one student state and runs one epoch of decisions K + 1 times over
+the same batches: once as the policy chooses (the reference branch, teacher k at mean weight
+w_k) and once per teacher k with k's weight set to the far end of [0, 1] on every decision
+(branch k: 1 where w_k < 0.5, else 0). The environment's transition is deterministic given the
+state, so `gain_k = (R(branch k) - R(reference)) / (end_k - w_k)` is the slope of the return in
+teacher k's weight between its weight and the far end: for a 0/1 selection exactly
+R(k selected) - R(k skipped), the counterfactual a Bernoulli policy gradient needs; positive when
+k helps (docs/methods.md, The selector's credit).
 
-The selector's objective is the expected return `J = E[R(a)]` over independent Bernoulli
-selections `a_k ~ sigmoid(l_k)`. For one teacher, `dJ/dl_k = p_k (1 - p_k) (R(a_k = 1) - R(a_k = 0))`:
-REINFORCE with a per-teacher counterfactual baseline (COMA-style), its expectation over the
-teacher's own action taken in closed form. The difference `R(a_k = 1) - R(a_k = 0)` of a decision
-is estimated by `(2 w_k - 1) gain_k`, the epoch's measured gain signed by what the main run did
-(exact when k was kept, or skipped, on the whole epoch; shrunk towards 0 when it was mixed).
+The selector's logits l_k give weights w_k = sigmoid(l_k) (expected) or their 0/1 rounding
+(greedy). The policy step is the natural gradient of the return for independent Bernoulli
+selections: dJ/dl_k = p_k (1 - p_k) dR/dw_k, divided by the Fisher information p_k (1 - p_k),
+is dR/dw_k itself. Before it is used, each gain is divided by the noise of a gain, estimated
+from how much the gains move between rounds (successive differences cancel a slowly changing
+true effect), and soft-thresholded: a round moves teacher k only by the part of its evidence
+beyond `threshold` noise units, capped at `cap`. Rewards of pure noise then barely move the
+policy (the null-reward control), while an effect many times the noise moves it within a few
+rounds.
 """
 
 from __future__ import annotations
@@ -21,24 +26,52 @@ import jax
 import jax.numpy as jnp
 
 
-def flip_teacher(weights: jax.Array, teacher: jax.Array) -> jax.Array:
-    """`weights` (..., K) with column `teacher` replaced by `1 - w`; `teacher` may be traced."""
+def far_ends(mean_weights: jax.Array) -> jax.Array:
+    """Where each teacher's branch puts its weight: 1 for a teacher weighted under 0.5, else 0."""
+    return jnp.where(mean_weights < 0.5, 1.0, 0.0)
+
+
+def set_teacher(weights: jax.Array, teacher: jax.Array, value: jax.Array) -> jax.Array:
+    """`weights` (..., K) with column `teacher` set to `value` on every decision (and example);
+    `teacher` may be traced."""
     one_hot = jax.nn.one_hot(teacher, weights.shape[-1], dtype=weights.dtype)
-    return weights + one_hot * (1.0 - 2.0 * weights)
+    return weights * (1.0 - one_hot) + one_hot * value
 
 
-def counterfactual_gains(main_return: jax.Array, branch_returns: jax.Array) -> jax.Array:
-    """gain_k = R(main) - R(branch k): (K,)."""
-    return main_return - branch_returns
+def secant_gains(branch_returns: jax.Array, reference_return: jax.Array, ends: jax.Array,
+                 mean_weights: jax.Array, floor: float = 0.05) -> jax.Array:
+    """gain_k = (R(branch k) - R(reference)) / (end_k - w_k): (K,). The distance |end_k - w_k| is at
+    least 0.5 by construction; `floor` only guards a weight outside [0, 1]."""
+    distance = ends - mean_weights
+    distance = jnp.where(jnp.abs(distance) < floor, jnp.where(distance < 0, -floor, floor), distance)
+    return (branch_returns - reference_return) / distance
 
 
-def policy_gradient_loss(logits: jax.Array, weights: jax.Array, gains: jax.Array) -> jax.Array:
-    """A surrogate whose gradient in the logits (T, [B,] K) is minus the estimated dJ/dl per
-    decision, averaged over decisions (and examples): `-mean(p (1 - p) (2 w - 1) gain . l)`.
-    weights: what the main run trained with, same shape as `logits`; gains (K,)."""
-    p = jax.nn.sigmoid(logits)
-    credit = jax.lax.stop_gradient(p * (1.0 - p) * (2.0 * weights - 1.0) * gains)
-    return -jnp.mean(jnp.sum(credit * logits, axis=-1))
+def update_noise(noise: jax.Array, previous: jax.Array, gains: jax.Array, rounds: jax.Array, decay: float):
+    """The variance of one gain's noise, from this round's gains and the last round's.
+
+    The first round has nothing to difference: its mean square gain (signal included, so an
+    overestimate) starts the estimate. Later rounds add `mean_k (g_k - g'_k)^2 / 2`, whose
+    expectation is the noise variance when the true effects change slowly between rounds,
+    averaged over the rounds so far and exponentially (`decay`) once there are more than
+    1 / (1 - decay) of them. Returns the new estimate."""
+    first = jnp.mean(jnp.square(gains))
+    difference = 0.5 * jnp.mean(jnp.square(gains - previous))
+    weight = jnp.minimum(decay, rounds / (rounds + 1.0))
+    return jnp.where(rounds == 0, first, weight * noise + (1.0 - weight) * difference)
+
+
+def evidence(gains: jax.Array, noise: jax.Array, threshold: float, cap: float, floor: float = 1e-12) -> jax.Array:
+    """Gains in noise units, soft-thresholded: sign(z) * min(max(|z| - threshold, 0), cap)."""
+    z = gains / jnp.sqrt(jnp.maximum(noise, floor))
+    return jnp.sign(z) * jnp.clip(jnp.abs(z) - threshold, 0.0, cap)
+
+
+def natural_gradient_loss(logits: jax.Array, step: jax.Array) -> jax.Array:
+    """A surrogate whose gradient in the logits (T, [B,] K) is minus `step` (K,) for every
+    decision (and example), averaged over them: a gradient-descent step of rate lr on it moves
+    each logit by lr * step (through the policy's parameters)."""
+    return -jnp.mean(jnp.sum(jax.lax.stop_gradient(step) * logits, axis=-1))
 
 
 def update_statistics(mean: jax.Array, scale: jax.Array, rows: jax.Array, rounds: jax.Array, decay: float,
@@ -55,13 +88,3 @@ def update_statistics(mean: jax.Array, scale: jax.Array, rows: jax.Array, rounds
     new_square = weight * old_square + (1.0 - weight) * round_square
     variance = jnp.maximum(new_square - jnp.square(new_mean), 0.0)
     return new_mean, jnp.maximum(jnp.sqrt(variance), floor)
-
-
-def running_scale(scale: jax.Array, gains: jax.Array, rounds: jax.Array, decay: float, floor: float = 1e-4):
-    """Exponential average of the root-mean-square gain over teachers (the first round sets it):
-    gains divided by it are in units of their own typical size, so one learning rate fits a reward
-    measured in accuracy points or in nats, and a round of pure noise moves the policy by about
-    the same amount whatever the reward's scale."""
-    square = jnp.mean(jnp.square(gains))
-    weight = jnp.where(rounds == 0, 0.0, decay)
-    return jnp.maximum(jnp.sqrt(weight * jnp.square(scale) + (1.0 - weight) * square), floor)

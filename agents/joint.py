@@ -1,15 +1,17 @@
 """The joint selector: the final student is trained alongside its selector, in one run.
 
 Every epoch the student takes one epoch of decisions in the selection environment
-(`envs.run_decisions`), each batch's weights chosen by the policy (greedy by default). Every
-`credit_every` epochs, a credit round (`agents.credit`) branches from the epoch's starting state:
-one branch per teacher with that teacher's selection flipped for the epoch, on the same batches.
-The return differences (validation-accuracy gain by default) give each teacher's counterfactual
-credit at this point of training, and the policy takes one gradient step on them. So the policy is
-trained on exactly the states the final student goes through (`progress` is the fraction of this
-run in training and in use), credit is per teacher, and the student that is reported is the one
-trained beside the agent. Seeds are vmapped: student seed i has its own selector (seed
-`agent_seed + i`), so the spread over seeds includes the selector's own variance.
+(`envs.run_decisions`), each batch's teacher weights chosen by the policy (expected weights by
+default). Every `credit_every` epochs a credit round (`agents.credit`) branches from the epoch's
+starting state: a reference branch with the policy as it is and one branch per teacher with that
+teacher's weight moved to the far end of [0, 1], all on the same batches (an order drawn from the selector's
+own key, so selector seeds differ). The return differences (the drop of the temperature-calibrated
+validation loss, by default) are each teacher's counterfactual credit at this point of training;
+divided by their noise and soft-thresholded, they move the policy one natural-gradient step. So
+the policy is trained on exactly the states the final student goes through (`progress` is the
+fraction of this run in training and in use), credit is per teacher, and the student that is
+reported is the one trained beside the agent. Seeds are vmapped: student seed i has its own
+selector (seed `agent_seed + i`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import optax
 
 from agents.bernoulli import ACTION_MODES
-from agents.credit import (counterfactual_gains, flip_teacher, policy_gradient_loss, running_scale,
+from agents.credit import (evidence, far_ends, natural_gradient_loss, secant_gains, set_teacher, update_noise,
                            update_statistics)
 from agents.policies import make_policy, policy_rows, teacher_rows
 from agents.selector_config import INITS, SelectorConfig
@@ -45,13 +47,16 @@ from mtkd.models import ModelSpec
 
 
 class AgentState(NamedTuple):
-    """The selector of one seed: policy parameters, optimizer state, credit rounds done, and the
-    running root-mean-square of the gains (the unit the gains are measured in)."""
+    """The selector of one seed: policy parameters, optimizer state, credit rounds done, the
+    estimated noise variance of a gain and the last round's gains (`agents.credit.update_noise`),
+    and the key its credit rounds draw their batch orders from."""
 
     params: Any
     opt_state: Any
     rounds: jax.Array
-    gain_scale: jax.Array
+    noise: jax.Array
+    previous: jax.Array
+    key: jax.Array
 
 
 class JointState(NamedTuple):
@@ -87,8 +92,8 @@ def selector_env_config(student: ModelSpec, train: TrainConfig, config: Selector
                      weight_decay=train.weight_decay)
 
 
-def initial_logits(config: SelectorConfig, teacher_val_accuracy: Sequence[float]) -> np.ndarray:
-    probabilities = np.asarray(INITS.get(config.init)(teacher_val_accuracy), np.float64)
+def initial_logits(config: SelectorConfig, teacher_val_accuracy: Sequence[float], num_classes: int) -> np.ndarray:
+    probabilities = np.asarray(INITS.get(config.init)(teacher_val_accuracy, num_classes), np.float64)
     return np.log(probabilities / (1.0 - probabilities)).astype(np.float32)
 
 
@@ -102,23 +107,25 @@ def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool
     num_teachers = env_params.num_teachers
     decisions = env_params.decisions_per_epoch
 
-    def selector(params, flipped=None):
+    def selector(params, teacher=None, value=None):
         def select(key, obs):
             weights = mode(key, policy.apply(params, policy_rows(obs, per_example)))
-            return weights if flipped is None else flip_teacher(weights, flipped)
+            return weights if teacher is None else set_teacher(weights, teacher, value)
         return select
 
-    def update(agent: AgentState, obs, weights, gains) -> AgentState:
+    def update(agent: AgentState, obs, gains):
         rows = policy_rows(obs, per_example)
         params = agent.params
         if "mean" in params:  # a policy with running feature statistics (teacher_logistic)
             mean, scale = update_statistics(params["mean"], params["scale"], teacher_rows(rows, num_teachers),
                                             agent.rounds, config.norm_decay)
             params = {**params, "mean": mean, "scale": scale}
-        gain_scale = running_scale(agent.gain_scale, gains, agent.rounds, config.norm_decay)
-        grads = jax.grad(lambda p: policy_gradient_loss(policy.apply(p, rows), weights, gains / gain_scale))(params)
+        noise = update_noise(agent.noise, agent.previous, gains, agent.rounds, config.norm_decay)
+        step = evidence(gains, noise, config.evidence_threshold, config.evidence_cap)
+        grads = jax.grad(lambda p: natural_gradient_loss(policy.apply(p, rows), step))(params)
         updates, opt_state = optimizer.update(grads, agent.opt_state, params)
-        return AgentState(optax.apply_updates(params, updates), opt_state, agent.rounds + 1, gain_scale)
+        return AgentState(optax.apply_updates(params, updates), opt_state, agent.rounds + 1, noise, gains,
+                          agent.key), step
 
     def epoch(state: JointState, key):
         # This epoch's batch order is drawn from `key` exactly as `fit` draws it (`scan_batches`),
@@ -131,13 +138,24 @@ def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool
                    "selection": trajectory.info["selection"].mean(axis=0),
                    "probability": probability.mean(axis=tuple(range(probability.ndim - 1)))}
         if credit:
+            # The branches replay one epoch from the same state on an order of the selector's own,
+            # so what a selector seed measures is its own draw (selector seeds differ).
+            branch_start = start.replace(batches=decision_batches(jax.random.fold_in(agent.key, agent.rounds),
+                                                                  env_params))
+
+            _, reference = run_decisions(key, branch_start, env_params, selector(agent.params), decisions)
+            weights = reference.info["selection"].mean(axis=0)
+            ends = far_ends(weights)
+
             def branch_return(teacher):
-                _, branch = run_decisions(key, start, env_params, selector(agent.params, teacher), decisions)
+                select = selector(agent.params, teacher, ends[teacher])
+                _, branch = run_decisions(key, branch_start, env_params, select, decisions)
                 return branch.reward.sum()
 
-            gains = counterfactual_gains(trajectory.reward.sum(), jax.vmap(branch_return)(jnp.arange(num_teachers)))
-            agent = update(agent, trajectory.obs, trajectory.action, gains)
-            metrics["credit"] = gains
+            returns = jax.vmap(branch_return)(jnp.arange(num_teachers))
+            gains = secant_gains(returns, reference.reward.sum(), ends, weights)
+            agent, step = update(agent, trajectory.obs, gains)
+            metrics["credit"], metrics["evidence"] = gains, step
         return JointState(after, agent), metrics
 
     return epoch
@@ -148,13 +166,15 @@ def init_joint_state(env_params: EnvParams, config: SelectorConfig, seeds: Seque
     """Fresh students (one per seed, drawn from the seed) and their selectors, stacked over seeds."""
     policy = make_policy(config.policy_arch, config.policy_options)
     optimizer = make_optimizer(config.policy_optimizer, config.policy_learning_rate)
-    bias = jnp.asarray(initial_logits(config, teacher_val_accuracy))
+    bias = jnp.asarray(initial_logits(config, teacher_val_accuracy, env_params.num_classes))
     size = observation_size(env_params.num_teachers, config.per_example)
 
     def agent_for(seed):
-        params = policy.init(jax.random.key(config.agent_seed + seed), size, env_params.num_teachers)
+        key = jax.random.key(config.agent_seed + seed)
+        params = policy.init(key, size, env_params.num_teachers)
         params = {**params, "b": bias} if "b" in params else params
-        return AgentState(params, optimizer.init(params), jnp.int32(0), jnp.float32(1.0))
+        return AgentState(params, optimizer.init(params), jnp.int32(0), jnp.float32(1.0),
+                          jnp.zeros((env_params.num_teachers,), jnp.float32), jax.random.fold_in(key, 1))
 
     agents = [agent_for(int(s)) for s in seeds]
     agent = jax.tree.map(lambda *leaves: jnp.stack(leaves), *agents)
@@ -210,8 +230,8 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
         latest["state"] = state  # the selectors after the last epoch, for the saved policy
         if is_round:
             metrics = dict(metrics)
-            gains = np.asarray(metrics.pop("credit"))
-            rounds.append({"epoch": epoch, "credit": gains.round(6).tolist(),
+            gains, step = np.asarray(metrics.pop("credit")), np.asarray(metrics.pop("evidence"))
+            rounds.append({"epoch": epoch, "credit": gains.round(6).tolist(), "evidence": step.round(4).tolist(),
                            "probability": np.asarray(metrics["probability"]).round(6).tolist()})
         return state, metrics
 
@@ -236,9 +256,10 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
 
 def write_rounds(path: str | Path, rounds: list[dict], teacher_names: Sequence[str]) -> None:
     """`selector.jsonl`: one line per credit round: its epoch, each seed's counterfactual gain per
-    teacher and each seed's mean selection probability per teacher during that epoch."""
+    teacher (dR/dw_k), the step it gave (`evidence`, in noise units beyond the threshold) and each
+    seed's mean selection probability per teacher during that epoch."""
     lines = [json.dumps({"epoch": r["epoch"], "teachers": list(teacher_names), "credit": r["credit"],
-                         "probability": r["probability"]}) for r in rounds]
+                         "evidence": r.get("evidence"), "probability": r["probability"]}) for r in rounds]
     Path(path).write_text("".join(line + "\n" for line in lines))
 
 

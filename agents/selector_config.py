@@ -13,36 +13,53 @@ from typing import Any, Mapping
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
 
-# Where each teacher's selection probability starts (before any credit is measured).
+# Where each teacher's selection probability starts (before any credit is measured), from the
+# teachers' validation accuracies and the number of classes; every start is clipped to [0.05, 0.95].
 INITS: Registry = Registry("selector init")
-INITS.add("val_accuracy", lambda accuracies: [min(max(float(a), 0.05), 0.95) for a in accuracies])
-INITS.add("all", lambda accuracies: [0.9] * len(accuracies))
+
+
+def _clipped(values) -> list[float]:
+    return [min(max(float(v), 0.05), 0.95) for v in values]
+
+
+# Cohen's kappa against chance: (accuracy - 1/C) / (1 - 1/C). A teacher no better than guessing
+# starts near 0 whatever C is; a perfect one near 1.
+INITS.add("above_chance", lambda accuracies, classes: _clipped(
+    (float(a) - 1.0 / classes) / (1.0 - 1.0 / classes) for a in accuracies))
+INITS.add("val_accuracy", lambda accuracies, classes: _clipped(accuracies))
+INITS.add("all", lambda accuracies, classes: [0.9] * len(accuracies))
 
 
 @dataclasses.dataclass(frozen=True)
 class SelectorConfig:
     """policy_arch / policy_options: a name in `agents.POLICIES` (default `teacher_logistic`) and its
     options. reward: a name in `envs.REWARDS`, summed over one epoch of decisions (default
-    `val_acc_gain`: the validation accuracy after the epoch). apply: how the policy's logits become
-    the weights the student trains with (`agents.ACTION_MODES`: greedy, expected, sample).
-    init: where selection starts (`val_accuracy`: each teacher's validation accuracy, clipped to
-    [0.05, 0.95]; `all`: 0.9 for every teacher). credit_every: epochs between counterfactual credit
-    rounds; each round costs K branch epochs, so the default (None) is K, about one extra epoch
-    per epoch whatever the pool's size; 0 never learns (the initial policy applied as it is).
-    policy_learning_rate / policy_optimizer: the policy's optax optimizer (`plain_sgd`, no
-    momentum, by default: the gains are divided by their running size, so a step is proportional to the
-    evidence, where Adam would take full steps on noise). per_example: one selection per
-    example instead of per batch. norm_decay: how fast the policy's feature statistics follow
-    the student (weight of the old statistics per credit round). agent_seed: selector seed i
-    trains beside student seed i with key `agent_seed + i`."""
+    `val_calibrated_loss_gain`: the drop of the temperature-calibrated validation loss over the
+    epoch). apply: how the policy's logits become the weights the student trains with
+    (`agents.ACTION_MODES`: expected, greedy, sample). init: where selection starts
+    (`above_chance`: each teacher's validation accuracy above chance, (acc - 1/C) / (1 - 1/C);
+    `val_accuracy`: the accuracy itself; `all`: 0.9 for every teacher; each clipped to
+    [0.05, 0.95]). credit_every: epochs between counterfactual credit rounds; each round costs
+    K + 1 branch epochs, so the default (None) is K + 1, about one extra epoch per epoch whatever the
+    pool's size; 0 never learns (the initial policy applied as it is). evidence_threshold /
+    evidence_cap: a round moves a teacher's logit by policy_learning_rate times its gain in noise
+    units, soft-thresholded at evidence_threshold and capped at evidence_cap
+    (`agents.credit.evidence`). policy_learning_rate / policy_optimizer: the policy's optax
+    optimizer (`plain_sgd` by default: the step is already in units of evidence, where Adam would
+    take full steps on noise). per_example: one selection per example instead of per batch.
+    norm_decay: how fast the policy's feature statistics and the gain-noise estimate follow the
+    student (weight of the old ones per credit round). agent_seed: selector seed i trains beside
+    student seed i with key `agent_seed + i`; it draws the credit rounds' batch orders."""
 
     policy_arch: str = "teacher_logistic"
     policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    reward: str = "val_acc_gain"
-    apply: str = "greedy"
-    init: str = "val_accuracy"
+    reward: str = "val_calibrated_loss_gain"
+    apply: str = "expected"
+    init: str = "above_chance"
     credit_every: int | None = None
-    policy_learning_rate: float = 0.15
+    evidence_threshold: float = 1.0
+    evidence_cap: float = 6.0
+    policy_learning_rate: float = 0.1
     policy_optimizer: str = "plain_sgd"
     per_example: bool = False
     norm_decay: float = 0.9
@@ -69,9 +86,14 @@ class SelectorConfig:
         for name, value in checked.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        rate = self.policy_learning_rate
-        if isinstance(rate, bool) or not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
-            raise ConfigError(f"policy_learning_rate must be > 0, got {rate!r}")
+        for name in ("policy_learning_rate", "evidence_cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be > 0, got {value!r}")
+        threshold = self.evidence_threshold
+        if isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and math.isfinite(threshold)
+                                               and threshold >= 0):
+            raise ConfigError(f"evidence_threshold must be >= 0, got {threshold!r}")
         if not 0.0 <= self.norm_decay < 1.0:
             raise ConfigError(f"norm_decay must be in [0, 1), got {self.norm_decay}")
         if not isinstance(self.per_example, bool):
@@ -94,7 +116,7 @@ class SelectorConfig:
 
     def rounds_every(self, num_teachers: int) -> int:
         """Epochs between credit rounds for a pool of `num_teachers` (0: never)."""
-        return num_teachers if self.credit_every is None else self.credit_every
+        return num_teachers + 1 if self.credit_every is None else self.credit_every
 
     def replace(self, **changes) -> "SelectorConfig":
         return dataclasses.replace(self, **changes)

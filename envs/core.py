@@ -24,7 +24,8 @@ from envs.observation import observation_features
 from envs.params import EnvParams, init_student, student_graphdef
 from envs.rewards import REWARDS, RewardInput
 from mtkd.optimizers import make_optimizer
-from mtkd.distill.steps import StudentState, apply_model, epoch_batches, evaluate, make_train_step
+from mtkd.distill.objective import calibrated_cross_entropy
+from mtkd.distill.steps import StudentState, apply_model, epoch_batches, evaluate, make_train_step, predict
 
 EVAL_BATCH_SIZE = 1024
 
@@ -55,9 +56,13 @@ def decision_batches(key, params: EnvParams) -> jax.Array:
 
 
 def validation_metrics(student_params, params: EnvParams):
-    """(loss, accuracy) of the student on the validation split (or its first `val_subset`)."""
+    """(loss, accuracy) of the student on the validation split (or its first `val_subset`); the
+    loss is the temperature-calibrated one when the reward asks for it (`Reward.calibrated`)."""
     subset = params.config.val_subset or params.x_val.shape[0]
     x, y = params.x_val[:subset], params.y_val[:subset]
+    if REWARDS.get(params.config.reward).calibrated:
+        logits = predict(student_graphdef(params), student_params, x, min(EVAL_BATCH_SIZE, subset))
+        return calibrated_cross_entropy(logits, y), jnp.mean(jnp.argmax(logits, axis=-1) == y)
     accuracy, loss = evaluate(student_graphdef(params), student_params, x, y, min(EVAL_BATCH_SIZE, subset))
     return loss, accuracy
 

@@ -35,12 +35,15 @@ class RewardInput(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class Reward:
     """`compute(RewardInput) -> scalar`. `needs_validation`: the environment evaluates the
-    student on validation for it; `terminal_only`: only at the last decision."""
+    student on validation for it; `terminal_only`: only at the last decision; `calibrated`: the
+    validation loss it reads is the temperature-calibrated one
+    (`mtkd.distill.objective.calibrated_cross_entropy`), not the plain cross-entropy."""
 
     name: str
     compute: Callable[[RewardInput], jax.Array]
     needs_validation: bool = True
     terminal_only: bool = False
+    calibrated: bool = False
 
 
 REWARDS: Registry[Reward] = Registry("reward")
@@ -53,6 +56,16 @@ def _register(reward: Reward) -> None:
 _register(Reward(
     "val_loss_gain",
     lambda r: jnp.where(r.evaluated, r.previous_val_loss - r.val_loss, 0.0),
+))
+# The joint selector's default (docs/methods.md, The selector's reward): the drop of the validation
+# loss at the best temperature. Plain validation loss rewards whatever makes the student less
+# confident (soft teachers, measured); 0/1 accuracy on a few hundred examples is too coarse to
+# see one teacher's effect in an epoch. Calibrated, the loss keeps accuracy's ranking of teachers
+# and the loss's resolution.
+_register(Reward(
+    "val_calibrated_loss_gain",
+    lambda r: jnp.where(r.evaluated, r.previous_val_loss - r.val_loss, 0.0),
+    calibrated=True,
 ))
 _register(Reward(
     "val_acc_gain",

@@ -36,10 +36,14 @@ def register(subparsers) -> None:
                             "short episodes, then a final student with the saved policy")
 
     joint = train.add_argument_group("joint selector (--procedure joint; names as in an ablation's [rl] section)")
-    joint.add_argument("--apply", default=None, help="greedy, expected or sample (default: greedy)")
-    joint.add_argument("--init", default=None, help="val_accuracy or all (default: val_accuracy)")
+    joint.add_argument("--apply", default=None, help="expected, greedy or sample (default: expected)")
+    joint.add_argument("--init", default=None, help="above_chance, val_accuracy or all (default: above_chance)")
     joint.add_argument("--credit-every", type=int, default=None,
-                       help="epochs between credit rounds (default: the number of teachers; 0: never learn)")
+                       help="epochs between credit rounds (default: the number of teachers + 1; 0: never learn)")
+    joint.add_argument("--evidence-threshold", type=float, default=None,
+                       help="noise units of a gain that move nothing (default: 1.0)")
+    joint.add_argument("--evidence-cap", type=float, default=None,
+                       help="largest step of one round, in noise units (default: 6.0)")
     joint.add_argument("--policy-optimizer", default=None, help="the policy's optimizer (default: plain_sgd)")
     joint.add_argument("--norm-decay", type=float, default=None, help="feature statistics decay (default: 0.9)")
 
@@ -48,8 +52,8 @@ def register(subparsers) -> None:
     env.add_argument("--updates-per-decision", type=int, default=1,
                      help="minibatches trained with one selection (default: %(default)s)")
     env.add_argument("--reward", default=None,
-                     help="val_loss_gain, val_acc_gain, terminal_val_acc or neg_train_loss "
-                          "(default: val_acc_gain joint, val_loss_gain episodic)")
+                     help="val_calibrated_loss_gain, val_loss_gain, val_acc_gain, terminal_val_acc or "
+                          "neg_train_loss (default: val_calibrated_loss_gain joint, val_loss_gain episodic)")
     env.add_argument("--eval-every", type=int, default=1,
                      help="decisions between validation evaluations (default: %(default)s)")
     env.add_argument("--val-subset", type=int, default=None, help="evaluate rewards on the first N validation examples")
@@ -65,7 +69,7 @@ def register(subparsers) -> None:
                        help="leave_one_out, moving_average or none (default: %(default)s)")
     agent.add_argument("--episodes", type=int, default=30, help="policy updates (default: %(default)s)")
     agent.add_argument("--num-envs", type=int, default=8, help="students per episode (default: %(default)s)")
-    agent.add_argument("--policy-learning-rate", type=float, default=None, help="(default: 0.15 joint, 0.05 episodic)")
+    agent.add_argument("--policy-learning-rate", type=float, default=None, help="(default: 0.1 joint, 0.05 episodic)")
     agent.add_argument("--entropy-coef", type=float, default=0.01, help="(default: %(default)s)")
     agent.add_argument("--discount", type=float, default=1.0, help="of the return-to-go (default: %(default)s)")
     agent.add_argument("--agent-seed", type=int, default=0,
@@ -111,8 +115,8 @@ def run_joint(args: argparse.Namespace) -> int:
     student = student_spec_from(args)
     seeds = seeds_from(args)
     interval = checkpoint_config_from(args)
-    options = _given(args, ("policy_arch", "reward", "apply", "init", "credit_every", "policy_learning_rate",
-                            "policy_optimizer", "norm_decay"))
+    options = _given(args, ("policy_arch", "reward", "apply", "init", "credit_every", "evidence_threshold",
+                            "evidence_cap", "policy_learning_rate", "policy_optimizer", "norm_decay"))
     options.update(policy_options=_json_object(args.policy_options, "--policy-options"),
                    per_example=bool(args.per_example), agent_seed=args.agent_seed)
     selector = SelectorConfig.from_dict(options, "mtkd select train")

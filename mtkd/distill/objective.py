@@ -35,3 +35,20 @@ def distillation_loss(student_logits, labels, target, has_target, alpha, tempera
     kd = temperature**2 * soft_target_kl(student_logits, target, temperature)
     per_example = jnp.where(has_target, alpha * ce + (1.0 - alpha) * kd, ce)
     return per_example.mean()
+
+
+# Temperatures tried by `calibrated_cross_entropy`: 0.25 to 32, log-spaced, 2^(1/5) ~ 1.15 between
+# neighbours (CE is smooth in log T, so the grid minimum is within a fraction of a percent of the
+# continuous one). 1.0 is on the grid, so the calibrated loss never exceeds the plain one.
+CALIBRATION_TEMPERATURES = tuple(float(2.0 ** (-2 + 7 * i / 35)) for i in range(36))
+
+
+def calibrated_cross_entropy(logits: jax.Array, labels: jax.Array,
+                             temperatures=CALIBRATION_TEMPERATURES) -> jax.Array:
+    """Mean cross-entropy of `logits / T` at the best temperature T of a fixed grid (temperature
+    scaling, Guo et al. 2017): the loss with the model's calibration taken out, so it measures
+    how well the logits rank the classes, not how confident they are (docs/methods.md, The
+    selector's reward). logits (N, C), labels (N,) -> scalar."""
+    grid = jnp.asarray(temperatures, jnp.float32)
+    losses = jax.vmap(lambda t: cross_entropy(logits / t, labels).mean())(grid)
+    return jnp.min(losses)
