@@ -4,10 +4,12 @@ A credit round starts from one student state and runs one epoch of decisions K +
 the same batches: once as the policy chooses (the reference branch, teacher k at mean weight
 w_k) and once per teacher k with k's weight set to the far end of [0, 1] on every decision
 (branch k: 1 where w_k < 0.5, else 0). The environment's transition is deterministic given the
-state, so `gain_k = (R(branch k) - R(reference)) / (end_k - w_k)` is the slope of the return in
-teacher k's weight between its weight and the far end: for a 0/1 selection exactly
-R(k selected) - R(k skipped), the counterfactual a Bernoulli policy gradient needs; positive when
-k helps (docs/methods.md, The selector's credit).
+state, so `gain_k = (R(branch k) - R(reference))`, signed towards selecting k (times +1 where
+the branch selects k more, -1 where it selects k less), is what moving k's weight towards
+"selected" did to the return: for a 0/1 selection exactly R(k selected) - R(k skipped), the
+counterfactual a Bernoulli policy gradient needs; positive when k helps (docs/methods.md, The
+selector's credit). It is a return difference, not a slope, so every teacher's gain carries the
+same noise, whatever its weight.
 
 The selector's logits l_k give weights w_k = sigmoid(l_k) (expected) or their 0/1 rounding
 (greedy). The policy step is the natural gradient of the return for independent Bernoulli
@@ -38,13 +40,9 @@ def set_teacher(weights: jax.Array, teacher: jax.Array, value: jax.Array) -> jax
     return weights * (1.0 - one_hot) + one_hot * value
 
 
-def secant_gains(branch_returns: jax.Array, reference_return: jax.Array, ends: jax.Array,
-                 mean_weights: jax.Array, floor: float = 0.05) -> jax.Array:
-    """gain_k = (R(branch k) - R(reference)) / (end_k - w_k): (K,). The distance |end_k - w_k| is at
-    least 0.5 by construction; `floor` only guards a weight outside [0, 1]."""
-    distance = ends - mean_weights
-    distance = jnp.where(jnp.abs(distance) < floor, jnp.where(distance < 0, -floor, floor), distance)
-    return (branch_returns - reference_return) / distance
+def signed_gains(branch_returns: jax.Array, reference_return: jax.Array, ends: jax.Array) -> jax.Array:
+    """gain_k = (R(branch k) - R(reference)) * (+1 if branch k selects k, -1 if it skips k): (K,)."""
+    return (branch_returns - reference_return) * (2.0 * ends - 1.0)
 
 
 def update_noise(noise: jax.Array, previous: jax.Array, gains: jax.Array, rounds: jax.Array, decay: float):

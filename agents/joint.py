@@ -28,14 +28,14 @@ import numpy as np
 import optax
 
 from agents.bernoulli import ACTION_MODES
-from agents.credit import (evidence, far_ends, natural_gradient_loss, secant_gains, set_teacher, update_noise,
+from agents.credit import (evidence, far_ends, natural_gradient_loss, set_teacher, signed_gains, update_noise,
                            update_statistics)
 from agents.policies import make_policy, policy_rows, teacher_rows
 from agents.selector_config import INITS, SelectorConfig
 from envs.config import EnvConfig
 from envs.core import EnvState, decision_batches, validation_metrics
 from envs.observation import observation_size
-from envs.rewards import REWARDS
+from envs.rewards import REWARDS, RewardInput
 from envs.params import EnvParams, make_env_params, student_graphdef
 from envs.rollout import STATE_AXES, reset_batch, run_decisions
 from mtkd.distill.config import TrainConfig
@@ -97,6 +97,22 @@ def initial_logits(config: SelectorConfig, teacher_val_accuracy: Sequence[float]
     return np.log(probabilities / (1.0 - probabilities)).astype(np.float32)
 
 
+NEVER = 2**30  # an `eval_every` no branch reaches: branches are evaluated once, at their end
+
+
+def stretch_return(start: EnvState, end: EnvState, trajectory, env_params: EnvParams) -> jax.Array:
+    """The environment's reward for a whole stretch of decisions, from `start` to `end`, as if it
+    were one decision evaluated at its end (the gains of the validation rewards add up to exactly
+    this over an evaluated stretch)."""
+    reward = REWARDS.get(env_params.config.reward)
+    if reward.needs_validation:
+        val_loss, val_accuracy = validation_metrics(end.student.params, env_params)
+    else:
+        val_loss, val_accuracy = start.val_loss, start.val_accuracy
+    return reward.compute(RewardInput(start.val_loss, start.val_accuracy, val_loss, val_accuracy, jnp.bool_(True),
+                                      jnp.bool_(False), trajectory.info["train_loss"].mean()))
+
+
 def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool):
     """`epoch(state: JointState, key) -> (state, metrics)` for one seed (vmap it over seeds with
     `JOINT_AXES`). With `credit`, the epoch ends with a credit round and a policy update."""
@@ -106,6 +122,10 @@ def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool
     per_example = env_params.config.per_example
     num_teachers = env_params.num_teachers
     decisions = env_params.decisions_per_epoch
+
+    # Credit branches run `horizon` decisions and are evaluated once, at their end.
+    horizon = max(1, int(round(config.credit_horizon * decisions)))
+    branch_params = env_params.replace(config=env_params.config.replace(eval_every=NEVER))
 
     def selector(params, teacher=None, value=None):
         def select(key, obs):
@@ -143,17 +163,18 @@ def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool
             branch_start = start.replace(batches=decision_batches(jax.random.fold_in(agent.key, agent.rounds),
                                                                   env_params))
 
-            _, reference = run_decisions(key, branch_start, env_params, selector(agent.params), decisions)
+            end_state, reference = run_decisions(key, branch_start, branch_params, selector(agent.params), horizon)
             weights = reference.info["selection"].mean(axis=0)
             ends = far_ends(weights)
 
             def branch_return(teacher):
                 select = selector(agent.params, teacher, ends[teacher])
-                _, branch = run_decisions(key, branch_start, env_params, select, decisions)
-                return branch.reward.sum()
+                end, branch = run_decisions(key, branch_start, branch_params, select, horizon)
+                return stretch_return(branch_start, end, branch, env_params)
 
             returns = jax.vmap(branch_return)(jnp.arange(num_teachers))
-            gains = secant_gains(returns, reference.reward.sum(), ends, weights)
+            reference_return = stretch_return(branch_start, end_state, reference, env_params)
+            gains = signed_gains(returns, reference_return, ends)
             agent, step = update(agent, trajectory.obs, gains)
             metrics["credit"], metrics["evidence"] = gains, step
         return JointState(after, agent), metrics

@@ -40,8 +40,10 @@ class SelectorConfig:
     (`above_chance`: each teacher's validation accuracy above chance, (acc - 1/C) / (1 - 1/C);
     `val_accuracy`: the accuracy itself; `all`: 0.9 for every teacher; each clipped to
     [0.05, 0.95]). credit_every: epochs between counterfactual credit rounds; each round costs
-    K + 1 branch epochs, so the default (None) is K + 1, about one extra epoch per epoch whatever the
-    pool's size; 0 never learns (the initial policy applied as it is). evidence_threshold /
+    K + 1 branches of credit_horizon epochs, so the default (None) is K + 1, half an extra epoch per
+    epoch whatever the pool's size; 0 never learns (the initial policy applied as it is). credit_horizon: how long a
+    credit branch runs, in epochs (default 0.5: half an epoch's decisions, evaluated once at the
+    end). evidence_threshold /
     evidence_cap: a round moves a teacher's logit by policy_learning_rate times its gain in noise
     units, soft-thresholded at evidence_threshold and capped at evidence_cap
     (`agents.credit.evidence`). policy_learning_rate / policy_optimizer: the policy's optax
@@ -57,7 +59,8 @@ class SelectorConfig:
     apply: str = "expected"
     init: str = "above_chance"
     credit_every: int | None = None
-    evidence_threshold: float = 1.0
+    credit_horizon: float = 0.5
+    evidence_threshold: float = 1.5
     evidence_cap: float = 6.0
     policy_learning_rate: float = 0.1
     policy_optimizer: str = "plain_sgd"
@@ -86,7 +89,7 @@ class SelectorConfig:
         for name, value in checked.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("policy_learning_rate", "evidence_cap"):
+        for name in ("policy_learning_rate", "evidence_cap", "credit_horizon"):
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be > 0, got {value!r}")

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     joint.add_argument("--credit-every", type=int, default=None,
                        help="epochs between credit rounds (default: the number of teachers + 1; 0: never learn)")
     joint.add_argument("--evidence-threshold", type=float, default=None,
-                       help="noise units of a gain that move nothing (default: 1.0)")
+                       help="noise units of a gain that move nothing (default: 1.5)")
     joint.add_argument("--evidence-cap", type=float, default=None,
                        help="largest step of one round, in noise units (default: 6.0)")
     joint.add_argument("--policy-optimizer", default=None, help="the policy's optimizer (default: plain_sgd)")
