@@ -73,7 +73,8 @@ def test_joint_select_train_writes_rounds_policy_and_results(common, tmp_path, c
     metrics = [json.loads(line) for line in (out / "metrics" / "rl.jsonl").read_text().splitlines()]
     assert len(metrics) == 4 and all(len(m["selection"]) == 2 and len(m["selection"][0]) == 3 for m in metrics)
     _, _, meta = agents.load_policy(out / "policy")
-    assert meta.apply == "greedy" and meta.teacher_names == ["mlp_a", "mlp_b", "cnn"]
+    assert meta.apply == "expected" and meta.teacher_names == ["mlp_a", "mlp_b", "cnn"]
+    assert all(len(r["evidence"]) == 2 and len(r["evidence"][0]) == 3 for r in rounds)
 
 
 def test_a_policy_is_refused_on_a_pool_with_other_teacher_names(common, tmp_path, capsys, data_dir):
