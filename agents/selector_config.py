@@ -79,7 +79,8 @@ class SelectorConfig:
         reward = REWARDS.get(self.reward)
         if reward.terminal_only:
             raise ConfigError(f"reward {self.reward!r} is paid only at an episode's end; the joint selector "
-                              f"needs a reward per epoch (val_acc_gain, val_loss_gain or neg_train_loss)")
+                              f"needs a reward per epoch (val_calibrated_loss_gain, val_acc_gain, val_loss_gain or "
+                              f"neg_train_loss)")
         ACTION_MODES.get(self.apply)
         INITS.get(self.init)
         OPTIMIZERS.get(self.policy_optimizer)

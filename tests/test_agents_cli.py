@@ -77,6 +77,17 @@ def test_joint_select_train_writes_rounds_policy_and_results(common, tmp_path, c
     assert all(len(r["evidence"]) == 2 and len(r["evidence"][0]) == 3 for r in rounds)
 
 
+def test_bad_joint_options_fail_before_anything_is_written(common, tmp_path, capsys):
+    bad_options = (["--credit-horizon", "0"], ["--evidence-threshold", "-1"], ["--evidence-cap", "nan"],
+                   ["--apply", "mean"], ["--init", "best"], ["--credit-every", "-2"])
+    for bad in bad_options:
+        out = tmp_path / bad[0].strip("-")
+        assert main(["select", "train", *common, "--out", str(out), *JOINT_RUN, *bad]) == 2, bad
+        assert not out.exists(), bad
+    err = capsys.readouterr().err
+    assert "credit_horizon must be > 0, got 0.0" in err and "evidence_threshold must be >= 0" in err
+
+
 def test_a_policy_is_refused_on_a_pool_with_other_teacher_names(common, tmp_path, capsys, data_dir):
     out = tmp_path / "joint"
     assert main(["select", "train", *common, "--out", str(out), *JOINT_RUN]) == 0

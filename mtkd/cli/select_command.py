@@ -21,10 +21,13 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="select_command", metavar="ACTION", required=True)
     train = commands.add_parser(
         "train", help="train a selector policy, then distil a final student with it",
-        description="Optionally warm up a student; train a selector policy (REINFORCE over select/skip "
-                    "masks, N students per episode); save it (Orbax + policy.json) and selection.jsonl; "
-                    "then distil a final student with the `rl` strategy over --seeds and write results.json. "
-                    "Rewards use the validation split carved from train, never the test split.")
+        description="--procedure joint (default): train each of --seeds students beside its own selector, "
+                    "which learns from per-teacher counterfactual credit rounds (branches of the student's own "
+                    "state, same batches, rewarded by the validation gain); write results.json, metrics/, "
+                    "selector.jsonl and policy/. --procedure episodic: optionally warm up a student, train a "
+                    "policy by REINFORCE on short episodes (N students per episode), save it, then distil a "
+                    "final student with it. Rewards use the validation split carved from train, never the "
+                    "test split.")
     add_data_options(train)
     train.add_argument("--teachers", default=None,
                        help="teacher pool directory (default: the data set's default pool, trained on first use)")
@@ -40,6 +43,8 @@ def register(subparsers) -> None:
     joint.add_argument("--init", default=None, help="above_chance, val_accuracy or all (default: above_chance)")
     joint.add_argument("--credit-every", type=int, default=None,
                        help="epochs between credit rounds (default: the number of teachers + 1; 0: never learn)")
+    joint.add_argument("--credit-horizon", type=float, default=None,
+                       help="epochs each credit branch runs before its reward is read (default: 0.5)")
     joint.add_argument("--evidence-threshold", type=float, default=None,
                        help="noise units of a gain that move nothing (default: 1.5)")
     joint.add_argument("--evidence-cap", type=float, default=None,
@@ -115,8 +120,9 @@ def run_joint(args: argparse.Namespace) -> int:
     student = student_spec_from(args)
     seeds = seeds_from(args)
     interval = checkpoint_config_from(args)
-    options = _given(args, ("policy_arch", "reward", "apply", "init", "credit_every", "evidence_threshold",
-                            "evidence_cap", "policy_learning_rate", "policy_optimizer", "norm_decay"))
+    options = _given(args, ("policy_arch", "reward", "apply", "init", "credit_every", "credit_horizon",
+                            "evidence_threshold", "evidence_cap", "policy_learning_rate", "policy_optimizer",
+                            "norm_decay"))
     options.update(policy_options=_json_object(args.policy_options, "--policy-options"),
                    per_example=bool(args.per_example), agent_seed=args.agent_seed)
     selector = SelectorConfig.from_dict(options, "mtkd select train")
