@@ -33,16 +33,16 @@ from agents.credit import (evidence, far_ends, natural_gradient_loss, set_teache
 from agents.policies import make_policy, policy_rows, teacher_rows
 from agents.selector_config import INITS, SelectorConfig
 from envs.config import EnvConfig
-from envs.core import EnvState, decision_batches, validation_metrics
+from envs.core import EnvState, decision_batches, start_state, validation_metrics
 from envs.observation import observation_size
 from envs.rewards import REWARDS, RewardInput
 from envs.params import EnvParams, make_env_params, student_graphdef
-from envs.rollout import STATE_AXES, reset_batch, run_decisions
+from envs.rollout import STATE_AXES, run_decisions
 from mtkd.distill.config import TrainConfig
 from mtkd.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.fit import init_students
-from mtkd.distill.steps import StudentState, evaluate
+from mtkd.distill.steps import evaluate
 from mtkd.models import ModelSpec
 
 
@@ -113,25 +113,56 @@ def stretch_return(start: EnvState, end: EnvState, trajectory, env_params: EnvPa
                                       jnp.bool_(False), trajectory.info["train_loss"].mean()))
 
 
-def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool):
+def _selector(policy, mode, per_example: bool, params, teacher=None, value=None):
+    """`select(key, obs) -> weights` of the policy `params`; with `teacher`, that teacher's weight
+    set to `value` on every decision (a credit branch; `teacher` = K leaves every weight as it is)."""
+    def select(key, obs):
+        weights = mode(key, policy.apply(params, policy_rows(obs, per_example)))
+        return weights if teacher is None else set_teacher(weights, teacher, value)
+    return select
+
+
+def make_joint_epoch(env_params: EnvParams, config: SelectorConfig):
     """`epoch(state: JointState, key) -> (state, metrics)` for one seed (vmap it over seeds with
-    `JOINT_AXES`). With `credit`, the epoch ends with a credit round and a policy update."""
+    `JOINT_AXES`): one epoch of decisions under the selector as it is."""
+    policy = make_policy(config.policy_arch, config.policy_options)
+    mode = ACTION_MODES.get(config.apply)
+    per_example = env_params.config.per_example
+
+    def epoch(state: JointState, key):
+        # This epoch's batch order is drawn from `key` exactly as `fit` draws it (`scan_batches`),
+        # so seed s sees the same batches as under every other strategy: rows differ by selection.
+        order_key, _ = jax.random.split(key)
+        start, agent = state.env.replace(batches=decision_batches(order_key, env_params)), state.agent
+        select = _selector(policy, mode, per_example, agent.params)
+        # Each epoch's order is set here, so the decisions never draw one (`new_orders`).
+        after, trajectory = run_decisions(key, start, env_params, select, env_params.decisions_per_epoch,
+                                          new_orders=False)
+        probability = jax.nn.sigmoid(policy.apply(agent.params, policy_rows(trajectory.obs, per_example)))
+        metrics = {"loss": trajectory.info["train_loss"].mean(),
+                   "selection": trajectory.info["selection"].mean(axis=0),
+                   "probability": probability.mean(axis=tuple(range(probability.ndim - 1)))}
+        return JointState(after, agent), metrics
+
+    return epoch
+
+
+def make_credit_round(env_params: EnvParams, config: SelectorConfig):
+    """`credit_round(state: JointState, key, selection (K,)) -> (agent, metrics)` for one seed
+    (vmap it over seeds): from the epoch's starting state, K + 1 branches of `credit_horizon`
+    epochs side by side (one vmapped program): branch k with teacher k's weight at its far end
+    (from `selection`, the mean weights of the epoch run from the same state), branch K the
+    reference (the policy as it is); then one policy step from the signed gains. The policy's
+    feature statistics follow the reference branch's observations. `metrics` holds `credit`
+    (the gains) and `evidence` (the step)."""
     policy = make_policy(config.policy_arch, config.policy_options)
     optimizer = make_optimizer(config.policy_optimizer, config.policy_learning_rate)
     mode = ACTION_MODES.get(config.apply)
     per_example = env_params.config.per_example
     num_teachers = env_params.num_teachers
-    decisions = env_params.decisions_per_epoch
-
-    # Credit branches run `horizon` decisions and are evaluated once, at their end.
-    horizon = max(1, int(round(config.credit_horizon * decisions)))
+    # Branches run `horizon` decisions and are evaluated once, at their end.
+    horizon = max(1, int(round(config.credit_horizon * env_params.decisions_per_epoch)))
     branch_params = env_params.replace(config=env_params.config.replace(eval_every=NEVER))
-
-    def selector(params, teacher=None, value=None):
-        def select(key, obs):
-            weights = mode(key, policy.apply(params, policy_rows(obs, per_example)))
-            return weights if teacher is None else set_teacher(weights, teacher, value)
-        return select
 
     def update(agent: AgentState, obs, gains):
         rows = policy_rows(obs, per_example)
@@ -147,39 +178,24 @@ def make_joint_epoch(env_params: EnvParams, config: SelectorConfig, credit: bool
         return AgentState(optax.apply_updates(params, updates), opt_state, agent.rounds + 1, noise, gains,
                           agent.key), step
 
-    def epoch(state: JointState, key):
-        # This epoch's batch order is drawn from `key` exactly as `fit` draws it (`scan_batches`),
-        # so seed s sees the same batches as under every other strategy: rows differ by selection.
-        order_key, _ = jax.random.split(key)
-        start, agent = state.env.replace(batches=decision_batches(order_key, env_params)), state.agent
-        after, trajectory = run_decisions(key, start, env_params, selector(agent.params), decisions)
-        probability = jax.nn.sigmoid(policy.apply(agent.params, policy_rows(trajectory.obs, per_example)))
-        metrics = {"loss": trajectory.info["train_loss"].mean(),
-                   "selection": trajectory.info["selection"].mean(axis=0),
-                   "probability": probability.mean(axis=tuple(range(probability.ndim - 1)))}
-        if credit:
-            # The branches replay one epoch from the same state on an order of the selector's own,
-            # so what a selector seed measures is its own draw (selector seeds differ).
-            branch_start = start.replace(batches=decision_batches(jax.random.fold_in(agent.key, agent.rounds),
-                                                                  env_params))
+    def credit_round(state: JointState, key, selection):
+        agent = state.agent
+        # The branches replay half an epoch from the epoch's start on an order of the selector's
+        # own, so what a selector seed measures is its own draw (selector seeds differ).
+        start = state.env.replace(batches=decision_batches(jax.random.fold_in(agent.key, agent.rounds), env_params))
+        ends = jnp.append(far_ends(selection), 0.0)  # branch K, the reference, overrides nothing
 
-            end_state, reference = run_decisions(key, branch_start, branch_params, selector(agent.params), horizon)
-            weights = reference.info["selection"].mean(axis=0)
-            ends = far_ends(weights)
+        def branch(teacher):
+            select = _selector(policy, mode, per_example, agent.params, teacher, ends[teacher])
+            end, trajectory = run_decisions(key, start, branch_params, select, horizon, new_orders=False)
+            return stretch_return(start, end, trajectory, env_params), trajectory.obs
 
-            def branch_return(teacher):
-                select = selector(agent.params, teacher, ends[teacher])
-                end, branch = run_decisions(key, branch_start, branch_params, select, horizon)
-                return stretch_return(branch_start, end, branch, env_params)
+        returns, observations = jax.vmap(branch)(jnp.arange(num_teachers + 1))
+        gains = signed_gains(returns[:num_teachers], returns[num_teachers], ends[:num_teachers])
+        agent, step = update(agent, observations[num_teachers], gains)
+        return agent, {"credit": gains, "evidence": step}
 
-            returns = jax.vmap(branch_return)(jnp.arange(num_teachers))
-            reference_return = stretch_return(branch_start, end_state, reference, env_params)
-            gains = signed_gains(returns, reference_return, ends)
-            agent, step = update(agent, trajectory.obs, gains)
-            metrics["credit"], metrics["evidence"] = gains, step
-        return JointState(after, agent), metrics
-
-    return epoch
+    return credit_round
 
 
 def init_joint_state(env_params: EnvParams, config: SelectorConfig, seeds: Sequence[int],
@@ -200,17 +216,10 @@ def init_joint_state(env_params: EnvParams, config: SelectorConfig, seeds: Seque
     agents = [agent_for(int(s)) for s in seeds]
     agent = jax.tree.map(lambda *leaves: jnp.stack(leaves), *agents)
     keys = jnp.stack([jax.random.fold_in(jax.random.key(int(s)), 2) for s in seeds])
-    _, env_state = reset_batch(keys, env_params)
     # The same initial student as `fit` draws for each seed (paired comparisons across rows).
     _, students = init_students(env_params.config.student_spec, env_params.input_shape, env_params.num_classes,
                                 [int(s) for s in seeds])
-    optimizer_state = jax.vmap(make_optimizer(env_params.config.optimizer, env_params.config.learning_rate,
-                                              env_params.config.weight_decay).init)(students)
-    val_loss, val_accuracy = jax.vmap(lambda p: validation_metrics(p, env_params))(students)
-    if not REWARDS.get(env_params.config.reward).needs_validation:
-        val_loss, val_accuracy = env_state.val_loss, env_state.val_accuracy
-    env_state = env_state.replace(student=StudentState(students, optimizer_state), val_loss=val_loss,
-                                  val_accuracy=val_accuracy)
+    env_state = jax.jit(jax.vmap(start_state, in_axes=(0, 0, None), out_axes=STATE_AXES))(keys, students, env_params)
     return JointState(env_state, agent)
 
 
@@ -230,13 +239,10 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
                                  splits.y_val, env_config)
     state = init_joint_state(env_params, config, seeds, teacher_val_accuracy)
 
-    def compiled(credit: bool):
-        epoch = jax.vmap(make_joint_epoch(env_params, config, credit), in_axes=(JOINT_AXES, 0),
-                         out_axes=(JOINT_AXES, 0))
-        return jax.jit(epoch)
-
     every = config.rounds_every(env_params.num_teachers)
-    plain_epoch, credit_epoch = compiled(False), compiled(True) if every else None
+    plain_epoch = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0),
+                                   out_axes=(JOINT_AXES, 0)))
+    credit_round = jax.jit(jax.vmap(make_credit_round(env_params, config), in_axes=(JOINT_AXES, 0, 0)))
     rounds: list[dict] = []
     if checkpoints is not None:
         checkpoints.attach("rounds", lambda: rounds, lambda saved: rounds.extend(saved))
@@ -245,16 +251,18 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
     def run_epoch(state, keys, progress):
         epoch = int(round(float(progress) * train.epochs)) + 1  # progress = (epoch - 1) / epochs
         # A round at the first epoch and every `credit_every` after it, never at the last (it would
-        # train a policy that nothing uses).
+        # train a policy that nothing uses). The epoch runs under the selector as it was at its
+        # start; the round branches from the same start and gives the selector of the next epoch.
         is_round = bool(every) and (epoch - 1) % every == 0 and epoch < train.epochs
-        state, metrics = (credit_epoch if is_round else plain_epoch)(state, keys)
-        latest["state"] = state  # the selectors after the last epoch, for the saved policy
+        after, metrics = plain_epoch(state, keys)
         if is_round:
-            metrics = dict(metrics)
-            gains, step = np.asarray(metrics.pop("credit")), np.asarray(metrics.pop("evidence"))
+            agent, credit = credit_round(state, keys, metrics["selection"])
+            after = JointState(after.env, agent)
+            gains, step = np.asarray(credit["credit"]), np.asarray(credit["evidence"])
             rounds.append({"epoch": epoch, "credit": gains.round(6).tolist(), "evidence": step.round(4).tolist(),
                            "probability": np.asarray(metrics["probability"]).round(6).tolist()})
-        return state, metrics
+        latest["state"] = after  # the selectors after the last epoch, for the saved policy
+        return after, metrics
 
     graphdef = student_graphdef(env_params)
     run_eval = jax.jit(jax.vmap(lambda p, x, y: evaluate(graphdef, p, x, y, train.eval_batch_size),
@@ -284,5 +292,6 @@ def write_rounds(path: str | Path, rounds: list[dict], teacher_names: Sequence[s
     Path(path).write_text("".join(line + "\n" for line in lines))
 
 
-__all__ = ["AgentState", "JointResult", "JointState", "init_joint_state", "make_joint_epoch", "train_jointly",
+__all__ = ["AgentState", "JointResult", "JointState", "init_joint_state", "make_credit_round", "make_joint_epoch",
+           "train_jointly",
            "write_rounds", "selector_env_config", "initial_logits"]

@@ -20,12 +20,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.observation import observation_features
+from envs.observation import table_observation
 from envs.params import EnvParams, init_student, student_graphdef
 from envs.rewards import REWARDS, RewardInput
 from mtkd.optimizers import make_optimizer
-from mtkd.distill.objective import calibrated_cross_entropy
-from mtkd.distill.steps import StudentState, apply_model, epoch_batches, evaluate, make_train_step, predict
+from mtkd.distill.objective import calibrated_cross_entropy, distillation_loss
+from mtkd.distill.steps import (StudentState, apply_gradients, apply_model, epoch_batches, evaluate,
+                                make_target_step, predict)
+from mtkd.fusion.soft_targets import fuse_probabilities
 
 EVAL_BATCH_SIZE = 1024
 
@@ -71,9 +73,13 @@ def observe(state: EnvState, params: EnvParams) -> jax.Array:
     """The observation of the decision `state.t` is about to take."""
     index = state.batches[state.t % params.decisions_per_epoch].reshape(-1)
     student_logits = apply_model(student_graphdef(params), state.student.params, params.x_train[index])[0]
-    progress = state.t.astype(jnp.float32) / params.num_decisions
-    return observation_features(params.teacher_logits_train[:, index], params.y_train[index], student_logits,
-                                progress, params.config.temperature, params.config.per_example)
+    return _observation(params, index, student_logits, state.t)
+
+
+def _observation(params: EnvParams, index, student_logits, t) -> jax.Array:
+    progress = t.astype(jnp.float32) / params.num_decisions
+    return table_observation(params.table.rows(index), params.y_train[index], student_logits, progress,
+                             params.config.per_example)
 
 
 def _optimizer(params: EnvParams):
@@ -83,16 +89,24 @@ def _optimizer(params: EnvParams):
 
 def reset(key, params: EnvParams):
     """A new episode: (observation, state)."""
-    student_key, order_key, next_key = jax.random.split(key, 3)
+    student_key = jax.random.split(key, 3)[0]
     student = params.initial_student if params.initial_student is not None else init_student(params, student_key)
+    state = start_state(key, student, params)
+    return observe(state, params), state
+
+
+def start_state(key, student, params: EnvParams) -> EnvState:
+    """The state `reset(key, params)` starts from, for the given student parameters (a caller
+    that brings its own student skips drawing one): its optimizer state, the first epoch's
+    order, and the validation metrics where the reward needs them."""
+    _, order_key, next_key = jax.random.split(key, 3)
     reward = REWARDS.get(params.config.reward)
     if reward.needs_validation and not reward.terminal_only:
         val_loss, val_accuracy = validation_metrics(student, params)
     else:
         val_loss = val_accuracy = jnp.float32(jnp.nan)
-    state = EnvState(StudentState(student, _optimizer(params).init(student)), decision_batches(order_key, params),
-                     next_key, jnp.int32(0), jnp.float32(val_loss), jnp.float32(val_accuracy))
-    return observe(state, params), state
+    return EnvState(StudentState(student, _optimizer(params).init(student)), decision_batches(order_key, params),
+                    next_key, jnp.int32(0), jnp.float32(val_loss), jnp.float32(val_accuracy))
 
 
 def action_weights(action, params: EnvParams) -> jax.Array:
@@ -115,18 +129,56 @@ def step(key, state: EnvState, action, params: EnvParams):
     """
     del key  # the transition is deterministic given the state (see the module docstring)
     cfg = params.config
-    graphdef = student_graphdef(params)
-    train_step = make_train_step(graphdef, _optimizer(params), cfg.alpha, cfg.temperature)
+    target_step = make_target_step(student_graphdef(params), _optimizer(params), cfg.alpha, cfg.temperature)
     weights = action_weights(action, params)
+    tempered = params.table.tempered
 
     def update(student, inputs):
         index, w = inputs
-        return train_step(student, params.x_train[index], params.y_train[index],
-                          params.teacher_logits_train[:, index], w)
+        target, total = fuse_probabilities(tempered[:, index], w)
+        return target_step(student, params.x_train[index], params.y_train[index], target, total > 0)
 
     index = state.batches[state.t % params.decisions_per_epoch]
     student, losses = jax.lax.scan(update, state.student, (index, weights))
+    new_state, reward, done, info = _after_updates(state, student, losses, weights, params)
+    return observe(new_state, params), new_state, reward, done, info
 
+
+def decide(key, state: EnvState, params: EnvParams, select, new_orders: bool = True):
+    """`observe`, then `action = select(key, obs)`, then `step`, as one transition whose student
+    forward pass on the batch serves both the observation and the update (with
+    `updates_per_decision` = 1; with more, the three are run as written). The same numbers as the
+    three calls up to float rounding, about a forward pass cheaper. With `new_orders` False the
+    epoch's order is kept at the epoch's end (for a caller that sets each epoch's order itself:
+    drawing one inside a scanned decision costs about a sixth of the decision on CPU). Returns
+    (obs, action, state, reward, done, info)."""
+    cfg = params.config
+    if cfg.updates_per_decision != 1:
+        obs = observe(state, params)
+        action = select(key, obs)
+        _, state_after, reward, done, info = step(key, state, action, params)
+        if not new_orders:
+            state_after = state_after.replace(batches=state.batches, key=state.key)
+        return obs, action, state_after, reward, done, info
+    graphdef = student_graphdef(params)
+    index = state.batches[state.t % params.decisions_per_epoch][0]
+    x, y = params.x_train[index], params.y_train[index]
+    logits, backward = jax.vjp(lambda p: apply_model(graphdef, p, x)[0], state.student.params)
+    obs = _observation(params, index, logits, state.t)
+    action = select(key, obs)
+    weights = action_weights(action, params)
+    target, total = fuse_probabilities(params.table.tempered[:, index], weights[0])
+    loss, loss_grad = jax.value_and_grad(
+        lambda z: distillation_loss(z, y, target, total > 0, cfg.alpha, cfg.temperature))(logits)
+    student = apply_gradients(_optimizer(params), state.student, backward(loss_grad)[0])
+    return (obs, action) + _after_updates(state, student, loss[None], weights, params, new_orders)
+
+
+def _after_updates(state: EnvState, student: StudentState, losses, weights, params: EnvParams,
+                   new_orders: bool = True):
+    """The rest of a decision once the student is updated: the clock, validation and reward, the
+    next epoch's order (unless `new_orders` is False). Returns (state, reward, done, info)."""
+    cfg = params.config
     t = state.t + 1
     done = t >= params.num_decisions
     reward_fn = REWARDS.get(cfg.reward)
@@ -147,9 +199,12 @@ def step(key, state: EnvState, action, params: EnvParams):
         order_key, next_key = jax.random.split(state.key)
         return decision_batches(order_key, params), next_key
 
-    batches, next_key = jax.lax.cond(t % params.decisions_per_epoch == 0, next_epoch,
-                                     lambda: (state.batches, state.key))
+    if new_orders:
+        batches, next_key = jax.lax.cond(t % params.decisions_per_epoch == 0, next_epoch,
+                                         lambda: (state.batches, state.key))
+    else:
+        batches, next_key = state.batches, state.key
     new_state = EnvState(student, batches, next_key, t, jnp.float32(val_loss), jnp.float32(val_accuracy))
     info = {"train_loss": losses.mean(), "val_loss": new_state.val_loss, "val_accuracy": new_state.val_accuracy,
             "evaluated": evaluated, "selection": weights.mean(axis=(0, 1))}
-    return observe(new_state, params), new_state, jnp.float32(reward), done, info
+    return new_state, jnp.float32(reward), done, info

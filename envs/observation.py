@@ -27,6 +27,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 TEACHER_FEATURES = ("teacher_ce", "teacher_confidence", "teacher_entropy", "teacher_student_kl", "teacher_accuracy")
 SHARED_FEATURES = ("student_ce", "student_entropy", "student_accuracy", "progress")
@@ -59,37 +60,63 @@ def observation_bounds(num_teachers: int, per_example: bool, batch_examples: int
     return np.zeros_like(high), high
 
 
-def observation_features(teacher_logits, labels, student_logits, progress, temperature: float,
-                         per_example: bool = False) -> jax.Array:
-    """The observation of one batch (see the module docstring for the features).
+@struct.dataclass
+class TeacherTable:
+    """What the observation and the fused target need from the teachers alone, per example: it does
+    not depend on the student, so it is computed once per pool (`teacher_table`) and a decision
+    takes a gather and a mean. `features` (K, N, 4): teacher_ce, teacher_confidence,
+    teacher_entropy and teacher_accuracy (T = 1); `tempered` (K, N, C): softmax(z / T), the
+    teachers' soft targets; `tempered_neg_entropy` (K, N): sum_c p log p of them (the KL's first
+    term); `temperature`: the T they were computed at (static)."""
 
-    teacher_logits (K, B, C); labels (B,) int; student_logits (B, C); progress scalar.
-    Returns float32 (5 K + 4,) or, per example, (B, K, 9).
-    """
-    # This runs per batch inside the student's training scan, so it is written for speed on CPU:
-    # the student rides along as teacher K, classes go first (sums over them are then plain
-    # vector adds), and every quantity comes from one max and two exps. With s = z - max(z) (the
-    # arg-max class has s = 0) and S = sum exp(s): p_max = 1 / S, CE = log S - s[y],
-    # entropy = log S - sum(exp(s) s) / S, correct <=> s[y] = 0 (ties count as correct), and
-    # KL(p_t^T || p_s^T) = sum exp(s_t / T) (s_t - s_s) / (T S_t^T) + log S_s^T - log S_t^T.
-    logits = jnp.concatenate([teacher_logits, student_logits[None]]).astype(jnp.float32)
-    logits = jnp.moveaxis(logits, -1, 0)  # (C, K+1, B)
-    shifted = logits - jnp.max(logits, axis=0)
-    shifted_t = shifted / temperature  # max(z / T) = max(z) / T: this is s at temperature T
-    exp, exp_t = jnp.exp(shifted), jnp.exp(shifted_t)
-    is_label = jnp.arange(logits.shape[0])[:, None, None] == labels[None, None, :]
-    total, total_t = exp.sum(axis=0), exp_t.sum(axis=0)  # (K+1, B)
-    label_shifted = jnp.where(is_label, shifted, 0.0).sum(axis=0)
-    log_total, log_total_t = jnp.log(total), jnp.log(total_t)
-    ce = log_total - label_shifted
-    entropy = log_total - (exp * shifted).sum(axis=0) / total
-    correct = (label_shifted >= 0).astype(jnp.float32)
-    kl = ((exp_t[:, :-1] * (shifted_t[:, :-1] - shifted_t[:, -1:])).sum(axis=0) / total_t[:-1]
-          + log_total_t[-1:] - log_total_t[:-1])
-    teacher = jnp.stack([ce[:-1], 1.0 / total[:-1], entropy[:-1], kl, correct[:-1]])  # (5, K, B)
-    shared = jnp.stack([ce[-1], entropy[-1], correct[-1]])  # (3, B)
+    features: jax.Array
+    tempered: jax.Array
+    tempered_neg_entropy: jax.Array
+    temperature: float = struct.field(pytree_node=False, default=1.0)
+
+    def rows(self, index) -> "TeacherTable":
+        """The table of the examples `index` (B,): every array (K, B, ...)."""
+        return self.replace(features=self.features[:, index], tempered=self.tempered[:, index],
+                            tempered_neg_entropy=self.tempered_neg_entropy[:, index])
+
+
+def teacher_table(teacher_logits, labels, temperature: float) -> TeacherTable:
+    """The per-example `TeacherTable` of teacher logits (K, N, C) and labels (N,)."""
+    logits = jnp.asarray(teacher_logits, jnp.float32)
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    p = jnp.exp(log_p)
+    labels = jnp.asarray(labels)
+    label_logit = jnp.take_along_axis(logits, labels[None, :, None], axis=-1)[..., 0]
+    features = jnp.stack([
+        -jnp.take_along_axis(log_p, labels[None, :, None], axis=-1)[..., 0],  # teacher_ce
+        jnp.max(p, axis=-1),  # teacher_confidence
+        -jnp.sum(p * log_p, axis=-1),  # teacher_entropy
+        (label_logit >= jnp.max(logits, axis=-1)).astype(jnp.float32),  # teacher_accuracy (ties count)
+    ], axis=-1)
+    log_p_t = jax.nn.log_softmax(logits / temperature, axis=-1)
+    p_t = jnp.exp(log_p_t)
+    return TeacherTable(features, p_t, jnp.sum(p_t * log_p_t, axis=-1), float(temperature))
+
+
+def table_observation(table: TeacherTable, labels, student_logits, progress, per_example: bool = False) -> jax.Array:
+    """The observation of one batch (see the module docstring) from the batch's rows of the
+    teacher table (`TeacherTable.rows`) and the student's logits (B, C).
+
+    The student's tempered log-softmax is written exactly as the distillation loss writes it
+    (`mtkd.distill.objective.soft_target_kl`), so where both are in one program XLA computes it
+    once. Returns float32 (5 K + 4,) or, per example, (B, K, 9)."""
+    student_logits = student_logits.astype(jnp.float32)
+    log_q_t = jax.nn.log_softmax(student_logits / table.temperature, axis=-1)
+    kl = table.tempered_neg_entropy - jnp.einsum("kbc,bc->kb", table.tempered, log_q_t)  # (K, B)
+    log_q = jax.nn.log_softmax(student_logits, axis=-1)
+    label_logit = jnp.take_along_axis(student_logits, labels[:, None], axis=-1)[:, 0]
+    shared = jnp.stack([-jnp.take_along_axis(log_q, labels[:, None], axis=-1)[:, 0],  # student_ce
+                        -jnp.sum(jnp.exp(log_q) * log_q, axis=-1),  # student_entropy
+                        (label_logit >= jnp.max(student_logits, axis=-1)).astype(jnp.float32)])  # (3, B)
+    f = jnp.moveaxis(table.features, -1, 0)  # (4, K, B)
+    teacher = jnp.stack([f[0], f[1], f[2], kl, f[3]])  # (5, K, B), in TEACHER_FEATURES order
     progress = jnp.asarray(progress, jnp.float32)
-    num_teachers = teacher_logits.shape[0]
+    num_teachers = teacher.shape[1]
     if per_example:
         shared = jnp.concatenate([shared, jnp.broadcast_to(progress, labels.shape)[None]])  # (4, B)
         shared_rows = jnp.broadcast_to(shared.T[:, None, :], (labels.shape[0], num_teachers, shared.shape[0]))
@@ -98,3 +125,13 @@ def observation_features(teacher_logits, labels, student_logits, progress, tempe
         obs = jnp.concatenate([teacher.mean(axis=-1).T.reshape(-1), shared.mean(axis=-1), progress[None]])
     low, high = observation_bounds(num_teachers, per_example, labels.shape[0])
     return jnp.clip(obs.astype(jnp.float32), low, high)
+
+
+def observation_features(teacher_logits, labels, student_logits, progress, temperature: float,
+                         per_example: bool = False) -> jax.Array:
+    """The observation of one batch from the teachers' logits (K, B, C), labels (B,) int, the
+    student's logits (B, C) and progress (a scalar): `table_observation` of the batch's own
+    teacher table. Returns float32 (5 K + 4,) or, per example, (B, K, 9)."""
+    labels = jnp.asarray(labels)
+    return table_observation(teacher_table(teacher_logits, labels, temperature), labels,
+                             jnp.asarray(student_logits), progress, per_example)

@@ -13,6 +13,7 @@ import numpy as np
 from flax import nnx, struct
 
 from envs.config import EnvConfig
+from envs.observation import TeacherTable, teacher_table
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec, build_model
 
@@ -22,8 +23,10 @@ class EnvParams:
     """Teacher logits train (K, N, C) / val (K, N_val, C); inputs x_train (N, ...) / x_val;
     int32 labels y_train (N,) / y_val (N_val,); `initial_student`: parameters every episode
     starts from (a warm-started student), or None for a fresh student drawn from the reset
-    key; `config` is static (not traced). The validation teacher logits are kept for rewards or
-    features that compare teachers on validation; the built-in ones do not read them."""
+    key; `config` is static (not traced); `teacher_table`: the teachers' per-example features and
+    soft targets on the training split, computed once (`envs.observation.teacher_table`). The
+    validation teacher logits are kept for rewards or features that compare teachers on
+    validation; the built-in ones do not read them."""
 
     teacher_logits_train: jax.Array
     teacher_logits_val: jax.Array
@@ -33,6 +36,16 @@ class EnvParams:
     y_val: jax.Array
     initial_student: Any = None
     config: EnvConfig = struct.field(pytree_node=False, default_factory=EnvConfig)
+    teacher_table: TeacherTable | None = None
+
+    @property
+    def table(self) -> TeacherTable:
+        """The training split's `TeacherTable` at the configured temperature: the one computed by
+        `make_env_params`, or (for params whose temperature was replaced since) a fresh one."""
+        table = self.teacher_table
+        if table is not None and table.temperature == self.config.temperature:
+            return table
+        return teacher_table(self.teacher_logits_train, self.y_train, self.config.temperature)
 
     @property
     def num_teachers(self) -> int:
@@ -76,6 +89,9 @@ def init_student(params: EnvParams, key: jax.Array):
     return nnx.split(model)[1]
 
 
+_teacher_table = jax.jit(teacher_table, static_argnums=2)
+
+
 def make_env_params(teacher_logits_train, teacher_logits_val, x_train, y_train, x_val, y_val,
                     config: EnvConfig | None = None, initial_student=None, **config_changes) -> EnvParams:
     """Validated `EnvParams` from in-memory arrays (numpy or JAX); keyword arguments replace
@@ -110,6 +126,8 @@ def make_env_params(teacher_logits_train, teacher_logits_val, x_train, y_train, 
         jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32),
         jnp.asarray(x_val, jnp.float32), jnp.asarray(y_val, jnp.int32),
         None, config)
+    params = params.replace(teacher_table=_teacher_table(params.teacher_logits_train, params.y_train,
+                                                         config.temperature))
     if initial_student is not None:
         _check_student(params, initial_student)
         params = params.replace(initial_student=jax.tree.map(jnp.asarray, initial_student))

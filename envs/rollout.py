@@ -12,7 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-from envs.core import EnvState, observe, reset, step
+from envs.core import EnvState, decide, reset, step
 from envs.params import EnvParams
 
 # vmap axes of a batched EnvState: everything per environment except the shared clock.
@@ -60,12 +60,19 @@ def rollout(reset_key, key, params: EnvParams, select: Selector):
     return _scan_episode(key, obs, state, params, select, step, None)
 
 
-def run_decisions(key, state, params: EnvParams, select: Selector, num_decisions: int):
+def run_decisions(key, state, params: EnvParams, select: Selector, num_decisions: int, new_orders: bool = True):
     """`num_decisions` decisions of one environment from `state` (not necessarily a fresh one)
-    under `select`, as one `lax.scan`: (state after them, Trajectory). Two calls from the same
-    state and key see the same batches and the same per-decision keys (common random numbers),
-    so they differ only where their selections differ."""
-    return _scan_episode(key, observe(state, params), state, params, select, step, None, num_decisions)
+    under `select`, as one `lax.scan` of `decide` (each decision's observation and update share
+    one forward pass): (state after them, Trajectory). The keys are those of `rollout`'s scan.
+    Two calls from the same state and key see the same batches and the same per-decision keys
+    (common random numbers), so they differ only where their selections differ. `new_orders`
+    False keeps the state's order past an epoch's end (`decide`)."""
+    def body(state, step_key):
+        select_key, _ = jax.random.split(step_key)
+        obs, action, state, reward, done, info = decide(select_key, state, params, select, new_orders)
+        return state, Trajectory(obs, action, reward, done, info)
+
+    return jax.lax.scan(body, state, jax.random.split(key, num_decisions))
 
 
 def rollout_batch(reset_keys, key, params: EnvParams, select: Selector):

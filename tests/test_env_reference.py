@@ -220,3 +220,53 @@ def test_observation_features_match_numpy_and_stay_in_bounds(per_example):
     space_low, space_high = envs.observation.observation_bounds(3, per_example, 32)
     assert np.all(got >= space_low) and np.all(got <= space_high)
     assert envs.observation_size(3, per_example) == (27 if per_example else 19)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["reward"] for c in CASES])
+def test_run_decisions_matches_reference(problem, case):
+    """`run_decisions` (`decide`: one forward pass serves the observation and the update) against
+    the same numpy reference, its actions chosen from the observation's clock."""
+    arrays, student = problem
+    params = envs.make_env_params(*arrays, envs.EnvConfig(student=STUDENT, epochs=2, batch_size=16, temperature=2.0,
+                                                          learning_rate=1e-2, **case), initial_student=student)
+    cfg = params.config
+    rng = np.random.default_rng(1)
+    shape = (cfg.examples_per_decision, 3) if cfg.per_example else (3,)
+    actions = np.stack([rng.integers(0, 2, shape) for _ in range(params.num_decisions)]).astype(np.float32)
+    key = jax.random.key(12)
+    expected_obs, expected_rewards = reference_episode(arrays, cfg, key, actions, nnx.to_pure_dict(student))
+
+    def select(_, obs):  # the decision's number, read back from `progress` (the last feature)
+        progress = obs[0, 0, -1] if cfg.per_example else obs[-1]
+        return jnp.asarray(actions)[jnp.round(progress * params.num_decisions).astype(jnp.int32)]
+
+    _, state = envs.reset(key, params)
+    run = jax.jit(lambda s: envs.run_decisions(jax.random.key(0), s, params, select, params.num_decisions))
+    end, trajectory = run(state)
+    np.testing.assert_allclose(trajectory.obs, np.stack(expected_obs[:-1]), rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(trajectory.action, actions)
+    np.testing.assert_allclose(trajectory.reward, expected_rewards, rtol=2e-4, atol=2e-5)
+    assert int(end.t) == params.num_decisions and bool(trajectory.done[-1]) and not trajectory.done[:-1].any()
+
+
+def test_run_decisions_can_keep_the_order():
+    """`new_orders=False`: past an epoch's end the decisions replay the state's order (and the
+    state's key is untouched); with the default, the next epoch's order comes from that key."""
+    arrays = probe_arrays(seed=4, num_train=64, num_val=24, num_classes=4, num_features=6)
+    params = envs.make_env_params(*arrays, student=STUDENT, epochs=3, batch_size=16)
+    _, state = envs.reset(jax.random.key(3), params)
+    per_epoch = params.decisions_per_epoch
+
+    def run(new_orders):
+        return envs.run_decisions(jax.random.key(0), state, params, lambda k, o: jnp.ones(3), 2 * per_epoch,
+                                  new_orders=new_orders)
+
+    kept, _ = run(False)
+    drawn, _ = run(True)
+    np.testing.assert_array_equal(kept.batches, state.batches)
+    np.testing.assert_array_equal(jax.random.key_data(kept.key), jax.random.key_data(state.key))
+    # two epoch ends: two orders drawn from the state's key, the order held at the end is the second
+    first_key, next_key = jax.random.split(state.key)
+    second_key, _ = jax.random.split(next_key)
+    np.testing.assert_array_equal(drawn.batches, envs.core.decision_batches(second_key, params))
+    assert not np.array_equal(drawn.batches, state.batches)

@@ -26,19 +26,33 @@ class StudentState(NamedTuple):
 
 def make_train_step(graphdef, optimizer: optax.GradientTransformation, alpha: float, temperature: float):
     """Returns `step(state, x, y, teacher_logits (K, B, C), weights (B, K)) -> (state, loss)`."""
+    target_step = make_target_step(graphdef, optimizer, alpha, temperature)
 
     def step(state: StudentState, x, y, teacher_logits, weights):
         target, total_weight = fuse_soft_targets(teacher_logits, weights, temperature)
-
-        def loss_fn(params):
-            logits, _ = apply_model(graphdef, params, x)
-            return distillation_loss(logits, y, target, total_weight > 0, alpha, temperature)
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return StudentState(optax.apply_updates(state.params, updates), opt_state), loss
+        return target_step(state, x, y, target, total_weight > 0)
 
     return step
+
+
+def make_target_step(graphdef, optimizer: optax.GradientTransformation, alpha: float, temperature: float):
+    """Returns `step(state, x, y, target (B, C), has_target (B,)) -> (state, loss)`: one update
+    towards a fused target already computed (`make_train_step` fuses it from teacher logits)."""
+
+    def step(state: StudentState, x, y, target, has_target):
+        def loss_fn(params):
+            logits, _ = apply_model(graphdef, params, x)
+            return distillation_loss(logits, y, target, has_target, alpha, temperature)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return apply_gradients(optimizer, state, grads), loss
+
+    return step
+
+
+def apply_gradients(optimizer: optax.GradientTransformation, state: StudentState, grads) -> StudentState:
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    return StudentState(optax.apply_updates(state.params, updates), opt_state)
 
 
 def epoch_batches(key, num_examples: int, batch_size: int) -> jax.Array:

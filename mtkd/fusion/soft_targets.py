@@ -14,11 +14,16 @@ def fuse_soft_targets(teacher_logits: jax.Array, weights: jax.Array, temperature
     sum_k mu_k` where the total weight is positive, and a uniform vector (never used: the
     loss falls back to hard labels) where every teacher is skipped.
     """
-    probs = jax.nn.softmax(teacher_logits / temperature, axis=-1)
-    weights = jnp.broadcast_to(weights, (teacher_logits.shape[1], teacher_logits.shape[0]))
+    return fuse_probabilities(jax.nn.softmax(teacher_logits / temperature, axis=-1), weights)
+
+
+def fuse_probabilities(probs: jax.Array, weights: jax.Array):
+    """`fuse_soft_targets` of soft targets already computed, probs (K, B, C) (a caller that has
+    them cached per example, such as the selection environment, skips the softmax)."""
+    weights = jnp.broadcast_to(weights, (probs.shape[1], probs.shape[0]))
     total = weights.sum(axis=1)
     weighted = jnp.einsum("bk,kbc->bc", weights, probs)
     safe_total = jnp.where(total > 0, total, 1.0)
-    num_classes = teacher_logits.shape[-1]
+    num_classes = probs.shape[-1]
     target = jnp.where((total > 0)[:, None], weighted / safe_total[:, None], 1.0 / num_classes)
     return target, total
