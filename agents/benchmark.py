@@ -73,3 +73,49 @@ def selector_epoch_cost(splits, pool, repeats: int = 20, policy_dir: str | Path 
     logits = pool.logits(splits)["train"]
     return epoch_cost_from_arrays(splits.x_train, splits.y_train, logits, splits.num_classes, policy_dir,
                                   student, config, repeats)
+
+
+def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_seconds: float = 60.0,
+                        student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
+                        train: TrainConfig = TrainConfig(), config=None) -> dict[str, Any]:
+    """What the joint selector (`agents.joint`, the `rl` row) adds to a uniform-fusion run, per
+    epoch of `seeds` vmapped students: its plain epoch (one decision per batch: table features, the
+    policy, the fused target, the student step) against the uniform epoch of `fit`, and one credit
+    round (K + 1 branches of `credit_horizon` of an epoch), timed in interleaved rounds. The
+    amortised ratio adds one round per `rounds_every(K)` epochs, the schedule of a real run."""
+    from agents.joint import (JOINT_AXES, init_joint_state, make_credit_round, make_joint_epoch,
+                              selector_env_config)
+    from agents.selector_config import SelectorConfig
+    from envs.params import make_env_params
+    from mtkd.distill.timed_epochs import seeds_epoch_runner
+
+    config = config or SelectorConfig()
+    logits = pool.logits(splits)
+    decisions = splits.x_train.shape[0] // train.batch_size
+    env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
+                                 splits.y_val, selector_env_config(student, train, config, decisions))
+    seed_list = list(range(seeds))
+    state = init_joint_state(env_params, config, seed_list, pool.val_accuracy)
+    keys = jnp.stack([jax.random.key(s) for s in seed_list])
+    plain = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0), out_axes=(JOINT_AXES, 0)))
+    credit = jax.jit(jax.vmap(make_credit_round(env_params, config), in_axes=(JOINT_AXES, 0, 0)))
+    selection = plain(state, keys)[1]["selection"]
+    jax.block_until_ready(credit(state, keys, selection))
+
+    def fold(i):
+        return jax.vmap(lambda k: jax.random.fold_in(k, i))(keys)
+
+    runners = {"uniform": seeds_epoch_runner(splits, logits["train"], seeds, student, config=train),
+               "joint_epoch": lambda i: jax.block_until_ready(plain(state, fold(i))),
+               "credit_round": lambda i: jax.block_until_ready(credit(state, fold(i), selection))}
+    timed = paired_ratios(runners, "uniform", min_rounds=rounds, budget_seconds=budget_seconds)
+    every = config.rounds_every(len(pool))
+    epoch_ratio = timed["ratios"]["joint_epoch"]
+    round_ratio = timed["ratios"]["credit_round"]
+    amortised = epoch_ratio["median"] + (round_ratio["median"] / every if every else 0.0)
+    return {"seeds": seeds, "epoch_seconds_uniform": timed["seconds"]["uniform"],
+            "epoch_seconds_joint": timed["seconds"]["joint_epoch"],
+            "round_seconds_credit": timed["seconds"]["credit_round"],
+            "ratio_joint_epoch_uniform": epoch_ratio["median"], "ratio_joint_epoch_uniform_summary": epoch_ratio,
+            "ratio_credit_round_uniform": round_ratio["median"], "ratio_credit_round_uniform_summary": round_ratio,
+            "rounds_every": every, "ratio_joint_amortised_uniform": amortised, "goal_ratio_joint_epoch_uniform": 1.05}

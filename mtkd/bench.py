@@ -15,6 +15,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
@@ -24,11 +25,99 @@ from mtkd.distill.steps import FitState, StudentState, init_fit_state, make_epoc
 from mtkd.fusion import make_strategy
 from mtkd.fusion.strategies import StrategyShapes
 from mtkd.models import ModelSpec
-from mtkd.timing import epoch_runner, paired_ratios, ratio_summary
+from mtkd.distill.timed_epochs import MLP_STUDENT, seeds_epoch_runner
+from mtkd.timing import epoch_runner, interleaved_rounds, paired_ratios, ratio_summary
 from mtkd.teachers import TeacherPool
 
 
 PUBLISHED_METHODS = ("ebkd", "ca_mkd", "ae_kd", "mmkd", "mtkd_rl")
+CNN_STUDENT = ModelSpec("cnn1d", {})
+SCALING_SEEDS = (1, 2, 4, 8, 16)
+SCALING_TEACHERS = (1, 2, 4, 8, 16)
+
+
+def peer_costs(splits: DatasetSplits, pool: TeacherPool, peer: str = "torch", seeds: int = 8, min_rounds: int = 5,
+               budget_seconds: float = 60.0, threads: int | None = None,
+               log: Callable[[str], None] = print) -> dict:
+    """Student steps per second of the JAX epoch against a plain PyTorch loop doing the same work
+    (`mtkd.torch_peer`: MLP, K cached teachers, batch, Adam, alpha, T), interleaved in one process:
+    one seed against one PyTorch run, and `seeds` vmapped seeds against `seeds` PyTorch runs in a
+    row. Ratios are PyTorch seconds over JAX seconds, per round."""
+    from mtkd.torch_peer import TorchEpoch, import_torch
+
+    if peer != "torch":
+        raise ValueError(f"unknown peer {peer!r}")
+    torch = import_torch()
+    threads = threads or _cpu_threads()  # XLA on the CPU uses every core it may run on
+    config = TrainConfig()
+    logits = pool.logits(splits)["train"]
+    teachers = np.asarray(logits)
+    widths = MLP_STUDENT.options["widths"]
+    peers = [TorchEpoch(splits.x_train, splits.y_train, teachers, splits.num_classes, widths, config.batch_size,
+                        config.learning_rate, config.alpha, config.temperature, threads, seed=s) for s in range(seeds)]
+    peers[0](0)  # warm-up, as the JAX runners are compiled and run once
+    runners = {"jax_1": seeds_epoch_runner(splits, logits, 1, config=config),
+               "torch_1": peers[0],
+               f"jax_{seeds}": seeds_epoch_runner(splits, logits, seeds, config=config),
+               f"torch_{seeds}": lambda i: [run(i) for run in peers]}
+    times = interleaved_rounds(runners, min_rounds=min_rounds, max_rounds=min_rounds, budget_seconds=budget_seconds)
+    steps = splits.num_train // config.batch_size
+    seconds = {name: statistics.median(values) for name, values in times.items()}
+    one = ratio_summary(times["torch_1"], times["jax_1"])
+    many = ratio_summary(times[f"torch_{seeds}"], times[f"jax_{seeds}"])
+    report = {"peer": "torch", "torch_version": torch.__version__, "threads": threads, "seeds": seeds,
+              "steps_per_epoch": steps, "epoch_seconds": seconds,
+              "steps_per_second_jax_1": steps / seconds["jax_1"],
+              "steps_per_second_torch_1": steps / seconds["torch_1"],
+              f"steps_per_second_jax_{seeds}": seeds * steps / seconds[f"jax_{seeds}"],
+              f"steps_per_second_torch_{seeds}": seeds * steps / seconds[f"torch_{seeds}"],
+              "ratio_jax_torch_1": one["median"], "ratio_jax_torch_1_summary": one,
+              f"ratio_jax_torch_{seeds}": many["median"], f"ratio_jax_torch_{seeds}_summary": many,
+              "goal_ratio_jax_torch_1": 4.0, f"goal_ratio_jax_torch_{seeds}": 15.0}
+    log(f"against PyTorch {torch.__version__} ({threads} threads): one seed {report['steps_per_second_jax_1']:.0f} "
+        f"vs {report['steps_per_second_torch_1']:.0f} steps/s, {one['median']:.2f}x (min {one['min']:.2f}, "
+        f"max {one['max']:.2f}, {one['pairs']} pairs); {seeds} vmapped seeds vs {seeds} runs in a row "
+        f"{many['median']:.2f}x (min {many['min']:.2f}, max {many['max']:.2f})")
+    return report
+
+
+def _cpu_threads() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def scaling_costs(splits: DatasetSplits, pool: TeacherPool, rounds: int = 3, budget_seconds: float = 60.0,
+                  log: Callable[[str], None] = print) -> dict:
+    """Student steps per second (all seeds together) of the uniform-fusion epoch for 1, 2, 4, 8 and 16
+    vmapped seeds (K = the pool's teachers, MLP), for K = 1, 2, 4, 8 and 16 cached teachers (one
+    seed; the pool's logits repeated to K), and for the 1-D CNN student (one seed), timed in
+    interleaved rounds."""
+    config = TrainConfig()
+    logits = pool.logits(splits)["train"]
+    steps = splits.num_train // config.batch_size
+    cases, work = {}, {}
+    for seeds in SCALING_SEEDS:
+        cases[f"seeds_{seeds}"] = seeds_epoch_runner(splits, logits, seeds, config=config)
+        work[f"seeds_{seeds}"] = seeds
+    for k in SCALING_TEACHERS:
+        tiled = jnp.concatenate([logits] * -(-k // logits.shape[0]), axis=0)[:k]
+        cases[f"teachers_{k}"] = seeds_epoch_runner(splits, tiled, 1, config=config)
+        work[f"teachers_{k}"] = 1
+    cases["cnn1d"] = seeds_epoch_runner(splits, logits, 1, CNN_STUDENT, config=config)
+    work["cnn1d"] = 1
+    times = interleaved_rounds(cases, min_rounds=rounds, max_rounds=rounds, budget_seconds=budget_seconds)
+    rate = {name: work[name] * steps / statistics.median(values) for name, values in times.items()}
+    report = {"steps_per_epoch": steps, "rounds": len(times["cnn1d"]),
+              "seeds": {str(s): rate[f"seeds_{s}"] for s in SCALING_SEEDS},
+              "teachers": {str(k): rate[f"teachers_{k}"] for k in SCALING_TEACHERS},
+              "students": {"mlp": rate[f"teachers_{len(pool)}"] if len(pool) in SCALING_TEACHERS else None,
+                           "cnn1d": rate["cnn1d"]},
+              "cnn_student": CNN_STUDENT.to_dict()}
+    log("scaling, steps/s: seeds " + ", ".join(f"{s}: {v:.0f}" for s, v in report["seeds"].items())
+        + "; teachers " + ", ".join(f"{k}: {v:.0f}" for k, v in report["teachers"].items())
+        + f"; cnn1d student {rate['cnn1d']:.0f}")
+    return report
 
 
 def published_method_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,
@@ -153,6 +242,38 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
         return report
     report.update(selector.selector_epoch_cost(splits, pool, repeats=repeats))
     summary = report["ratio_rl_uniform_summary"]
-    log(f"student epoch under the selector: {summary['median']:.3f}x uniform (median of {summary['pairs']} "
-        f"interleaved pairs, min {summary['min']:.3f}, max {summary['max']:.3f})")
+    log(f"student epoch under a saved policy (the rl strategy): {summary['median']:.3f}x uniform (median of "
+        f"{summary['pairs']} interleaved pairs, min {summary['min']:.3f}, max {summary['max']:.3f})")
+    joint = report["joint_selector"] = selector.joint_selector_cost(splits, pool)
+    epoch = joint["ratio_joint_epoch_uniform_summary"]
+    log(f"joint selector ({joint['seeds']} seeds): epoch {epoch['median']:.3f}x uniform (min {epoch['min']:.3f}, "
+        f"max {epoch['max']:.3f}, {epoch['pairs']} pairs), credit round {joint['ratio_credit_round_uniform']:.2f}x "
+        f"a uniform epoch, one every {joint['rounds_every']} epochs: {joint['ratio_joint_amortised_uniform']:.3f}x "
+        f"per epoch in all")
     return report
+
+
+def plot_scaling(scaling: dict, path) -> None:
+    """Steps/s against vmapped seeds and against cached teachers (log-log), the CNN student as a
+    marker on the teachers panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    seeds = [int(s) for s in scaling["seeds"]]
+    left.plot(seeds, list(scaling["seeds"].values()), "o-", label="vmapped seeds (MLP, K = pool)")
+    left.plot(seeds, [scaling["seeds"]["1"] * s for s in seeds], ":", color="grey", label="linear in seeds")
+    left.set(xscale="log", yscale="log", xlabel="seeds", ylabel="student steps / s (all seeds)")
+    left.set_xticks(seeds, [str(s) for s in seeds])
+    left.legend(fontsize=8)
+    teachers = [int(k) for k in scaling["teachers"]]
+    right.plot(teachers, list(scaling["teachers"].values()), "o-", label="MLP student, 1 seed")
+    right.axhline(scaling["students"]["cnn1d"], color="C1", ls="--", label="1-D CNN student, 1 seed")
+    right.set(xscale="log", xlabel="cached teachers K", ylabel="student steps / s")
+    right.set_xticks(teachers, [str(k) for k in teachers])
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

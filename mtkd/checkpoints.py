@@ -47,7 +47,10 @@ def restore_params(path: str | Path, abstract_tree: Any, expected_checksum: str 
     path = Path(path).absolute()
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} is missing")
-    target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), abstract_tree)
+    # On this process's first device: in a multi-process run each process restores its own copy
+    # (the default target would be laid out over every process's devices).
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=here), abstract_tree)
     checkpointer = ocp.StandardCheckpointer()
     try:
         # Shapes are compared from the metadata first: a restore into the wrong shapes fails inside

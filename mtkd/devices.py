@@ -5,6 +5,11 @@ The seeds axis of the training state is split over a one-axis `Mesh` of local de
 unsharded and are replicated by `jax.jit`. Seeds are independent, so each device computes its own
 seeds exactly as one device would. The number of devices used is the largest count, up to the
 devices available (or `--devices N`), that divides the number of seeds evenly.
+
+In a multi-process run (`mtkd.distributed`) the mesh spans every process's devices (all of them,
+so that each process holds its share of the seeds): the seed count must then be a multiple of
+the global device count, and leaves are assembled from each process's own copy of the host
+values (`jax.make_array_from_callback`: every process builds the same initial state).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mtkd.errors import ConfigError
@@ -28,11 +34,27 @@ class SeedPlacement:
 
     def place(self, tree):
         """Every leaf (leading axis = seeds) split over the devices; unchanged on one device."""
-        return tree if self.sharding is None else jax.device_put(tree, self.sharding)
+        if self.sharding is None:
+            return tree
+        if self.sharding.is_fully_addressable:
+            return jax.device_put(tree, self.sharding)
+        return jax.tree.map(lambda leaf: _global_array(leaf, self.sharding), tree)
+
+
+def _global_array(leaf, sharding: NamedSharding):
+    """One leaf of a multi-process state: this process's shards cut from its own host copy."""
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(_global_array(jax.random.key_data(leaf), sharding),
+                                        impl=jax.random.key_impl(leaf))
+    host = np.asarray(leaf)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def seed_placement(num_seeds: int, devices: int | None = None) -> SeedPlacement:
-    """The placement of `num_seeds` seeds on at most `devices` local devices (default: all)."""
+    """The placement of `num_seeds` seeds on at most `devices` local devices (default: all); over
+    every process's devices in a multi-process run."""
+    if jax.process_count() > 1:
+        return _global_placement(num_seeds, devices)
     available = jax.local_devices()
     if devices is not None and (isinstance(devices, bool) or not isinstance(devices, int) or devices < 1):
         raise ConfigError(f"devices must be a whole number >= 1, got {devices!r}")
@@ -45,6 +67,18 @@ def seed_placement(num_seeds: int, devices: int | None = None) -> SeedPlacement:
         return SeedPlacement(1)
     mesh = Mesh(available[:used], (AXIS,))
     return SeedPlacement(used, NamedSharding(mesh, PartitionSpec(AXIS)))
+
+
+def _global_placement(num_seeds: int, devices: int | None) -> SeedPlacement:
+    available = jax.devices()
+    if devices is not None and devices != len(available):
+        raise ConfigError(f"a multi-process run uses every process's devices ({len(available)}), "
+                          f"so --devices must be left out or {len(available)}, got {devices}")
+    if num_seeds % len(available):
+        raise ConfigError(f"{num_seeds} seeds cannot be split over the {len(available)} devices of "
+                          f"{jax.process_count()} processes: use a multiple of {len(available)} seeds")
+    mesh = Mesh(np.asarray(available), (AXIS,))
+    return SeedPlacement(len(available), NamedSharding(mesh, PartitionSpec(AXIS)))
 
 
 __all__ = ["SeedPlacement", "seed_placement"]

@@ -25,6 +25,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from mtkd.distributed import agree, is_writer
 from mtkd.errors import ConfigError
 from mtkd.runs import CHECKPOINTS, claim_output_dir, finished_before, replace_text
 
@@ -89,7 +90,8 @@ class EpochCheckpoints:
 
     def _open(self) -> ocp.CheckpointManager:
         if self._manager is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if is_writer():  # Orbax's own multi-host saves wait for the primary process's folder
+                self.directory.mkdir(parents=True, exist_ok=True)
             # Synchronous saves: a checkpoint is complete on disk before training goes on.
             options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=False, create=True)
             self._manager = ocp.CheckpointManager(self.directory, options=options)
@@ -140,7 +142,7 @@ class EpochCheckpoints:
         if unreadable:
             self._manager.close()
             self._manager = None
-            for step in unreadable:
+            for step in unreadable if is_writer() else ():
                 shutil.rmtree(self.directory / str(step), ignore_errors=True)
         if found is None:
             return None
@@ -159,7 +161,8 @@ class EpochCheckpoints:
         if self._manager is not None:
             self._manager.close()
             self._manager = None
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if is_writer():
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class RunCheckpoints:
@@ -189,15 +192,21 @@ class RunCheckpoints:
                     shutil.rmtree(path, ignore_errors=True)
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        if is_writer():
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def start_run(out: str | Path, signature: dict, *, overwrite: bool, resume: bool, config: CheckpointConfig,
               log: Callable[[str], None]) -> tuple[Path, "RunCheckpoints | None"]:
     """Claims `out` for the run `signature` (`mtkd.runs.claim_output_dir`) and returns it with the
     run's checkpoints; None instead of checkpoints when a resumed run had already finished."""
-    out = claim_output_dir(out, signature, overwrite=overwrite, resume=resume)
-    if finished_before(out, log=log):
+    # In a multi-process run process 0 claims the folder; the others follow its verdict.
+    if is_writer():
+        out = claim_output_dir(out, signature, overwrite=overwrite, resume=resume)
+        done = finished_before(out, log=log)
+    else:
+        out, done = Path(out), False
+    if agree(done):
         return out, None
     return out, RunCheckpoints(out / CHECKPOINTS, config, log)
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mtkd.distributed import is_writer
 from mtkd.errors import OutputExistsError
 
 RUN_FILE = "run.json"
@@ -76,7 +77,10 @@ def finished_before(out: Path, results: str = "results.json", log=None) -> bool:
 
 
 def replace_text(path: str | Path, text: str) -> None:
-    """Writes `path` atomically: a reader (or a resumed run) sees the old file or the new one."""
+    """Writes `path` atomically: a reader (or a resumed run) sees the old file or the new one. In a
+    multi-process run only process 0 writes (`mtkd.distributed.is_writer`)."""
+    if not is_writer():
+        return
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text)
@@ -84,7 +88,10 @@ def replace_text(path: str | Path, text: str) -> None:
 
 
 def save_figure(figure, path: str | Path, **options) -> None:
-    """`figure.savefig` to a temporary name, then renamed (the format from `path`'s suffix)."""
+    """`figure.savefig` to a temporary name, then renamed (the format from `path`'s suffix); by
+    process 0 only in a multi-process run."""
+    if not is_writer():
+        return
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
     figure.savefig(temporary, format=path.suffix.lstrip("."), **options)

@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from mtkd.bench import student_epoch_costs
+from mtkd.bench import peer_costs, plot_scaling, scaling_costs, student_epoch_costs
+from mtkd.errors import ConfigError
+from mtkd.torch_peer import import_torch
 from mtkd.data import load_dataset
 from mtkd.distill.pool_training import ensure_pool
 from mtkd.teachers import default_pool_dir
@@ -23,16 +25,34 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", default=None, help="TFDS data directory")
     parser.add_argument("--teachers", default=None, help="teacher pool directory (default: the default mnist1d pool)")
     parser.add_argument("--repeats", type=int, default=20, help="timed epochs per case (default: %(default)s)")
+    parser.add_argument("--peer", choices=["torch"], default=None,
+                        help="also time the same work in plain PyTorch, in this process (needs "
+                             "`pip install 'mtkd[bench]'`): one seed against one run, and --peer-seeds vmapped "
+                             "seeds against that many runs in a row")
+    parser.add_argument("--peer-seeds", type=int, default=8,
+                        help="seeds of the vmapped side of the --peer comparison (default: %(default)s)")
+    parser.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
+                        help="steps/s for 1-16 vmapped seeds, 1-16 cached teachers and a 1-D CNN student "
+                             "(default: on), plotted to scaling.png")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.repeats < 1 or args.peer_seeds < 1:
+        raise ConfigError(f"--repeats and --peer-seeds must be >= 1, got {args.repeats} and {args.peer_seeds}")
+    if args.peer is not None:
+        import_torch()  # fails here, before any work, when PyTorch is missing
     splits = load_dataset("mnist1d", data_dir=args.data_dir)
     pool = ensure_pool("mnist1d", "default", out_dir=args.teachers or default_pool_dir("mnist1d"), data_dir=args.data_dir)
     report = student_epoch_costs(splits, pool, repeats=args.repeats,
                                  log=stderr_line)
+    if args.peer is not None:
+        report["peer"] = peer_costs(splits, pool, args.peer, seeds=args.peer_seeds, log=stderr_line)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.scaling:
+        report["scaling"] = scaling_costs(splits, pool, log=stderr_line)
+        plot_scaling(report["scaling"], out / "scaling.png")
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     return 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from mtkd.cli.options import (add_data_options, add_run_options, add_student_options, checkpoint_config_from,
-                              seeds_from, student_spec_from, train_config_from)
+from mtkd.cli.options import (add_data_options, add_device_options, add_run_options, add_student_options,
+                              checkpoint_config_from, distributed_config_from, seeds_from, student_spec_from,
+                              train_config_from)
+from mtkd import distributed
 from mtkd.data import load_dataset
 from mtkd.devices import seed_placement
 from mtkd.distill.experiment import (bind_pool_loss, build_strategies, check_pool_matches_splits, read_loss_file,
@@ -36,9 +38,7 @@ def register(subparsers) -> None:
                              "alpha*CE + (1-alpha)*T^2*KL; teacher terms are weighted by the strategy")
     add_student_options(parser)
     parser.add_argument("--out", required=True, help="output directory (results.json, metrics/)")
-    parser.add_argument("--devices", type=int, default=None,
-                        help="split the seeds over at most N local devices (default: all; the count used divides "
-                             "the seeds evenly and is recorded in results.json)")
+    add_device_options(parser)
     add_run_options(parser)
     parser.set_defaults(func=run)
 
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     student = student_spec_from(args)
     seeds = seeds_from(args)
     interval = checkpoint_config_from(args)
+    distributed.start(distributed_config_from(args))  # before any other JAX work
     placement = seed_placement(len(seeds), args.devices)
     splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
                           split_seed=args.split_seed)
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                              checkpoints=checkpoints, devices=placement.devices)
     teachers = teacher_rows(pool)
     write_results(out / "results.json", args.dataset, rows, teachers=teachers, student=student.to_dict(),
-                  config=config.__dict__, devices=placement.devices)
+                  config=config.__dict__, devices=placement.devices, processes=distributed.process_count())
     checkpoints.remove()  # results.json is complete: nothing needs them now
-    print(format_table(rows, teachers))
+    if distributed.is_writer():
+        print(format_table(rows, teachers))
     return 0

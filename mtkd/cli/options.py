@@ -83,3 +83,28 @@ def checkpoint_config_from(args: argparse.Namespace, base: CheckpointConfig = Ch
     changes = {name: getattr(args, name) for name in ("checkpoint_every_epochs", "checkpoint_every_seconds")
                if getattr(args, name) is not None}
     return dataclasses.replace(base, **{name.removeprefix("checkpoint_"): value for name, value in changes.items()})
+
+
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """--devices and the multi-process flags of `mtkd.distributed`: one name each across commands."""
+    group = parser.add_argument_group("devices and processes")
+    group.add_argument("--devices", type=int, default=None,
+                       help="split the seeds over at most N local devices (default: all; the count used divides "
+                            "the seeds evenly and is recorded in results.json)")
+    group.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                       help="start a multi-process run: every process runs the same command with the address of "
+                            "process 0, --num-processes and its own --process-id; the seeds are split over every "
+                            "process's devices and process 0 writes all files")
+    group.add_argument("--num-processes", type=int, default=None, metavar="N",
+                       help="processes of a multi-process run (with --coordinator-address)")
+    group.add_argument("--process-id", type=int, default=None, metavar="I",
+                       help="this process's index in [0, N) (with --coordinator-address)")
+    group.add_argument("--distributed-auto", action="store_true",
+                       help="start a multi-process run from what jax.distributed.initialize() detects in the "
+                            "environment (SLURM, ...) instead of the three flags above")
+
+
+def distributed_config_from(args: argparse.Namespace):
+    from mtkd.distributed import DistributedConfig
+
+    return DistributedConfig(args.coordinator_address, args.num_processes, args.process_id, args.distributed_auto)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mtkd.distributed import to_host
 from mtkd.data import DatasetSplits
 from mtkd.distill.composition import feature_shapes
 from mtkd.distill.config import TrainConfig
@@ -163,7 +164,7 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
     state = seed_placement(len(seeds), devices).place(StudentState(params, jax.vmap(optimizer.init)(params)))
     loop = run_epochs(state, lambda s, k, p: jitted_epoch(s, k, x, y, p), run_val, lambda s: s.params,
                       config.epochs, seeds, on_epoch, metrics_path, checkpoints)
-    test = np.asarray(run_exits(loop.best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)))
+    test = to_host(run_exits(loop.best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)))
     return ByotFitResult(graphdef, loop.best_params, seeds, loop.best_epoch, loop.val_accuracy,
                          test[:, -1].tolist(), loop.history, exit_test_accuracy=test.T.tolist())
 

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from mtkd.distributed import to_host
 from mtkd.distill.composition import bind_loss, feature_shapes, make_composite_epoch
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import FitResult, SplitArrays, init_students, unstack
@@ -110,7 +111,7 @@ def fit_composite(
     best_student = loop.best_params["student"]
     test_accuracy = None
     if test is not None:
-        test_accuracy = jnp.asarray(run_eval(best_student, test.x, test.y)[0]).tolist()
+        test_accuracy = to_host(run_eval(best_student, test.x, test.y)[0]).tolist()
     return FitResult(graphdef, best_student, seeds, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history)
 
 

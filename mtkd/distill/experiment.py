@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import jax.numpy as jnp
 
+from mtkd.distributed import is_writer
 from mtkd.config_files import read_config_file
 from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
@@ -119,7 +120,8 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
 
         metrics_path = None
         if metrics_dir is not None:
-            metrics_dir.mkdir(parents=True, exist_ok=True)
+            if is_writer():
+                metrics_dir.mkdir(parents=True, exist_ok=True)
             metrics_path = metrics_dir / f"{strategy.name.replace(':', '_').replace('/', '_')}.jsonl"
         loop_checkpoints = checkpoints.loop(strategy.name) if checkpoints is not None else None
         try:

@@ -20,6 +20,7 @@ from flax import nnx
 from mtkd.distill.config import TrainConfig
 from mtkd.optimizers import make_optimizer
 from mtkd.devices import seed_placement
+from mtkd.distributed import to_host
 from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, evaluate, init_fit_state, make_epoch
 from mtkd.fusion.strategies import FusionStrategy, StrategyShapes
@@ -121,7 +122,7 @@ def fit(
 
     test_accuracy = None
     if test is not None:
-        test_accuracy = np.asarray(run_eval(best_params, test.x, test.y)[0]).tolist()
+        test_accuracy = to_host(run_eval(best_params, test.x, test.y)[0]).tolist()
     return FitResult(graphdef, best_params, seeds, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history)
 
 

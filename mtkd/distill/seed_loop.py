@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mtkd.distributed import agree, is_writer, to_host
 from mtkd.distill.steps import keep_best
 from mtkd.run_checkpoints import EpochCheckpoints
 from mtkd.errors import TrainingDivergedError
@@ -94,9 +95,11 @@ def run_epochs(
             state, best_params = arrays["state"], arrays["best_params"]
             # Uncommitted again (a restore commits it to one device), so that jit may put it beside
             # a state split over several devices.
-            best_accuracy = jnp.asarray(np.asarray(arrays["best_accuracy"]))
-            best_epoch, history, first = np.asarray(arrays["best_epoch"]), list(record["history"]), done + 1
+            best_accuracy = jnp.asarray(to_host(arrays["best_accuracy"]))
+            best_epoch, history, first = to_host(arrays["best_epoch"]), list(record["history"]), done + 1
     written = 0
+    if not is_writer():  # in a multi-process run, process 0 writes the metrics
+        metrics_path = None
     if metrics_path is not None:
         metrics_path = Path(metrics_path)
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,26 +123,27 @@ def run_epochs(
         val = run_val(params_of(state))
         best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, params_of(state),
                                                              val["val_accuracy"])
-        losses = np.asarray(metrics["loss"])
+        metrics, val, improved = to_host((metrics, val, improved))  # gathered from every process
+        losses = metrics["loss"]
         if not np.all(np.isfinite(losses)):
             bad = sorted({seeds[i] for i in np.argwhere(~np.isfinite(losses))[:, 0]})
             raise TrainingDivergedError(f"training loss became {losses[~np.isfinite(losses)][0]} at epoch "
                                         f"{epoch} (seed {', '.join(map(str, bad))}); lower the learning rate")
-        best_epoch = np.where(np.asarray(improved), epoch, best_epoch)
+        best_epoch = np.where(improved, epoch, best_epoch)
         record = {"epoch": epoch, "train_loss": losses.tolist(),
                   **{name: np.asarray(value).tolist() for name, value in val.items()},
                   **{name: np.asarray(value).tolist() for name, value in metrics.items() if name != "loss"}}
         history.append(record)
         if checkpoints is None:
             flush_metrics()
-        elif epoch < epochs and checkpoints.due(epoch):
+        elif epoch < epochs and agree(checkpoints.due(epoch)):  # every process saves, or none
             checkpoints.save(epoch, {"state": state, "best_params": best_params, "best_accuracy": best_accuracy,
                                      "best_epoch": best_epoch}, {"history": history})
             flush_metrics()  # after the checkpoint: the file never runs ahead of what a resume restores
         if on_epoch:
             on_epoch(record)
     flush_metrics()
-    return LoopResult(best_params, best_epoch.tolist(), np.asarray(best_accuracy).tolist(), history)
+    return LoopResult(best_params, best_epoch.tolist(), to_host(best_accuracy).tolist(), history)
 
 
 __all__ = ["LoopResult", "epoch_keys", "run_epochs"]

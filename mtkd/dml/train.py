@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mtkd.distributed import to_host
 from mtkd.data import DatasetSplits
 from mtkd.devices import seed_placement
 from mtkd.distill.config import TrainConfig
@@ -113,7 +114,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
                       metrics_path, checkpoints, keep_best_fn=run_keep_best, accuracy_shape=(len(seeds), len(peers)))
     best_params, best_accuracy, best_epoch, history = (loop.best_params, np.asarray(loop.val_accuracy),
                                                        np.asarray(loop.best_epoch), loop.history)
-    test_accuracy = np.asarray(run_eval(best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test))[0])
+    test_accuracy = to_host(run_eval(best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test))[0])
     return DMLResult(
         strategy, names, seeds, best_epoch.T.tolist(), np.asarray(best_accuracy).T.tolist(), test_accuracy.T.tolist(),
         time.perf_counter() - started, [stacks.graphdefs[stacks.slot(k)[0]] for k in range(len(peers))],

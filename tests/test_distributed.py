@@ -1,0 +1,152 @@
+"""Multi-process runs (`mtkd.distributed`): two processes on 127.0.0.1, each with 2 forced host
+devices, run the same `mtkd distill` and give the per-seed results of a one-device run; only
+process 0 writes; a process that dies makes the other exit non-zero within a minute; a seed count
+that does not split over the devices is refused before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mtkd.distributed import DistributedConfig
+from mtkd.errors import ConfigError
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# `mtkd` with a Python audit hook that lists, in AUDIT_FILE, every path it opens for writing,
+# creates, renames or removes (files Orbax writes from C++ for its multi-host saves are not seen).
+AUDITED_MTKD = """
+import os, sys
+audit = os.open(sys.argv.pop(1), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        mode, flags = args[1], args[2]
+        if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (mode is None and flags & WRITING):
+            os.write(audit, (os.path.abspath(os.fsdecode(args[0])) + chr(10)).encode())
+    elif event in ("os.mkdir", "os.rename", "os.remove", "os.rmdir", "shutil.rmtree"):
+        os.write(audit, (os.path.abspath(os.fsdecode(args[0])) + chr(10)).encode())
+sys.addaudithook(hook)
+from mtkd.cli.main import main
+sys.exit(main())
+"""
+
+
+def mtkd_command(*args: str, audit: Path | None = None) -> list[str]:
+    if audit is None:
+        return [sys.executable, "-c", "import sys; from mtkd.cli.main import main; sys.exit(main())", *args]
+    return [sys.executable, "-c", AUDITED_MTKD, str(audit), *args]
+
+
+def environment(devices: int) -> dict:
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def start_processes(tmp_path: Path, distill_args: list[str], count: int = 2) -> list[subprocess.Popen]:
+    """`count` processes of one run into tmp_path/run; process i lists what it writes in
+    tmp_path/writes{i}.txt."""
+    port = free_port()
+    return [subprocess.Popen(
+        mtkd_command("distill", *distill_args, "--out", str(tmp_path / "run"), "--coordinator-address",
+                     f"127.0.0.1:{port}", "--num-processes", str(count), "--process-id", str(index),
+                     audit=tmp_path / f"writes{index}.txt"),
+        env=environment(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(count)]
+
+
+def writes_under(path: Path, audit: Path) -> set[str]:
+    return {line for line in audit.read_text().splitlines() if line.startswith(str(path))}
+
+
+def common_args(data_dir, pool_dir, seeds: int, epochs: int) -> list[str]:
+    return ["--data-dir", data_dir, "--teachers", str(pool_dir), "--seeds", str(seeds), "--epochs", str(epochs),
+            "--student-options", '{"widths": [16]}', "--strategy", "uniform", "--strategy", "none",
+            "--checkpoint-every-epochs", "1"]  # Orbax's multi-host saves, every process taking part
+
+
+def test_config_is_checked_before_any_work():
+    with pytest.raises(ConfigError, match="go together"):
+        DistributedConfig("127.0.0.1:1234", 2)
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        DistributedConfig("localhost", 2, 0)
+    with pytest.raises(ConfigError, match=r"--process-id must be in \[0, 2\)"):
+        DistributedConfig("127.0.0.1:1234", 2, 2)
+    assert not DistributedConfig().enabled and DistributedConfig("h:1", 1, 0).enabled
+
+
+def test_two_processes_match_one_device_and_only_process_zero_writes(data_dir, tiny_pool_dir, tmp_path):
+    args = common_args(data_dir, tiny_pool_dir, seeds=4, epochs=2)
+    processes = start_processes(tmp_path, args)
+    outputs = [process.communicate(timeout=400) for process in processes]
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    single = subprocess.run(mtkd_command("distill", *args, "--out", str(tmp_path / "single"), "--devices", "1"),
+                            env=environment(1), capture_output=True, text=True, timeout=400)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    run = tmp_path / "run"
+    # Process 1 writes nothing of its own: results, metrics, run folder and plain files are
+    # process 0's; only Orbax's multi-host checkpoint saves involve it (every process writes its
+    # own shards and their metadata).
+    own = writes_under(run, tmp_path / "writes1.txt")
+    assert {path for path in own if not path.startswith(str(run / "checkpoints"))} == set()
+    assert all("process_1" in path or "ocdbt" in path for path in own), own  # Orbax's per-process parts
+    assert {str(run / "results.json.tmp"), str(run / "metrics" / "uniform.jsonl")} <= writes_under(
+        run, tmp_path / "writes0.txt")
+    assert "student strategy" in outputs[0][0] and "student strategy" not in outputs[1][0]
+    multi = json.loads((run / "results.json").read_text())
+    one = json.loads((tmp_path / "single" / "results.json").read_text())
+    assert (multi["devices"], multi["processes"]) == (4, 2)
+    assert (one["devices"], one["processes"]) == (1, 1)
+    assert len(multi["rows"]) == 2
+    for got, want in zip(multi["rows"], one["rows"]):
+        # Per seed: the chosen epoch, its validation and test accuracy, exactly.
+        for field in ("strategy", "seeds", "best_epoch", "val_accuracy", "test_accuracy"):
+            assert got[field] == want[field], field
+    metrics = (run / "metrics" / "uniform.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in metrics] == [1, 2]
+
+
+def test_a_dead_process_stops_the_other_within_a_minute(data_dir, tiny_pool_dir, tmp_path):
+    processes = start_processes(tmp_path, common_args(data_dir, tiny_pool_dir, seeds=4, epochs=100000))
+    survivor, victim = processes
+    try:
+        metrics = tmp_path / "run" / "metrics" / "uniform.jsonl"
+        deadline = time.monotonic() + 300
+        while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):  # both are training
+            assert time.monotonic() < deadline and victim.poll() is None and survivor.poll() is None
+            time.sleep(0.5)
+        victim.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = survivor.communicate(timeout=120)
+        waited = time.monotonic() - killed
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert survivor.returncode != 0
+    assert waited < 60, waited
+    assert "another task died" in err or "unhealthy" in err, err[-2000:]
+
+
+def test_seeds_that_do_not_split_over_the_processes_are_refused(data_dir, tiny_pool_dir, tmp_path):
+    processes = start_processes(tmp_path, common_args(data_dir, tiny_pool_dir, seeds=3, epochs=2))
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 2, err[-2000:]
+        assert "3 seeds cannot be split over the 4 devices of 2 processes" in err
+    assert not (tmp_path / "run").exists()
