@@ -200,13 +200,9 @@ def start_run(out: str | Path, signature: dict, *, overwrite: bool, resume: bool
               log: Callable[[str], None]) -> tuple[Path, "RunCheckpoints | None"]:
     """Claims `out` for the run `signature` (`mtkd.runs.claim_output_dir`) and returns it with the
     run's checkpoints; None instead of checkpoints when a resumed run had already finished."""
-    # In a multi-process run process 0 claims the folder; the others follow its verdict.
-    if is_writer():
-        out = claim_output_dir(out, signature, overwrite=overwrite, resume=resume)
-        done = finished_before(out, log=log)
-    else:
-        out, done = Path(out), False
-    if agree(done):
+    out = claim_output_dir(out, signature, overwrite=overwrite, resume=resume)
+    # In a multi-process run the others follow process 0's verdict.
+    if agree(finished_before(out, log=log) if is_writer() else False):
         return out, None
     return out, RunCheckpoints(out / CHECKPOINTS, config, log)
 

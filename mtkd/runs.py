@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mtkd.distributed import is_writer
+from mtkd.distributed import barrier, is_writer
 from mtkd.errors import OutputExistsError
 
 RUN_FILE = "run.json"
@@ -23,9 +23,13 @@ def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool
     - of the same signature: continued with `resume`, emptied with `overwrite`, else refused;
     - of another signature: emptied with `overwrite`; refused otherwise, naming the differing
       keys when `resume` was asked for.
-    Call this before any training, so a refusal loses nothing.
+    Call this before any training, so a refusal loses nothing. In a multi-process run process 0
+    claims the folder and the others wait until it has.
     """
     out = Path(out)
+    if not is_writer():
+        barrier(f"mtkd: claimed {out}")
+        return out
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output {out} exists and is not a directory")
     signature = _normalise(signature)
@@ -49,6 +53,7 @@ def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool
                                     f"or pass --overwrite (or --resume with the same config)")
     out.mkdir(parents=True, exist_ok=True)
     replace_text(out / RUN_FILE, json.dumps(signature, indent=2, sort_keys=True) + "\n")
+    barrier(f"mtkd: claimed {out}")
     return out
 
 

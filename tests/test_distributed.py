@@ -150,3 +150,55 @@ def test_seeds_that_do_not_split_over_the_processes_are_refused(data_dir, tiny_p
         assert process.returncode == 2, err[-2000:]
         assert "3 seeds cannot be split over the 4 devices of 2 processes" in err
     assert not (tmp_path / "run").exists()
+
+
+def ablation_file(tmp_path: Path, data_dir, pool_dir, strategies: list[str]) -> Path:
+    path = tmp_path / "ablation.toml"
+    path.write_text("\n".join([
+        'dataset = "mnist1d"', f'data_dir = "{data_dir}"', f'pool_dir = "{pool_dir}"', "seeds = 4",
+        f"strategies = {json.dumps(strategies)}",
+        "[student]", 'arch = "mlp"', "options = { widths = [16] }",
+        "[train]", "epochs = 2", "batch_size = 256"]) + "\n")
+    return path
+
+
+def per_seed(results: dict) -> list:
+    return [[row.get(field) for field in ("strategy", "seeds", "best_epoch", "val_accuracy", "test_accuracy")]
+            for row in results["rows"]]
+
+
+def test_ablation_on_four_devices_and_on_two_processes_matches_one_device(data_dir, tiny_pool_dir, tmp_path):
+    config = ablation_file(tmp_path, data_dir, tiny_pool_dir, ["none", "uniform", "confidence", "dml"])
+    runs = {}
+    for name, devices in (("one", 1), ("four", 4)):
+        done = subprocess.run(mtkd_command("ablate", "--config", str(config), "--out", str(tmp_path / name)),
+                              env=environment(devices), capture_output=True, text=True, timeout=400)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    port = free_port()
+    processes = [subprocess.Popen(
+        mtkd_command("ablate", "--config", str(config), "--out", str(tmp_path / "two"), "--coordinator-address",
+                     f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(index)),
+        env=environment(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
+    for process in processes:
+        _, err = process.communicate(timeout=400)
+        assert process.returncode == 0, err[-3000:]
+    runs["two"] = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert [(r["devices"], r["processes"]) for r in runs.values()] == [(1, 1), (4, 1), (4, 2)]
+    assert per_seed(runs["four"]) == per_seed(runs["one"])
+    assert per_seed(runs["two"]) == per_seed(runs["one"])
+    assert len(runs["one"]["rows"]) == 6 and not any("error" in row for row in runs["two"]["rows"])
+
+
+def test_a_multi_process_ablation_refuses_the_selector_rows_before_any_work(data_dir, tiny_pool_dir, tmp_path):
+    config = ablation_file(tmp_path, data_dir, tiny_pool_dir, ["uniform", "rl"])
+    port = free_port()
+    processes = [subprocess.Popen(
+        mtkd_command("ablate", "--config", str(config), "--out", str(tmp_path / "two"), "--coordinator-address",
+                     f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(index)),
+        env=environment(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 2, err[-2000:]
+        assert "strategies rl run in a single process" in err
+    assert not (tmp_path / "two").exists()

@@ -17,6 +17,8 @@ import time
 import jax.numpy as jnp
 import numpy as np
 
+from mtkd.distributed import is_writer
+from mtkd.runs import replace_text
 from mtkd.ablation.runners import RUNNERS, AblationRun
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.distill.results import result_row
@@ -103,12 +105,12 @@ def run_best_subset(run: AblationRun, name: str) -> list:
     take = slice(index * runs, (index + 1) * runs)
     members = [n for n, m in zip(run.pool.names, masks[index]) if m]
     run.log(f"  best_subset: {tried} subsets tried; chose {', '.join(members)} on validation")
-    run.metrics_dir.mkdir(parents=True, exist_ok=True)
-    (run.out / "best_subset.json").write_text(json.dumps({"chosen": members, "subsets": table}, indent=1) + "\n")
-    with open(run.metrics_dir / "best_subset.jsonl", "w") as metrics:
-        for record in result.history:  # the chosen subset's runs only
-            metrics.write(json.dumps({key: (value[take] if isinstance(value, list) else value)
-                                      for key, value in record.items()}) + "\n")
+    if is_writer():
+        run.metrics_dir.mkdir(parents=True, exist_ok=True)
+        replace_text(run.out / "best_subset.json", json.dumps({"chosen": members, "subsets": table}, indent=1) + "\n")
+        replace_text(run.metrics_dir / "best_subset.jsonl", "".join(  # the chosen subset's runs only
+            json.dumps({key: (value[take] if isinstance(value, list) else value) for key, value in record.items()})
+            + "\n" for record in result.history))
     return [result_row("best_subset", result.seeds[take], result.val_accuracy[take], result.test_accuracy[take],
                        best_epoch=result.best_epoch[take], seconds=round(time.perf_counter() - started, 2),
                        subset=members, subsets_tried=tried)]

@@ -8,6 +8,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from mtkd.distributed import is_writer, process_count
+from mtkd.errors import ConfigError
 from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.report import markdown_table, plot_all, write_csv
 from mtkd.ablation.runners import CHECKS, RUNNERS, AblationRun, expand_strategies, runner_for
@@ -20,6 +22,20 @@ from mtkd.devices import seed_placement
 from mtkd.distill.pool_training import ensure_pool
 from mtkd.teachers import default_pool_dir, load_pool
 from mtkd.progress import stderr_line
+
+
+# Rows that train on one process only: the selector's students and policies are not split over
+# processes (their seeds run on this host's devices), and its policy files are saved by Orbax
+# outside a multi-host save.
+SINGLE_PROCESS = ("rl",)
+
+
+def check_processes(names: list[str]) -> None:
+    if process_count() > 1:
+        single = [name for name in names if name.partition(":")[0] in SINGLE_PROCESS]
+        if single:
+            raise ConfigError(f"strategies {', '.join(single)} run in a single process: drop them from a "
+                              f"multi-process ablation (--coordinator-address) or run it in one process")
 
 
 def check_strategies(names: list[str], pool, config: AblationConfig | None = None) -> None:
@@ -55,7 +71,8 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
                           split_seed=config.split_seed)
     pool_dir = config.pool_dir or default_pool_dir(config.dataset, config.pool)
     log(f"teacher pool: {pool_dir}")
-    if config.pool is None:  # a given pool directory, used as it is
+    if config.pool is None or process_count() > 1:  # a given pool directory, used as it is
+        # (A multi-process run cannot train a pool: its processes would all train and save it.)
         pool = load_pool(pool_dir, splits)
     else:
         pool = ensure_pool(config.dataset, config.pool, out_dir=pool_dir, data_dir=config.data_dir,
@@ -65,6 +82,7 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     splits = training_fraction(splits, config.student_data_fraction)
     names = expand_strategies(config.strategies, pool.names)
     check_strategies(names, pool, config)
+    check_processes(names)
     if config.losses is not None:
         bind_pool_loss(config.losses, pool, splits, config.student)  # layers and shapes, before any training
     return PreparedAblation(config, splits, pool, names)
@@ -95,7 +113,8 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
         pool_out = claim_output_dir(out / label, {"kind": "ablation", **one.config.to_dict()}, resume=True)
         pool_rows = run_prepared(one, pool_out, log)
         rows.extend({"pool": label, **row} for row in pool_rows)
-        tables.append(f"## Pool `{label}`\n\n" + (pool_out / "results.md").read_text())
+        if is_writer():
+            tables.append(f"## Pool `{label}`\n\n" + (pool_out / "results.md").read_text())
     replace_text(out / "results.md", "\n".join(tables))
     print(f"\nresults in {out}/<pool>/ ({time.perf_counter() - started:.0f}s)")
     return rows
@@ -124,14 +143,16 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
         write_reports(out, config, rows, pool)  # after every strategy, so an interrupted run keeps its rows
         finished.add(name, new)
         checkpoints.remove_loops()  # the finished strategy's checkpoints: no longer needed
-    plot_all(out, rows, pool.names)
-    print(format_table(rows, teacher_rows(pool)))
+    if is_writer():
+        plot_all(out, rows, pool.names)
+        print(format_table(rows, teacher_rows(pool)))
     return rows
 
 
 def write_reports(out: Path, config: AblationConfig, rows: list[dict], pool) -> None:
     teachers = teacher_rows(pool)
     write_results(out / "results.json", config.dataset, rows, teachers=teachers, config=config.to_dict(),
-                  devices=seed_placement(config.seeds).devices)  # of the fusion rows' seeds
+                  devices=seed_placement(config.seeds).devices,  # of the fusion rows' seeds
+                  processes=process_count())
     write_csv(out / "results.csv", rows)
     replace_text(out / "results.md", markdown_table(rows, teachers))

@@ -88,7 +88,7 @@ def run_rl(run: AblationRun, name: str) -> list:
                                                      log=run.log, checkpoints=run.part(f"{name}_policy"))
     elif policy is None:
         config = procedure.joint_config(section, name)
-        run.metrics_dir.mkdir(parents=True, exist_ok=True)
+        run.metrics_dir.mkdir(parents=True, exist_ok=True)  # (rl rows run in one process only)
         metrics = run.metrics_dir / f"{name.replace(':', '_')}.jsonl"
         return [procedure.run_joint_selector(run.splits, run.pool, run.out / "selector" / name.replace(":", "_"),
                                              name, config, run.config.student, run.config.train, run.seeds,

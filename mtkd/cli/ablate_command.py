@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mtkd.ablation import load_ablation_config, run_ablation
-from mtkd.cli.options import add_run_options, checkpoint_config_from
+from mtkd import distributed
+from mtkd.cli.options import add_process_options, add_run_options, checkpoint_config_from, distributed_config_from
 
 
 def register(subparsers) -> None:
@@ -19,6 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
     parser.add_argument("--data-dir", default=None, help="override the config's TFDS data directory")
     add_run_options(parser, "ablation")
+    add_process_options(parser.add_argument_group("processes (the seeds go over every local device by default)"))
     parser.set_defaults(func=run)
 
 
@@ -28,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
     config = load_ablation_config(args.config)
     changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir)) if v is not None}
     config = dataclasses.replace(config, checkpoint=checkpoint_config_from(args, config.checkpoint), **changes)
+    distributed.start(distributed_config_from(args))  # before any other JAX work
     run_ablation(config, args.out, overwrite=args.overwrite, resume=args.resume)
     return 0

@@ -91,6 +91,11 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--devices", type=int, default=None,
                        help="split the seeds over at most N local devices (default: all; the count used divides "
                             "the seeds evenly and is recorded in results.json)")
+    add_process_options(group)
+
+
+def add_process_options(group) -> None:
+    """The multi-process flags (`mtkd.distributed`) on a parser or argument group."""
     group.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
                        help="start a multi-process run: every process runs the same command with the address of "
                             "process 0, --num-processes and its own --process-id; the seeds are split over every "
