@@ -38,6 +38,7 @@ from envs.observation import observation_size
 from envs.rewards import REWARDS, RewardInput
 from envs.params import EnvParams, make_env_params, student_graphdef
 from envs.rollout import STATE_AXES, run_decisions
+from mtkd.devices import seed_placement
 from mtkd.distill.config import TrainConfig
 from mtkd.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
@@ -226,11 +227,12 @@ def init_joint_state(env_params: EnvParams, config: SelectorConfig, seeds: Seque
 def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], student: ModelSpec,
                   train: TrainConfig, config: SelectorConfig, seeds: Sequence[int],
                   metrics_path: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None,
-                  test: bool = True, checkpoints=None) -> JointResult:
+                  test: bool = True, checkpoints=None, devices: int | None = None) -> JointResult:
     """Trains one student per seed beside its selector for `train.epochs` epochs; the epoch of
     each seed is chosen on validation and its test accuracy computed once at the end.
     `logits`: the pool's cached logits {"train", "val"} (K, N, C). `checkpoints` makes the run
-    resumable (`mtkd.distill.seed_loop.run_epochs`); the credit rounds' records travel with them."""
+    resumable (`mtkd.distill.seed_loop.run_epochs`); the credit rounds' records travel with them.
+    The seeds are split over up to `devices` local devices (default: all; `mtkd.devices`)."""
     started = time.perf_counter()
     seeds = [int(s) for s in seeds]
     decisions = (splits.x_train.shape[0] // train.batch_size)
@@ -238,6 +240,8 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
     env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
                                  splits.y_val, env_config)
     state = init_joint_state(env_params, config, seeds, teacher_val_accuracy)
+    # Seeds over local devices; the environment's clock, shared by all seeds, on every device.
+    state = seed_placement(len(seeds), devices).place_axes(state, JOINT_AXES)
 
     every = config.rounds_every(env_params.num_teachers)
     plain_epoch = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0),

@@ -41,6 +41,22 @@ class SeedPlacement:
         return jax.tree.map(lambda leaf: _global_array(leaf, self.sharding), tree)
 
 
+    def place_axes(self, tree, axes):
+        """`place` for a tree whose `axes` (a prefix of it, 0 or None per part, as vmap's in_axes)
+        say which parts carry the seeds axis: those are split, the others (None: shared by every
+        seed, such as an environment's clock) replicated on every device."""
+        if self.sharding is None:
+            return tree
+        replicated = NamedSharding(self.sharding.mesh, PartitionSpec())
+
+        def put(axis, part):
+            if axis is None:
+                return jax.tree.map(lambda leaf: jax.device_put(leaf, replicated), part)
+            return self.place(part)
+
+        return jax.tree.map(put, axes, tree, is_leaf=lambda node: node is None or isinstance(node, int))
+
+
 def _global_array(leaf, sharding: NamedSharding):
     """One leaf of a multi-process state: this process's shards cut from its own host copy."""
     if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
