@@ -1,4 +1,4 @@
-"""Seeds split over several devices (fit, DML, BYOT) (forced host devices, in a subprocess: the device count is
+"""Seeds split over several devices (fit, DML, BYOT, the joint selector) (forced host devices, in a subprocess: the device count is
 fixed when JAX starts): the same per-seed results as on one device, the count recorded, and a
 resume that continues on the same devices."""
 
@@ -10,8 +10,10 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+
 SCRIPT = textwrap.dedent('''
-    import json, sys
+    import dataclasses, json, sys
     import jax, jax.numpy as jnp, numpy as np
     from mtkd.data import load_dataset
     from mtkd.devices import seed_placement
@@ -43,6 +45,17 @@ SCRIPT = textwrap.dedent('''
            for n in (1, 4)]
     byot = [fit_byot(d, ModelSpec("byot", {"channels": [8, 8], "blocks": 0}), small, [0, 1], ByotConfig(0.3, 3.0, 0.03),
                      devices=n) for n in (1, 2)]
+    # The joint selector: its students and selectors split over the devices, its clock shared.
+    from agents.joint import train_jointly
+    from agents.selector_config import SelectorConfig
+    rng = np.random.default_rng(0)
+    fake = lambda y: jnp.asarray(np.stack([3 * np.eye(10)[y] + rng.normal(size=(len(y), 10)) for _ in range(2)]),
+                                 jnp.float32)  # two noisy teachers
+    small_splits = dataclasses.replace(d, x_train=d.x_train[:512], y_train=d.y_train[:512])
+    logits = {"train": fake(small_splits.y_train), "val": fake(d.y_val)}
+    joint = [train_jointly(logits, small_splits, [0.9, 0.8], ModelSpec("mlp", {"widths": [8]}),
+                           TrainConfig(epochs=4, batch_size=128), SelectorConfig(credit_every=2), [0, 1, 2, 3],
+                           test=False, devices=n) for n in (1, 4)]
     print(json.dumps({
         "sharding": [str(x.sharding.spec) for x in jax.tree.leaves(four.params)][:1],
         "placements": {n: seed_placement(n).devices for n in (1, 2, 3, 4, 5, 6, 8)},
@@ -52,6 +65,8 @@ SCRIPT = textwrap.dedent('''
         "resume_equal": first.history == resumed.history and leaves(first) == leaves(resumed),
         "dml": [[r.val_accuracy, r.test_accuracy, r.best_epoch] for r in dml],
         "byot": [[r.val_accuracy, r.test_accuracy, r.best_epoch] for r in byot],
+        "joint": [[r.val_accuracy, r.best_epoch, [x["selection"] for x in r.history]] for r in joint],
+        "joint_sharding": str(jax.tree.leaves(joint[1].policy_params)[0].sharding.spec),
     }))
 ''')
 
@@ -73,3 +88,8 @@ def test_seeds_on_four_forced_host_devices(data_dir, tmp_path):
     assert report["resume_equal"]
     assert report["dml"][0] == report["dml"][1]  # DML peers: each seed's peers together on one device
     assert report["byot"][0] == report["byot"][1]
+    # The joint selector's seeds on 4 devices: the same accuracies and epochs; selections to rounding.
+    one, four = report["joint"]
+    assert one[:2] == four[:2]
+    np.testing.assert_allclose(np.asarray(four[2]), np.asarray(one[2]), atol=1e-5)
+    assert report["joint_sharding"] in ("P('seeds',)", "PartitionSpec('seeds',)")

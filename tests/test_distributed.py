@@ -187,6 +187,11 @@ def test_ablation_on_four_devices_and_on_two_processes_matches_one_device(data_d
     assert [(r["devices"], r["processes"]) for r in runs.values()] == [(1, 1), (4, 1), (4, 2)]
     assert per_seed(runs["four"]) == per_seed(runs["one"])
     assert per_seed(runs["two"]) == per_seed(runs["one"])
+    # Two processes of 2 devices compute exactly what one process of 4 does (one seed per device
+    # either way): the per-epoch losses are bitwise equal.
+    for name in ("uniform", "confidence"):
+        assert ((tmp_path / "two" / "metrics" / f"{name}.jsonl").read_text()
+                == (tmp_path / "four" / "metrics" / f"{name}.jsonl").read_text())
     assert len(runs["one"]["rows"]) == 6 and not any("error" in row for row in runs["two"]["rows"])
 
 
