@@ -14,6 +14,8 @@ from mtkd.teachers.spec import pool_spec_from_dict
 
 # One persistent compilation cache for the session, shared with the commands the tests start as
 # subprocesses (they inherit the variable): a program compiled once is read back after that.
+# Two test workers may share one GPU: neither may take most of its memory up front.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("MTKD_COMPILATION_CACHE", tempfile.mkdtemp(prefix="mtkd-jax-cache-"))
 enable_compilation_cache()
 
