@@ -133,7 +133,8 @@ def test_pools_run_the_same_ablation_on_each_pool(data_dir, tiny_pool_dir, tmp_p
     ("dml", {"peers": 1}, "peers must be at least 2"),
     ("dml", {"temperature": 0}, "temperature must be a finite number > 0"),
     ("byot", {"chanels": [8]}, r"\[byot\].*no option\(s\) chanels"),
-    ("byot", {"alpha": 2.0}, "alpha must be in"),
+    ("byot", {"kd_weight": 2.0}, "kd_weight must be in"),
+    ("byot", {"alpha": 0.5}, "'alpha' is now 'kd_weight'"),
     ("rl", {"credit_evry": 3}, "credit_evry"),
     ("rl", {"procedure": "episodic", "episods": 3}, r"\[rl\] has unknown option\(s\) episods"),
     ("rl", {"procedure": "episodc"}, "procedure must be joint or episodic"),
@@ -171,8 +172,8 @@ def test_typed_sections_read_what_the_runners_use():
     mixed = DmlSection.from_dict({"peers": ["mlp", {"arch": "cnn1d", "options": {"channels": [4]}}],
                                   "update": "simultaneous", "temperature": 2})
     assert [p.arch for p in mixed.peer_specs(student)] == ["mlp", "cnn1d"] and mixed.temperature == 2.0
-    byot = ByotSection.from_dict({"alpha": 0.5, "channels": [8, 8]})
-    assert byot.run_options() == {"alpha": 0.5, "temperature": 3.0, "feature_weight": 0.03, "channels": [8, 8]}
+    byot = ByotSection.from_dict({"kd_weight": 0.5, "channels": [8, 8]})
+    assert byot.run_options() == {"kd_weight": 0.5, "temperature": 3.0, "feature_weight": 0.03, "channels": [8, 8]}
 
 
 def test_a_policy_of_other_teachers_is_refused_before_the_first_strategy(data_dir, tiny_pool_dir, tmp_path):

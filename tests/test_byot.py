@@ -21,7 +21,7 @@ def softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def reference_loss(logits, features, labels, alpha, temperature, feature_weight):
+def reference_loss(logits, features, labels, kd_weight, temperature, feature_weight):
     """docs/methods.md, Deep mutual learning and self-distillation, example by example: CE on the deepest, the three terms on each shallow exit."""
     exits, batch = logits.shape[:2]
     total = 0.0
@@ -32,7 +32,7 @@ def reference_loss(logits, features, labels, alpha, temperature, feature_weight)
             ce = -np.log(softmax(logits[i, b])[labels[b]])
             kl = np.sum(teacher * (np.log(teacher) - np.log(softmax(logits[i, b] / temperature))))
             feature = np.mean((features[i, b] - features[-1, b]) ** 2)
-            total += (1 - alpha) * ce + alpha * temperature**2 * kl + feature_weight * feature
+            total += (1 - kd_weight) * ce + kd_weight * temperature**2 * kl + feature_weight * feature
     return total / batch
 
 
@@ -41,7 +41,7 @@ def test_byot_loss_matches_numpy():
     logits, features = rng.normal(size=(3, 5, 4)) * 2, rng.normal(size=(3, 5, 6))
     labels = rng.integers(0, 4, size=5)
     with jax.enable_x64(True):
-        config = ByotConfig(alpha=0.4, temperature=3.0, feature_weight=0.5)
+        config = ByotConfig(kd_weight=0.4, temperature=3.0, feature_weight=0.5)
         loss, parts = byot_loss(jnp.asarray(logits), jnp.asarray(features), jnp.asarray(labels), config)
         np.testing.assert_allclose(loss, reference_loss(logits, features, labels, 0.4, 3.0, 0.5), rtol=1e-10)
     assert parts["ce"].shape == (3,) and parts["kl"].shape == (2,) and parts["feature"].shape == (2,)
@@ -64,12 +64,12 @@ def _model_loss(config, part=None):
 
 
 def test_the_deepest_exit_gets_no_gradient_from_the_shallow_terms():
-    loss, params = _model_loss(ByotConfig(alpha=0.9, temperature=2.0, feature_weight=5.0))
+    loss, params = _model_loss(ByotConfig(kd_weight=0.9, temperature=2.0, feature_weight=5.0))
     full = jax.jit(jax.grad(loss))(params)
     deepest_ce_loss, _ = _model_loss(ByotConfig(), part="deepest_ce")
     ce_only = jax.jit(jax.grad(deepest_ce_loss))(params)
     # The deepest head and the last stage feed only the deepest exit (its logits and F_C): with
-    # stop_gradient they see exactly the deepest CE's gradient, whatever alpha and lambda are.
+    # stop_gradient they see exactly the deepest CE's gradient, whatever kd_weight and lambda are.
     for path in (("head",), ("stages", 2)):
         ours, theirs = full, ce_only
         for key in path:
@@ -97,7 +97,7 @@ def test_byot_model_exits_on_sequences_and_images():
         build_model(ModelSpec("byot", {"channels": [4]}), (40,), 3, nnx.Rngs(0))
 
 
-@pytest.mark.parametrize("kwargs,message", [({"alpha": 1.5}, "alpha"), ({"temperature": 0.0}, "temperature"),
+@pytest.mark.parametrize("kwargs,message", [({"kd_weight": 1.5}, "kd_weight"), ({"temperature": 0.0}, "temperature"),
                                             ({"feature_weight": -1.0}, "feature_weight")])
 def test_byot_config_is_validated(kwargs, message):
     with pytest.raises(ConfigError, match=message):

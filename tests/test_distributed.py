@@ -57,14 +57,15 @@ def environment(devices: int) -> dict:
             "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def start_processes(tmp_path: Path, distill_args: list[str], count: int = 2) -> list[subprocess.Popen]:
-    """`count` processes of one run into tmp_path/run; process i lists what it writes in
-    tmp_path/writes{i}.txt."""
+def start_processes(out: Path, args: list[str], audit_dir: Path | None = None,
+                    count: int = 2) -> list[subprocess.Popen]:
+    """`count` processes of one `mtkd ARGS --out OUT` run; with `audit_dir`, process i lists what
+    it writes in audit_dir/writes{i}.txt."""
     port = free_port()
     return [subprocess.Popen(
-        mtkd_command("distill", *distill_args, "--out", str(tmp_path / "run"), "--coordinator-address",
-                     f"127.0.0.1:{port}", "--num-processes", str(count), "--process-id", str(index),
-                     audit=tmp_path / f"writes{index}.txt"),
+        mtkd_command(*args, "--out", str(out), "--coordinator-address", f"127.0.0.1:{port}", "--num-processes",
+                     str(count), "--process-id", str(index),
+                     audit=audit_dir / f"writes{index}.txt" if audit_dir is not None else None),
         env=environment(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(count)]
 
 
@@ -90,7 +91,7 @@ def test_config_is_checked_before_any_work():
 
 def test_two_processes_match_one_device_and_only_process_zero_writes(data_dir, tiny_pool_dir, tmp_path):
     args = common_args(data_dir, tiny_pool_dir, seeds=4, epochs=2)
-    processes = start_processes(tmp_path, args)
+    processes = start_processes(tmp_path / "run", ["distill", *args], audit_dir=tmp_path)
     outputs = [process.communicate(timeout=400) for process in processes]
     for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-3000:]
@@ -122,7 +123,7 @@ def test_two_processes_match_one_device_and_only_process_zero_writes(data_dir, t
 
 
 def test_a_dead_process_stops_the_other_within_a_minute(data_dir, tiny_pool_dir, tmp_path):
-    processes = start_processes(tmp_path, common_args(data_dir, tiny_pool_dir, seeds=4, epochs=100000))
+    processes = start_processes(tmp_path / "run", ["distill", *common_args(data_dir, tiny_pool_dir, 4, 100000)])
     survivor, victim = processes
     try:
         metrics = tmp_path / "run" / "metrics" / "uniform.jsonl"
@@ -144,7 +145,7 @@ def test_a_dead_process_stops_the_other_within_a_minute(data_dir, tiny_pool_dir,
 
 
 def test_seeds_that_do_not_split_over_the_processes_are_refused(data_dir, tiny_pool_dir, tmp_path):
-    processes = start_processes(tmp_path, common_args(data_dir, tiny_pool_dir, seeds=3, epochs=2))
+    processes = start_processes(tmp_path / "run", ["distill", *common_args(data_dir, tiny_pool_dir, 3, 2)])
     for process in processes:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 2, err[-2000:]
@@ -175,11 +176,7 @@ def test_ablation_on_four_devices_and_on_two_processes_matches_one_device(data_d
                               env=environment(devices), capture_output=True, text=True, timeout=400)
         assert done.returncode == 0, done.stderr[-3000:]
         runs[name] = json.loads((tmp_path / name / "results.json").read_text())
-    port = free_port()
-    processes = [subprocess.Popen(
-        mtkd_command("ablate", "--config", str(config), "--out", str(tmp_path / "two"), "--coordinator-address",
-                     f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(index)),
-        env=environment(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
+    processes = start_processes(tmp_path / "two", ["ablate", "--config", str(config)])
     for process in processes:
         _, err = process.communicate(timeout=400)
         assert process.returncode == 0, err[-3000:]
@@ -197,11 +194,7 @@ def test_ablation_on_four_devices_and_on_two_processes_matches_one_device(data_d
 
 def test_a_multi_process_ablation_refuses_the_selector_rows_before_any_work(data_dir, tiny_pool_dir, tmp_path):
     config = ablation_file(tmp_path, data_dir, tiny_pool_dir, ["uniform", "rl"])
-    port = free_port()
-    processes = [subprocess.Popen(
-        mtkd_command("ablate", "--config", str(config), "--out", str(tmp_path / "two"), "--coordinator-address",
-                     f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(index)),
-        env=environment(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
+    processes = start_processes(tmp_path / "two", ["ablate", "--config", str(config)])
     for process in processes:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 2, err[-2000:]

@@ -57,3 +57,20 @@ def test_random_selection_frequency_and_batch_constancy():
 def test_bad_strategy_specs(spec, error, message):
     with pytest.raises(error, match=message):
         make_strategy(spec, CONTEXT)
+
+
+def test_val_acc_weighted_confidence_by_hand():
+    """w_bk = a_k p_k(y_b) / sum_j a_j p_j(y_b), written out in numpy (docs/methods.md)."""
+    accuracy = np.asarray(CONTEXT.teacher_val_accuracy, np.float64)
+    expected = np.zeros((4, 3))
+    for b in range(4):
+        for k in range(3):
+            z = TEACHERS[k, b].astype(np.float64)
+            expected[b, k] = accuracy[k] * np.exp(z[LABELS[b]]) / np.sum(np.exp(z))
+        expected[b] /= expected[b].sum()
+    np.testing.assert_allclose(weights("val_acc_weighted_confidence"), expected, rtol=1e-5)
+    # A teacher with validation accuracy 0 gets no weight anywhere.
+    zero = StrategyContext(("a", "b", "c"), (0.0, 0.9, 0.7))
+    batch = StrategyInput(jax.random.key(0), jnp.asarray(TEACHERS), jnp.asarray(LABELS), None, jnp.float32(0))
+    got = np.asarray(make_strategy("val_acc_weighted_confidence", zero).weights(batch))
+    assert np.all(got[:, 0] == 0) and np.allclose(got.sum(axis=1), 1, rtol=1e-6)

@@ -64,15 +64,15 @@ class DmlSection:
         return [student] * self.peers if isinstance(self.peers, int) else list(self.peers)
 
 
-BYOT_LOSS_KEYS = ("alpha", "temperature", "feature_weight")
+BYOT_LOSS_KEYS = ("kd_weight", "temperature", "feature_weight")
 
 
 @dataclasses.dataclass(frozen=True)
 class ByotSection:
-    """`[byot]`: the BYOT loss's alpha, temperature and feature_weight, and the `byot`
+    """`[byot]`: the BYOT loss's kd_weight, temperature and feature_weight, and the `byot`
     architecture's own options (channels, blocks, kernel_size), checked against the model."""
 
-    alpha: float = 0.3
+    kd_weight: float = 0.3
     temperature: float = 3.0
     feature_weight: float = 0.03
     model: ModelSpec = ModelSpec("byot")
@@ -80,6 +80,8 @@ class ByotSection:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "ByotSection":
         from mtkd.distill.byot import ByotConfig  # checks the loss values
+        if "alpha" in raw:
+            raise ConfigError("ablation config [byot]: 'alpha' is now 'kd_weight' (the weight of the KL term)")
         loss = {k: raw[k] for k in BYOT_LOSS_KEYS if k in raw}
         options = {k: v for k, v in raw.items() if k not in BYOT_LOSS_KEYS}
         try:
@@ -87,9 +89,9 @@ class ByotSection:
         except ConfigError as error:
             raise ConfigError(f"ablation config [byot]: {error} (or the loss keys {', '.join(BYOT_LOSS_KEYS)})") from None
         checked = ByotConfig(**loss)
-        return cls(checked.alpha, checked.temperature, checked.feature_weight, model)
+        return cls(checked.kd_weight, checked.temperature, checked.feature_weight, model)
 
     def run_options(self) -> dict[str, Any]:
         """The keyword arguments of `mtkd.distill.byot.run_byot`."""
-        return {"alpha": self.alpha, "temperature": self.temperature, "feature_weight": self.feature_weight,
+        return {"kd_weight": self.kd_weight, "temperature": self.temperature, "feature_weight": self.feature_weight,
                 **self.model.options}

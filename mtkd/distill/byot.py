@@ -3,14 +3,14 @@
 A network with an exit after every stage (`mtkd.models.byot`) learns from its own deepest exit C.
 Per shallow exit i:
 
-    (1 - alpha) * CE(y, q_i) + alpha * T^2 * KL(q_C^T || q_i^T) + lambda * ||F_i - F_C||^2
+    (1 - kd_weight) * CE(y, q_i) + kd_weight * T^2 * KL(q_C^T || q_i^T) + lambda * ||F_i - F_C||^2
 
 and the deepest exit is trained with CE(y, q_C) only. q_C and F_C enter the shallow terms through
 `stop_gradient`: the teacher is not pulled toward its students. F_i is the pooled output of exit
 i's bottleneck (its adapter to F_C's shape). `||F_i - F_C||^2` is taken as the mean over the
 feature's elements (as `mtkd.losses.hint`), so lambda does not scale with the width **[unverified:
 the paper's reduction]**. The T^2 factor keeps the soft-target gradient independent of T, as in
-KD. Defaults alpha 0.3, T 3, lambda 0.03 follow a common public reimplementation **[unverified
+KD. Defaults kd_weight 0.3, T 3, lambda 0.03 follow a common public reimplementation **[unverified
 against the paper]**.
 
 No teacher pool is used; the model is selected on validation by its deepest exit.
@@ -48,16 +48,17 @@ from mtkd.devices import seed_placement
 
 @dataclasses.dataclass(frozen=True)
 class ByotConfig:
-    """alpha: weight of the KL term (CE gets 1 - alpha), in [0, 1]; temperature > 0;
+    """kd_weight: weight of the KL term (CE gets 1 - kd_weight), in [0, 1] (named so because it
+    weights the KL, where `TrainConfig.alpha` weights the CE); temperature > 0;
     feature_weight (lambda) >= 0."""
 
-    alpha: float = 0.3
+    kd_weight: float = 0.3
     temperature: float = 3.0
     feature_weight: float = 0.03
 
     def __post_init__(self):
-        if not (isinstance(self.alpha, (int, float)) and 0.0 <= self.alpha <= 1.0):
-            raise ConfigError(f"byot alpha must be in [0, 1], got {self.alpha!r}")
+        if not (isinstance(self.kd_weight, (int, float)) and 0.0 <= self.kd_weight <= 1.0):
+            raise ConfigError(f"byot kd_weight must be in [0, 1], got {self.kd_weight!r}")
         if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
                 and self.temperature > 0):
             raise ConfigError(f"byot temperature must be a finite number > 0, got {self.temperature!r}")
@@ -92,7 +93,7 @@ def byot_loss(exit_logits, exit_features, labels, byot: ByotConfig):
     ce = jax.vmap(lambda z: cross_entropy(z, labels).mean())(exit_logits)
     kl = jax.vmap(lambda z: kd_per_example(z, teacher_logits, byot.temperature).mean())(exit_logits[:-1])
     feature = jax.vmap(lambda f: hint(f, teacher_feature))(exit_features[:-1])
-    shallow = (1.0 - byot.alpha) * ce[:-1] + byot.alpha * kl + byot.feature_weight * feature
+    shallow = (1.0 - byot.kd_weight) * ce[:-1] + byot.kd_weight * kl + byot.feature_weight * feature
     return ce[-1] + jnp.sum(shallow), {"ce": ce, "kl": kl, "feature": feature}
 
 
@@ -171,14 +172,14 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
 
 def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *,
              metrics_dir: Path | None = None, log: Callable[[str], None] | None = None, checkpoints=None,
-             alpha: float = 0.3, temperature: float = 3.0, feature_weight: float = 0.03,
+             kd_weight: float = 0.3, temperature: float = 3.0, feature_weight: float = 0.03,
              **model_options) -> list[dict]:
     """The `byot` strategy of an ablation: one results.json row (deepest exit), with each exit's
     test accuracy in `exit_test_accuracy` (per exit, per seed). model_options go to the `byot`
     architecture (channels, blocks, kernel_size)."""
     log = log or stderr_line
     spec = ModelSpec("byot", model_options)
-    byot = ByotConfig(alpha, temperature, feature_weight)
+    byot = ByotConfig(kd_weight, temperature, feature_weight)
     metrics_path = None
     if metrics_dir is not None:
         Path(metrics_dir).mkdir(parents=True, exist_ok=True)

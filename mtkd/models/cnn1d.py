@@ -10,7 +10,7 @@ from flax import nnx
 from mtkd.errors import ConfigError
 from mtkd.models.patch_conv import PatchConv
 from mtkd.models.layout import as_sequence, sequence_shape
-from mtkd.models.registry import MODELS
+from mtkd.models.architectures import MODELS
 
 
 @MODELS.register("cnn1d")

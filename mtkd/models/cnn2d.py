@@ -11,7 +11,7 @@ from flax import nnx
 from mtkd.errors import ConfigError
 from mtkd.models.patch_conv import PatchConv
 from mtkd.models.layout import require_image
-from mtkd.models.registry import MODELS
+from mtkd.models.architectures import MODELS
 
 
 @MODELS.register("cnn2d")

@@ -9,7 +9,7 @@ import jax
 from flax import nnx
 
 from mtkd.errors import ConfigError
-from mtkd.models.registry import MODELS
+from mtkd.models.architectures import MODELS
 
 
 @MODELS.register("mlp")

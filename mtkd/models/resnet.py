@@ -9,7 +9,7 @@ from flax import nnx
 from mtkd.errors import ConfigError
 from mtkd.models.patch_conv import PatchConv
 from mtkd.models.layout import as_sequence, conv_layout
-from mtkd.models.registry import MODELS
+from mtkd.models.architectures import MODELS
 
 
 class ResidualBlock(nnx.Module):

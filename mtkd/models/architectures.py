@@ -1,4 +1,6 @@
-"""The model registry and `ModelSpec`, the serialisable description of one network."""
+"""`ModelSpec`, the serialisable description of one network, and `MODELS`, the registry of
+architectures (this module was `models/registry.py`; renamed so it no longer shares a name with
+`mtkd/registry.py`, the generic `Registry` type)."""
 
 from __future__ import annotations
 
