@@ -54,7 +54,7 @@ SCRIPT = textwrap.dedent('''
     small_splits = dataclasses.replace(d, x_train=d.x_train[:512], y_train=d.y_train[:512])
     logits = {"train": fake(small_splits.y_train), "val": fake(d.y_val)}
     joint = [train_jointly(logits, small_splits, [0.9, 0.8], ModelSpec("mlp", {"widths": [8]}),
-                           TrainConfig(epochs=3, batch_size=128), SelectorConfig(credit_every=1), [0, 1, 2, 3],
+                           TrainConfig(epochs=2, batch_size=128), SelectorConfig(credit_every=1), [0, 1, 2, 3],
                            test=False, devices=n) for n in (1, 4)]
     print(json.dumps({
         "sharding": [str(x.sharding.spec) for x in jax.tree.leaves(four.params)][:1],
