@@ -73,9 +73,10 @@ class TorchEpoch:
         if threads is not None:
             torch.set_num_threads(threads)
         self.torch = torch
-        self.x = torch.from_numpy(np.ascontiguousarray(x, np.float32))
-        self.y = torch.from_numpy(np.asarray(y, np.int64))
-        self.teacher_logits = torch.from_numpy(np.ascontiguousarray(teacher_logits, np.float32))
+        # Own, writable copies (arrays read back from JAX are read-only, which torch warns about).
+        self.x = torch.from_numpy(np.array(x, np.float32))
+        self.y = torch.from_numpy(np.array(y, np.int64))
+        self.teacher_logits = torch.from_numpy(np.array(teacher_logits, np.float32))
         self.model = build_mlp(int(np.prod(x.shape[1:])), widths, num_classes, seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=learning_rate)
         self.batch_size, self.alpha, self.temperature = batch_size, alpha, temperature
