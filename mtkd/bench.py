@@ -27,6 +27,7 @@ from mtkd.fusion.strategies import StrategyShapes
 from mtkd.models import ModelSpec
 from mtkd.distill.timed_epochs import MLP_STUDENT, seeds_epoch_runner
 from mtkd.timing import epoch_runner, interleaved_rounds, paired_ratios, ratio_summary
+from mtkd.runs import save_figure
 from mtkd.teachers import TeacherPool
 
 
@@ -275,5 +276,5 @@ def plot_scaling(scaling: dict, path) -> None:
     right.set_xticks(teachers, [str(k) for k in teachers])
     right.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)  # written whole, as every other plot
     plt.close(figure)

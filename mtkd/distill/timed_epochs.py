@@ -14,6 +14,7 @@ from mtkd.distill.steps import FitState, StudentState, make_epoch
 from mtkd.fusion import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
 from mtkd.optimizers import make_optimizer
+from mtkd.timing import epoch_runner
 from mtkd.train_config import TrainConfig
 
 MLP_STUDENT = ModelSpec("mlp", {"widths": [100, 100]})
@@ -30,13 +31,13 @@ def seeds_epoch_runner(splits: DatasetSplits, teacher_logits, seeds: int, studen
     strategy = make_strategy(strategy_name, context)
     epoch = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, config.batch_size)
     state = FitState(StudentState(params, jax.vmap(optimizer.init)(params)))
-    x, y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
-    run = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None, None, None)))
-    keys = jax.random.split(jax.random.key(0), seeds)
-    progress = jnp.float32(0.5)
-    jax.block_until_ready(run(state, keys, x, y, teacher_logits, progress))
-    return lambda i: jax.block_until_ready(run(state, jax.vmap(lambda k: jax.random.fold_in(k, i))(keys), x, y,
-                                               teacher_logits, progress))
+    seeds_epoch = jax.vmap(epoch, in_axes=(0, 0, None, None, None, None))
+
+    def one_key_epoch(state, key, *arrays):  # `epoch_runner` hands one key per epoch: one per seed from it
+        return seeds_epoch(state, jax.random.split(key, seeds), *arrays)
+
+    return epoch_runner(one_key_epoch, state, jnp.asarray(splits.x_train), jnp.asarray(splits.y_train),
+                        teacher_logits)
 
 
 __all__ = ["MLP_STUDENT", "seeds_epoch_runner"]
