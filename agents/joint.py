@@ -38,7 +38,8 @@ from envs.observation import observation_size
 from envs.rewards import REWARDS, RewardInput
 from envs.params import EnvParams, make_env_params, student_graphdef
 from envs.rollout import STATE_AXES, run_decisions
-from mtkd.devices import seed_placement
+from mtkd.devices import seed_placement, take_seeds
+from mtkd.distributed import to_host
 from mtkd.distill.config import TrainConfig
 from mtkd.optimizers import make_optimizer
 from mtkd.distill.seed_loop import run_epochs
@@ -239,9 +240,11 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
     env_config = selector_env_config(student, train, config, max(1, decisions))
     env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
                                  splits.y_val, env_config)
+    placement = seed_placement(len(seeds), devices)
+    asked, seeds = seeds, placement.pad(seeds)  # padded to fill the devices; dropped from every result
     state = init_joint_state(env_params, config, seeds, teacher_val_accuracy)
     # Seeds over local devices; the environment's clock, shared by all seeds, on every device.
-    state = seed_placement(len(seeds), devices).place_axes(state, JOINT_AXES)
+    state = placement.place_axes(state, JOINT_AXES)
 
     every = config.rounds_every(env_params.num_teachers)
     plain_epoch = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0),
@@ -262,9 +265,10 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
         if is_round:
             agent, credit = credit_round(state, keys, metrics["selection"])
             after = JointState(after.env, agent)
-            gains, step = np.asarray(credit["credit"]), np.asarray(credit["evidence"])
+            gains, step = (np.asarray(to_host(credit[name]))[:len(asked)] for name in ("credit", "evidence"))
+            probability = np.asarray(to_host(metrics["probability"]))[:len(asked)]
             rounds.append({"epoch": epoch, "credit": gains.round(6).tolist(), "evidence": step.round(4).tolist(),
-                           "probability": np.asarray(metrics["probability"]).round(6).tolist()})
+                           "probability": probability.round(6).tolist()})
         latest["state"] = after  # the selectors after the last epoch, for the saved policy
         return after, metrics
 
@@ -278,13 +282,13 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
         return {"val_accuracy": accuracy, "val_loss": loss}
 
     loop = run_epochs(state, run_epoch, validate, lambda state: state.env.student.params, train.epochs, seeds,
-                      on_epoch, metrics_path, checkpoints)
+                      on_epoch, metrics_path, checkpoints, keep=len(asked))
     test_accuracy = None
     if test:
         test_accuracy = np.asarray(run_eval(loop.best_params, jnp.asarray(splits.x_test),
                                             jnp.asarray(splits.y_test))[0]).tolist()
-    return JointResult(seeds, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history, rounds,
-                       latest["state"].agent.params, round(time.perf_counter() - started, 2))
+    return JointResult(asked, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history, rounds,
+                       take_seeds(latest["state"].agent.params, len(asked)), round(time.perf_counter() - started, 2))
 
 
 def write_rounds(path: str | Path, rounds: list[dict], teacher_names: Sequence[str]) -> None:

@@ -29,20 +29,21 @@ SCRIPT = textwrap.dedent('''
     val = SplitArrays(jnp.asarray(d.x_val), jnp.asarray(d.y_val))
     test = SplitArrays(jnp.asarray(d.x_test), jnp.asarray(d.y_test))
 
-    def run(devices, checkpoints=None):
+    def run(devices, checkpoints=None, seeds=(0, 1, 2, 3)):
         return fit(ModelSpec("mlp", {"widths": [16]}), d.input_shape, d.num_classes, train, val,
                    make_strategy("none", StrategyContext((), ())), TrainConfig(epochs=3, batch_size=128),
-                   [0, 1, 2, 3], test=test, devices=devices, checkpoints=checkpoints)
+                   seeds, test=test, devices=devices, checkpoints=checkpoints)
 
-    one, four = run(1), run(4)
+    one, four = run(1, seeds=range(5)), run(4)
+    five = run(4, seeds=range(5))  # 3 devices of 2 seeds: one copy of seed 4 padded, then dropped
     loop = lambda: EpochCheckpoints(scratch + "/loop", CheckpointConfig(every_epochs=1))
     first, resumed = run(4, loop()), run(4, loop())  # the second resumes from the first's epoch 2
     leaves = lambda r: [np.asarray(x).tolist() for x in jax.tree.leaves(r.params)]
     from mtkd.distill.byot import fit_byot, ByotConfig
     from mtkd.dml import run_dml
     small = TrainConfig(epochs=2, batch_size=256)
-    dml = [run_dml(d, [ModelSpec("mlp", {"widths": [8]})] * 2, small, [0, 1, 2, 3], devices=n, log=lambda line: None)
-           for n in (1, 4)]
+    dml = [run_dml(d, [ModelSpec("mlp", {"widths": [8]})] * 2, small, [0, 1, 2], devices=n, log=lambda line: None)
+           for n in (1, 2)]  # 3 seeds on 2 devices: padded to 4
     byot = [fit_byot(d, ModelSpec("byot", {"channels": [8, 8], "blocks": 0}), small, [0, 1], ByotConfig(0.3, 3.0, 0.03),
                      devices=n) for n in (1, 2)]
     # The joint selector: its students and selectors split over the devices, its clock shared.
@@ -54,19 +55,23 @@ SCRIPT = textwrap.dedent('''
     small_splits = dataclasses.replace(d, x_train=d.x_train[:512], y_train=d.y_train[:512])
     logits = {"train": fake(small_splits.y_train), "val": fake(d.y_val)}
     joint = [train_jointly(logits, small_splits, [0.9, 0.8], ModelSpec("mlp", {"widths": [8]}),
-                           TrainConfig(epochs=2, batch_size=128), SelectorConfig(credit_every=1), [0, 1, 2, 3],
-                           test=False, devices=n) for n in (1, 4)]
+                           TrainConfig(epochs=2, batch_size=128), SelectorConfig(credit_every=1), [0, 1, 2],
+                           test=False, devices=n) for n in (1, 2)]  # 3 seeds on 2 devices: padded to 4
     print(json.dumps({
         "sharding": [str(x.sharding.spec) for x in jax.tree.leaves(four.params)][:1],
-        "placements": {n: seed_placement(n).devices for n in (1, 2, 3, 4, 5, 6, 8)},
+        "placements": {n: [seed_placement(n).devices, seed_placement(n).padding] for n in (1, 2, 3, 4, 5, 6, 7, 8)},
         "one": [one.val_accuracy, one.test_accuracy, one.best_epoch],
         "four": [four.val_accuracy, four.test_accuracy, four.best_epoch],
+        "five": [five.val_accuracy, five.test_accuracy, five.best_epoch, five.seeds,
+                 [len(leaf) for leaf in jax.tree.leaves(five.params)]],
         "loss_one": [r["train_loss"] for r in one.history], "loss_four": [r["train_loss"] for r in four.history],
+        "loss_five": [r["train_loss"] for r in five.history],
         "resume_equal": first.history == resumed.history and leaves(first) == leaves(resumed),
         "dml": [[r.val_accuracy, r.test_accuracy, r.best_epoch] for r in dml],
         "byot": [[r.val_accuracy, r.test_accuracy, r.best_epoch] for r in byot],
         "joint": [[r.val_accuracy, r.best_epoch, [x["selection"] for x in r.history]] for r in joint],
-        "joint_sharding": str(jax.tree.leaves(joint[1].policy_params)[0].sharding.spec),
+        "joint_rounds": [[len(x["credit"]) for x in r.rounds] for r in joint],
+        "joint_policies": [len(leaf) for leaf in jax.tree.leaves(joint[1].policy_params)],
     }))
 ''')
 
@@ -78,18 +83,25 @@ def test_seeds_on_four_forced_host_devices(data_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["sharding"] in (["P('seeds',)"], ["PartitionSpec('seeds',)"])
-    # The largest device count that splits the seeds evenly (5 seeds on 4 devices: one device).
-    assert report["placements"] == {"1": 1, "2": 2, "3": 3, "4": 4, "5": 1, "6": 3, "8": 4}
+    # As few devices as give the fewest seeds per device; padding where they do not divide evenly.
+    assert report["placements"] == {"1": [1, 0], "2": [2, 0], "3": [3, 0], "4": [4, 0], "5": [3, 1], "6": [3, 0],
+                                    "7": [4, 1], "8": [4, 0]}
     # Accuracies and chosen epochs are the same; the losses agree to float32 rounding only: with
-    # one seed per device XLA's CPU kernels see a batch of 1 instead of 4 and round differently.
-    assert report["four"] == report["one"]
+    # one seed per device XLA's CPU kernels see a batch of 1 instead of 5 and round differently.
+    assert report["four"] == [values[:4] for values in report["one"]]
     for got, want in zip(report["loss_four"], report["loss_one"]):
-        assert max(abs(g - w) / abs(w) for g, w in zip(got, want)) < 1e-5
+        assert max(abs(g - w) / abs(w) for g, w in zip(got, want[:4])) < 1e-5
+    # 5 seeds padded to 6 on 3 devices: the five asked for, each with its numbers of one device.
+    assert report["five"][:3] == report["one"] and report["five"][3] == [0, 1, 2, 3, 4]
+    assert set(report["five"][4]) == {5}  # the parameters of five seeds, not six
+    for got, want in zip(report["loss_five"], report["loss_one"]):
+        assert len(got) == 5 and max(abs(g - w) / abs(w) for g, w in zip(got, want)) < 1e-5
     assert report["resume_equal"]
     assert report["dml"][0] == report["dml"][1]  # DML peers: each seed's peers together on one device
     assert report["byot"][0] == report["byot"][1]
-    # The joint selector's seeds on 4 devices: the same accuracies and epochs; selections to rounding.
+    # The joint selector's 3 seeds on 2 devices (padded to 4): the same accuracies and epochs as on
+    # one device, selections to rounding; credit rounds and policies of the 3 seeds only.
     one, four = report["joint"]
     assert one[:2] == four[:2]
     np.testing.assert_allclose(np.asarray(four[2]), np.asarray(one[2]), atol=1e-5)
-    assert report["joint_sharding"] in ("P('seeds',)", "PartitionSpec('seeds',)")
+    assert report["joint_rounds"] == [[3], [3]] and set(report["joint_policies"]) == {3}  # padding dropped

@@ -125,6 +125,9 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
     checkpoints = RunCheckpoints(out / CHECKPOINTS, config.checkpoint, log)
     finished = FinishedStrategies(out / CHECKPOINTS / FinishedStrategies.FILE)
     run = AblationRun(config, prepared.splits, pool, out, log, checkpoints)
+    placement = seed_placement(config.seeds)
+    if placement.devices > 1:
+        log(placement.describe(config.seeds))
     rows = []
     for index, name in enumerate(names, start=1):
         kept = finished.rows(name)
@@ -151,8 +154,9 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
 
 def write_reports(out: Path, config: AblationConfig, rows: list[dict], pool) -> None:
     teachers = teacher_rows(pool)
+    placement = seed_placement(config.seeds)
     write_results(out / "results.json", config.dataset, rows, teachers=teachers, config=config.to_dict(),
-                  devices=seed_placement(config.seeds).devices,  # of the fusion rows' seeds
+                  devices=placement.devices, padded_seeds=placement.padding,  # of the fusion rows' seeds
                   processes=process_count())
     write_csv(out / "results.csv", rows)
     replace_text(out / "results.md", markdown_table(rows, teachers))

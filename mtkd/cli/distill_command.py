@@ -73,11 +73,14 @@ def run(args: argparse.Namespace) -> int:
                                  config=interval, log=stderr_line)
     if checkpoints is None:
         return 0
+    if placement.devices > 1:
+        stderr_line(placement.describe(len(seeds)))
     rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics", losses=losses,
                              checkpoints=checkpoints, devices=placement.devices)
     teachers = teacher_rows(pool)
     write_results(out / "results.json", args.dataset, rows, teachers=teachers, student=student.to_dict(),
-                  config=config.__dict__, devices=placement.devices, processes=distributed.process_count())
+                  config=config.__dict__, devices=placement.devices, padded_seeds=placement.padding,
+                  processes=distributed.process_count())
     checkpoints.remove()  # results.json is complete: nothing needs them now
     if distributed.is_writer():
         print(format_table(rows, teachers))

@@ -148,6 +148,8 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
 
     The config's alpha and temperature are not used (`byot` carries BYOT's own)."""
     seeds = [int(s) for s in seeds]
+    placement = seed_placement(len(seeds), devices)
+    asked, seeds = seeds, placement.pad(seeds)  # padded to fill the devices; dropped by run_epochs
     graphdef, params = init_students(spec, splits.input_shape, splits.num_classes, seeds)
     num_exits = count_exits(spec, feature_shapes(graphdef, unstack(params, 0), splits.input_shape))
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
@@ -162,11 +164,11 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
         accuracy = run_exits(params, val_x, val_y)  # (seeds, S)
         return {"val_accuracy": accuracy[:, -1], "exit_val_accuracy": accuracy}
 
-    state = seed_placement(len(seeds), devices).place(StudentState(params, jax.vmap(optimizer.init)(params)))
+    state = placement.place(StudentState(params, jax.vmap(optimizer.init)(params)))
     loop = run_epochs(state, lambda s, k, p: jitted_epoch(s, k, x, y, p), run_val, lambda s: s.params,
-                      config.epochs, seeds, on_epoch, metrics_path, checkpoints)
+                      config.epochs, seeds, on_epoch, metrics_path, checkpoints, keep=len(asked))
     test = to_host(run_exits(loop.best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)))
-    return ByotFitResult(graphdef, loop.best_params, seeds, loop.best_epoch, loop.val_accuracy,
+    return ByotFitResult(graphdef, loop.best_params, asked, loop.best_epoch, loop.val_accuracy,
                          test[:, -1].tolist(), loop.history, exit_test_accuracy=test.T.tolist())
 
 

@@ -88,6 +88,8 @@ def fit(
     `mtkd.run_checkpoints.EpochCheckpoints`) makes the loop resumable (see `run_epochs`). The seeds
     are split over up to `devices` local devices (default: all; `mtkd.devices.seed_placement`)."""
     seeds = [int(s) for s in seeds]
+    placement = seed_placement(len(seeds), devices)
+    asked, seeds = seeds, placement.pad(seeds)  # padded to fill the devices; dropped by run_epochs
     graphdef, params = init_students(spec, input_shape, num_classes, seeds)
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
     train = train.with_teachers(num_classes)
@@ -97,7 +99,7 @@ def fit(
     if teacher_masks is None:
         run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None)), donate_argnums=(0,))
     else:
-        masks = jnp.asarray(teacher_masks, jnp.float32)
+        masks = jnp.asarray(placement.pad(teacher_masks), jnp.float32)
         masked_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None, 0)), donate_argnums=(0,))
         run_epoch = lambda state, keys, *arrays: masked_epoch(state, keys, *arrays, masks)  # noqa: E731
     run_eval = jax.jit(jax.vmap(lambda p, x, y: evaluate(graphdef, p, x, y, config.eval_batch_size),
@@ -113,17 +115,17 @@ def fit(
     # A learning strategy's own randomness: per seed, apart from the student's (fold_in 1, 2).
     strategy_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 3))(jnp.asarray(seeds, dtype=jnp.uint32))
     state = jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, strategy_keys)
-    state = seed_placement(len(seeds), devices).place(state)
+    state = placement.place(state)
     loop = run_epochs(state, lambda state, keys, progress: run_epoch(state, keys, train.x, train.y,
                                                                      train.teacher_logits, progress),
                       validate, lambda state: state.student.params, config.epochs, seeds, on_epoch, metrics_path,
-                      checkpoints)
+                      checkpoints, keep=len(asked))
     best_params = loop.best_params
 
     test_accuracy = None
     if test is not None:
         test_accuracy = to_host(run_eval(best_params, test.x, test.y)[0]).tolist()
-    return FitResult(graphdef, best_params, seeds, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history)
+    return FitResult(graphdef, best_params, asked, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history)
 
 
 def unstack(params, index: int):

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mtkd.devices import take_seeds
 from mtkd.distributed import agree, is_writer, to_host
 from mtkd.distill.steps import keep_best
 from mtkd.run_checkpoints import EpochCheckpoints
@@ -61,6 +62,7 @@ def run_epochs(
     checkpoints: EpochCheckpoints | None = None,
     keep_best_fn: Callable | None = None,
     accuracy_shape: tuple[int, ...] | None = None,
+    keep: int | None = None,
 ) -> LoopResult:
     """Trains for `epochs` epochs and keeps the best validation epoch of each seed.
 
@@ -77,14 +79,18 @@ def run_epochs(
 
     Several models per seed (DML's peers): `accuracy_shape` (S, K) and `keep_best_fn(best,
     best_accuracy, params, accuracy) -> (best, best_accuracy, improved)` over all seeds.
+
+    A run padded to fill its devices (`mtkd.devices.SeedPlacement.pad`) passes `keep`, the number
+    of seeds asked for: only those are recorded and returned (the padding's epochs still run).
     """
     seeds = [int(s) for s in seeds]
+    keep = len(seeds) if keep is None else keep
     base_keys = epoch_keys(seeds)
     run_keep_best = jax.jit(keep_best_fn or jax.vmap(keep_best))
     accuracy_shape = tuple(accuracy_shape or (len(seeds),))
     best_params = jax.tree.map(jnp.copy, params_of(state))
     best_accuracy = jnp.full(accuracy_shape, -1.0, jnp.float32)  # not weak-typed: keep_best compiles once
-    best_epoch = np.zeros(accuracy_shape, dtype=int)
+    best_epoch = np.zeros((keep, *accuracy_shape[1:]), dtype=int)  # of the seeds kept
     history: list[dict] = []
     first = 1
     if checkpoints is not None:
@@ -123,7 +129,8 @@ def run_epochs(
         val = run_val(params_of(state))
         best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, params_of(state),
                                                              val["val_accuracy"])
-        metrics, val, improved = to_host((metrics, val, improved))  # gathered from every process
+        # Gathered from every process; the padding's seeds dropped.
+        metrics, val, improved = jax.tree.map(lambda value: np.asarray(value)[:keep], to_host((metrics, val, improved)))
         losses = metrics["loss"]
         if not np.all(np.isfinite(losses)):
             bad = sorted({seeds[i] for i in np.argwhere(~np.isfinite(losses))[:, 0]})
@@ -143,7 +150,9 @@ def run_epochs(
         if on_epoch:
             on_epoch(record)
     flush_metrics()
-    return LoopResult(best_params, best_epoch.tolist(), to_host(best_accuracy).tolist(), history)
+    if keep < len(seeds):
+        best_params = take_seeds(best_params, keep)
+    return LoopResult(best_params, best_epoch.tolist(), to_host(best_accuracy)[:keep].tolist(), history)
 
 
 __all__ = ["LoopResult", "epoch_keys", "run_epochs"]

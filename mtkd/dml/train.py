@@ -76,6 +76,8 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     log = log or stderr_line
     started = time.perf_counter()
 
+    placement = seed_placement(len(seeds), devices)
+    asked, seeds = seeds, placement.pad(seeds)  # padded to fill the devices; dropped by run_epochs
     stacks, params = init_peers(peers, splits.input_shape, splits.num_classes, seeds)
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
     loss_fn = functools.partial(dml_loss, temperature=temperature, alpha=config.alpha,
@@ -95,7 +97,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     run_keep_best = jax.vmap(functools.partial(_keep_best_peers, stacks))
 
     states = tuple(StudentState(p, jax.vmap(jax.vmap(optimizer.init))(p)) for p in params)
-    states = seed_placement(len(seeds), devices).place(states)  # seeds over devices; a seed's peers together
+    states = placement.place(states)  # seeds over devices; a seed's peers together
     names = stacks.names(strategy)
     x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
 
@@ -111,12 +113,13 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     loop = run_epochs(states, epoch, validate, lambda states: tuple(state.params for state in states), config.epochs,
                       seeds, lambda record: _log_progress(log, strategy, config.epochs, record["epoch"],
                                                           np.asarray(record["val_accuracy"])),
-                      metrics_path, checkpoints, keep_best_fn=run_keep_best, accuracy_shape=(len(seeds), len(peers)))
+                      metrics_path, checkpoints, keep_best_fn=run_keep_best, accuracy_shape=(len(seeds), len(peers)),
+                      keep=len(asked))
     best_params, best_accuracy, best_epoch, history = (loop.best_params, np.asarray(loop.val_accuracy),
                                                        np.asarray(loop.best_epoch), loop.history)
     test_accuracy = to_host(run_eval(best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test))[0])
     return DMLResult(
-        strategy, names, seeds, best_epoch.T.tolist(), np.asarray(best_accuracy).T.tolist(), test_accuracy.T.tolist(),
+        strategy, names, asked, best_epoch.T.tolist(), np.asarray(best_accuracy).T.tolist(), test_accuracy.T.tolist(),
         time.perf_counter() - started, [stacks.graphdefs[stacks.slot(k)[0]] for k in range(len(peers))],
         [stacks.peer(best_params, k, axis=1) for k in range(len(peers))], history,
         {"update": update, "temperature": float(temperature)})
