@@ -54,7 +54,7 @@ def mtkd_command(*args: str, audit: Path | None = None) -> list[str]:
 
 def environment(devices: int) -> dict:
     root = str(Path(__file__).resolve().parent.parent)
-    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
+    return {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
             "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
