@@ -285,10 +285,10 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
                       on_epoch, metrics_path, checkpoints, keep=len(asked))
     test_accuracy = None
     if test:
-        test_accuracy = np.asarray(run_eval(loop.best_params, jnp.asarray(splits.x_test),
-                                            jnp.asarray(splits.y_test))[0]).tolist()
+        test_accuracy = to_host(run_eval(loop.best_params, jnp.asarray(splits.x_test),
+                                         jnp.asarray(splits.y_test))[0]).tolist()
     return JointResult(asked, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history, rounds,
-                       take_seeds(latest["state"].agent.params, len(asked)), round(time.perf_counter() - started, 2))
+                       to_host(take_seeds(latest["state"].agent.params, len(asked))), round(time.perf_counter() - started, 2))
 
 
 def write_rounds(path: str | Path, rounds: list[dict], teacher_names: Sequence[str]) -> None:

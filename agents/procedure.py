@@ -17,6 +17,7 @@ from agents.reinforce import make_trainer
 from envs.params import EnvParams
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit, unstack
+from mtkd.distributed import is_writer
 from mtkd.errors import TrainingDivergedError
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
@@ -221,9 +222,11 @@ def run_joint_selector(splits, pool, out: Path, name: str, config, student: Mode
     result = train_jointly(pool.logits(splits), splits, pool.val_accuracy, student, train, config, seeds,
                            metrics_path=metrics_path, on_epoch=epoch_progress(name, train.epochs, log),
                            checkpoints=checkpoints)
-    policy_dir = save_joint_policy(out, result.policy_params, config, pool, train.temperature,
-                                   {"student": student.to_dict(), "seed": int(seeds[0])})
-    write_rounds(Path(out) / "selector.jsonl", result.rounds, pool.names)
+    policy_dir = Path(out) / "policy"
+    if is_writer():  # the policy and the rounds are every process's alike
+        policy_dir = save_joint_policy(out, result.policy_params, config, pool, train.temperature,
+                                       {"student": student.to_dict(), "seed": int(seeds[0])})
+        write_rounds(Path(out) / "selector.jsonl", result.rounds, pool.names)
     selection = np.mean([np.asarray(r["selection"]) for r in result.history], axis=0)  # (S, K)
     return result_row(name, result.seeds, result.val_accuracy, result.test_accuracy, best_epoch=result.best_epoch,
                       seconds=result.seconds, policy=str(policy_dir), selector=config.to_dict(),

@@ -36,7 +36,11 @@ def params_checksum(tree: Any) -> str:
 def save_params(path: str | Path, tree: Any) -> str:
     """Saves a pytree of arrays at `path` (must not exist yet); returns its checksum."""
     path = Path(path).absolute()
-    checkpointer = ocp.StandardCheckpointer()
+    # This process alone (in a multi-process run, the writer saving what every process holds).
+    alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()})
+    if jax.process_count() > 1:  # Orbax refuses arrays on one local device there; host arrays it takes
+        tree = jax.tree.map(np.asarray, tree)
+    checkpointer = ocp.StandardCheckpointer(multiprocessing_options=alone)
     checkpointer.save(path, tree)
     checkpointer.wait_until_finished()
     return params_checksum(tree)

@@ -74,8 +74,10 @@ class SeedPlacement:
         replicated = NamedSharding(self.sharding.mesh, PartitionSpec())
 
         def put(axis, part):
-            if axis is None:
+            if axis is None and replicated.is_fully_addressable:
                 return jax.tree.map(lambda leaf: jax.device_put(leaf, replicated), part)
+            if axis is None:  # every process's own copy of the same values
+                return jax.tree.map(lambda leaf: _global_array(leaf, replicated), part)
             return self.place(part)
 
         return jax.tree.map(put, axes, tree, is_leaf=lambda node: node is None or isinstance(node, int))

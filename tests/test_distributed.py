@@ -1,8 +1,8 @@
 """Multi-process runs (`mtkd.distributed`): two processes on 127.0.0.1, each with 2 forced host
 devices, run the same `mtkd distill` of 3 seeds (padded to 4, one per device; bitwise the numbers
 of one process with 4 forced devices) and `mtkd ablate` (per seed the results of a one-device
-run); only process 0 writes; a process that dies makes the other exit non-zero within a minute;
-the selector's rows are refused before any work."""
+run, its joint selector's row and policy included); only process 0 writes; a process that dies
+makes the other exit non-zero within a minute; the episodic selector procedure is refused."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 from mtkd.distributed import DistributedConfig
@@ -165,7 +167,7 @@ def ablation_file(tmp_path: Path, data_dir, pool_dir, strategies: list[str]) -> 
 
 
 def test_ablation_on_two_processes_matches_one_device(data_dir, tiny_pool_dir, tmp_path):
-    config = ablation_file(tmp_path, data_dir, tiny_pool_dir, ["uniform", "dml"])
+    config = ablation_file(tmp_path, data_dir, tiny_pool_dir, ["uniform", "dml", "rl"])
     runs = {}
     done = subprocess.run(mtkd_command("ablate", "--config", str(config), "--out", str(tmp_path / "one")),
                           env=environment(1), capture_output=True, text=True, timeout=400)
@@ -177,16 +179,32 @@ def test_ablation_on_two_processes_matches_one_device(data_dir, tiny_pool_dir, t
         assert process.returncode == 0, err[-3000:]
     runs["two"] = json.loads((tmp_path / "two" / "results.json").read_text())
     assert [(r["devices"], r["processes"]) for r in runs.values()] == [(1, 1), (4, 2)]
-    # Per seed (the fusion row, and DML's peers and mean row): chosen epochs and accuracies.
+    # Per seed (the fusion row, DML's peers and mean row, the joint selector's row): chosen epochs
+    # and accuracies.
     assert per_seed(runs["two"]) == per_seed(runs["one"])
-    assert len(runs["one"]["rows"]) == 4 and not any("error" in row for row in runs["two"]["rows"])
+    assert len(runs["one"]["rows"]) == 5 and not any("error" in row for row in runs["two"]["rows"])
+    # The selector's files, written once: its rounds and its policy, the same as one device's.
+    rounds = [(tmp_path / run / "selector" / "rl" / "selector.jsonl").read_text() for run in ("one", "two")]
+    assert len(rounds[1].splitlines()) == 1 and json.loads(rounds[1])["teachers"] == json.loads(rounds[0])["teachers"]
+    np.testing.assert_allclose(json.loads(rounds[1])["probability"], json.loads(rounds[0])["probability"], atol=1e-5)
+    from agents import load_policy
+
+    policies = [load_policy(tmp_path / run / "selector" / "rl" / "policy")[1] for run in ("one", "two")]
+    for want, got in zip(*(jax.tree.leaves(policy) for policy in policies)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
 
 
-def test_a_multi_process_ablation_refuses_the_selector_rows_before_any_work(data_dir, tiny_pool_dir, tmp_path):
-    config = ablation_file(tmp_path, data_dir, tiny_pool_dir, ["uniform", "rl"])
-    processes = start_processes(tmp_path / "two", ["ablate", "--config", str(config)])
-    for process in processes:
-        _, err = process.communicate(timeout=300)
-        assert process.returncode == 2, err[-2000:]
-        assert "strategies rl run in a single process" in err
-    assert not (tmp_path / "two").exists()
+def test_a_multi_process_ablation_refuses_only_the_episodic_selector(monkeypatch):
+    from mtkd.ablation import run as ablation_run
+    from mtkd.ablation.config import ablation_config_from_dict
+
+    def config(rl):
+        return ablation_config_from_dict({"dataset": "mnist1d", "strategies": ["uniform", "rl"], "rl": rl})
+
+    monkeypatch.setattr(ablation_run, "process_count", lambda: 2)
+    with pytest.raises(ConfigError, match="episodic.*single process"):
+        ablation_run.check_processes(["uniform", "rl"], config({"procedure": "episodic"}))
+    ablation_run.check_processes(["uniform", "rl"], config({}))  # the joint selector: split like any row
+    ablation_run.check_processes(["uniform"], config({"procedure": "episodic"}))  # no rl row
+    monkeypatch.setattr(ablation_run, "process_count", lambda: 1)
+    ablation_run.check_processes(["uniform", "rl"], config({"procedure": "episodic"}))

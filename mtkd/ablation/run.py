@@ -24,18 +24,15 @@ from mtkd.teachers import default_pool_dir, load_pool
 from mtkd.progress import stderr_line
 
 
-# Rows that train on one process only: the selector's students and policies are not split over
-# processes (their seeds run on this host's devices), and its policy files are saved by Orbax
-# outside a multi-host save.
-SINGLE_PROCESS = ("rl",)
-
-
-def check_processes(names: list[str]) -> None:
-    if process_count() > 1:
-        single = [name for name in names if name.partition(":")[0] in SINGLE_PROCESS]
-        if single:
-            raise ConfigError(f"strategies {', '.join(single)} run in a single process: drop them from a "
-                              f"multi-process ablation (--coordinator-address) or run it in one process")
+def check_processes(names: list[str], config: AblationConfig) -> None:
+    """The episodic selector procedure (`[rl] procedure = "episodic"`) trains its policy in one
+    process (its environments are not split over processes): refused in a multi-process run. The
+    joint selector, the default `rl`, splits its seeds like every other row."""
+    episodic = config.section("rl").get("procedure") == "episodic" and "policy" not in config.section("rl")
+    if process_count() > 1 and episodic and any(name.partition(":")[0] == "rl" for name in names):
+        raise ConfigError("[rl] procedure = \"episodic\" trains its policy in a single process: use the joint "
+                          "procedure (the default) in a multi-process ablation (--coordinator-address), or run "
+                          "it in one process")
 
 
 def check_strategies(names: list[str], pool, config: AblationConfig | None = None) -> None:
@@ -82,7 +79,7 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     splits = training_fraction(splits, config.student_data_fraction)
     names = expand_strategies(config.strategies, pool.names)
     check_strategies(names, pool, config)
-    check_processes(names)
+    check_processes(names, config)
     if config.losses is not None:
         bind_pool_loss(config.losses, pool, splits, config.student)  # layers and shapes, before any training
     return PreparedAblation(config, splits, pool, names)

@@ -16,6 +16,7 @@ from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.sections import ByotSection, DmlSection
 from mtkd.data import DatasetSplits
 from mtkd.distill.experiment import build_strategies, run_strategies
+from mtkd.distributed import is_writer
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
 from mtkd.run_checkpoints import EpochCheckpoints, RunCheckpoints
@@ -88,7 +89,8 @@ def run_rl(run: AblationRun, name: str) -> list:
                                                      log=run.log, checkpoints=run.part(f"{name}_policy"))
     elif policy is None:
         config = procedure.joint_config(section, name)
-        run.metrics_dir.mkdir(parents=True, exist_ok=True)  # (rl rows run in one process only)
+        if is_writer():
+            run.metrics_dir.mkdir(parents=True, exist_ok=True)
         metrics = run.metrics_dir / f"{name.replace(':', '_')}.jsonl"
         return [procedure.run_joint_selector(run.splits, run.pool, run.out / "selector" / name.replace(":", "_"),
                                              name, config, run.config.student, run.config.train, run.seeds,
