@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 
+import jax
 import pytest
 
 from mtkd.compilation_cache import enable_compilation_cache
 from mtkd.data import load_dataset
 from mtkd.distill.pool_training import train_pool
+from mtkd.teachers.pool import POOL_FILE
 from mtkd.teachers.spec import pool_spec_from_dict
 
 # One persistent compilation cache for the session, shared with the commands the tests start as
@@ -27,6 +31,9 @@ os.environ.setdefault("MTKD_COMPILATION_CACHE", tempfile.mkdtemp(prefix="mtkd-ja
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
 enable_compilation_cache()
+# Every program this process compiles goes to the cache, however short its compilation (the
+# commands' own threshold skips the small ones): the commands the tests start read them back.
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 TINY_POOL = {
     "defaults": {"epochs": 3, "batch_size": 128, "learning_rate": 3e-3},
@@ -38,9 +45,27 @@ TINY_POOL = {
 }
 
 
+@contextlib.contextmanager
+def shared_by_workers(tmp_path_factory, name: str):
+    """A folder every test worker of this session shares (pytest-xdist gives each its own temp
+    folder, under one common parent), and a lock held while the caller fills it: what one worker
+    built, the others reuse."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield root / name
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
+    with shared_by_workers(tmp_path_factory, "tfds") as folder:
+        folder.mkdir(exist_ok=True)
+        load_dataset("mnist1d", data_dir=str(folder))  # prepared once, by the first worker
+    return str(folder)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +75,7 @@ def mnist1d(data_dir):
 
 @pytest.fixture(scope="session")
 def tiny_pool_dir(tmp_path_factory, data_dir, mnist1d):
-    out = tmp_path_factory.mktemp("pool")
-    train_pool("mnist1d", pool_spec_from_dict(TINY_POOL, "tiny"), out, data_dir=data_dir, log=lambda line: None)
+    with shared_by_workers(tmp_path_factory, "pool") as out:
+        if not (out / POOL_FILE).is_file():  # trained once, by the first worker that needs it
+            train_pool("mnist1d", pool_spec_from_dict(TINY_POOL, "tiny"), out, data_dir=data_dir, log=lambda line: None)
     return out
