@@ -88,10 +88,8 @@ class JointResult:
 def selector_env_config(student: ModelSpec, train: TrainConfig, config: SelectorConfig,
                         decisions_per_epoch: int) -> EnvConfig:
     """The environment of a whole training run: `train.epochs` epochs, validated once per epoch."""
-    return EnvConfig(student=student, epochs=train.epochs, batch_size=train.batch_size, reward=config.reward,
-                     eval_every=decisions_per_epoch, per_example=config.per_example, alpha=train.alpha,
-                     temperature=train.temperature, optimizer=train.optimizer, learning_rate=train.learning_rate,
-                     weight_decay=train.weight_decay)
+    return EnvConfig(student=student, train=train, reward=config.reward, eval_every=decisions_per_epoch,
+                     per_example=config.per_example)
 
 
 def initial_logits(config: SelectorConfig, teacher_val_accuracy: Sequence[float], num_classes: int) -> np.ndarray:

@@ -120,7 +120,7 @@ def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: Age
                       env_config.temperature, list(pool.names))
     out = Path(out)
     policy_dir = save_policy_in_place(out, policy_params, meta, {
-        "env": env_config.__dict__, "agent": agent_config.to_dict(), "agent_seed": agent_seed,
+        "env": env_config.to_dict(), "agent": agent_config.to_dict(), "agent_seed": agent_seed,
         "warmup_epochs": warmup_epochs, **(extra or {})})
     write_records(out / "selection.jsonl", records)
     log(f"saved the policy in {policy_dir} and per-episode selections in {out / 'selection.jsonl'}")
@@ -145,9 +145,8 @@ def episodic_configs(section: dict[str, Any], student: ModelSpec, train: TrainCo
         raise ConfigError(f"[rl] has unknown option(s) {', '.join(unknown)}; known: "
                           f"{', '.join(ABLATION_ENV_KEYS + ABLATION_AGENT_KEYS + ABLATION_RUN_KEYS)}, policy, greedy")
     env_options = {k: section[k] for k in ABLATION_ENV_KEYS if k in section}
-    env_config = EnvConfig(student=student, epochs=env_options.pop("episode_epochs", 2), batch_size=train.batch_size,
-                           alpha=train.alpha, temperature=train.temperature, optimizer=train.optimizer,
-                           learning_rate=train.learning_rate, **env_options)
+    env_config = EnvConfig(student=student, train=train.replace(epochs=env_options.pop("episode_epochs", 2)),
+                           **env_options)
     renames = {"policy_arch": "policy", "policy_learning_rate": "learning_rate", "episodes": "num_episodes"}
     agent_config = AgentConfig(**{renames.get(k, k): section[k] for k in ABLATION_AGENT_KEYS if k in section})
     for key in ABLATION_RUN_KEYS:

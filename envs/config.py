@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
+from mtkd.train_config import TrainConfig
 
 DEFAULT_STUDENT = ModelSpec("mlp")
 
@@ -32,56 +33,89 @@ def _positive_int(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-@dataclasses.dataclass(frozen=True)
+# The student's training inside an episode: a `TrainConfig` (epochs = episode length).
+EPISODE_TRAIN = TrainConfig(epochs=2)
+TRAIN_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
+ENV_FIELDS = ("student", "updates_per_decision", "reward", "eval_every", "val_subset", "per_example")
+# Every keyword `EnvConfig(...)`, `replace`, `make_env_params` and `envs.make` take.
+OPTION_NAMES = ENV_FIELDS + ("train",) + TRAIN_FIELDS
+
+
+@dataclasses.dataclass(frozen=True, init=False)
 class EnvConfig:
     """How one episode trains its student and what the agent sees and earns.
 
-    student: the student architecture (a `ModelSpec`, stored as canonical JSON so the config
-    stays hashable). epochs: student epochs per episode. batch_size: examples per student update.
-    updates_per_decision: consecutive minibatches trained with one action (the observation
-    describes all of them). reward: a name in `envs.REWARDS`. eval_every: decisions between
-    validation evaluations (the last decision is always evaluated). val_subset: evaluate on the
-    first n validation examples only (None: all). per_example: one action per example and
-    teacher instead of one per teacher. alpha, temperature: the distillation objective
-    (docs/methods.md, Distillation objective); the observation's teacher-student KL uses the same temperature.
-    optimizer, learning_rate, weight_decay: the student's optimizer (`mtkd.distill.OPTIMIZERS`).
+    train: the student's training (a `mtkd.train_config.TrainConfig`; its epochs are the episode's
+    length, its batch size, optimizer, alpha and temperature those of the episode's student, and
+    the observation's teacher-student KL uses the same temperature; docs/methods.md, Distillation
+    objective). The environment's own fields: student: the student architecture (a `ModelSpec`,
+    stored as canonical JSON so the config stays hashable). updates_per_decision: consecutive
+    minibatches trained with one action (the observation describes all of them). reward: a name
+    in `envs.REWARDS`. eval_every: decisions between validation evaluations (the last decision is
+    always evaluated). val_subset: evaluate on the first n validation examples only (None: all).
+    per_example: one action per example and teacher instead of one per teacher.
+
+    A `TrainConfig` field may also be given by its own name (`EnvConfig(epochs=3)`,
+    `config.replace(temperature=2.0)`): it changes `train`, the one place it is kept. It reads
+    back as an attribute too (`config.epochs`).
     """
 
-    student: Any = DEFAULT_STUDENT
-    epochs: int = 2
-    batch_size: int = 128
-    updates_per_decision: int = 1
-    reward: str = "val_loss_gain"
-    eval_every: int = 1
-    val_subset: int | None = None
-    per_example: bool = False
-    alpha: float = 0.3
-    temperature: float = 8.0
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
+    student: Any
+    train: TrainConfig
+    updates_per_decision: int
+    reward: str
+    eval_every: int
+    val_subset: int | None
+    per_example: bool
 
-    def __post_init__(self):
+    def __init__(self, student: Any = DEFAULT_STUDENT, train: TrainConfig | None = None,
+                 updates_per_decision: int = 1, reward: str = "val_loss_gain", eval_every: int = 1,
+                 val_subset: int | None = None, per_example: bool = False, **train_changes: Any):
         from envs.rewards import REWARDS
-        from mtkd.optimizers import OPTIMIZERS
 
-        object.__setattr__(self, "student", _spec_json(self.student))
-        for name in ("epochs", "batch_size", "updates_per_decision", "eval_every"):
+        unknown = sorted(set(train_changes) - set(TRAIN_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown environment option(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}")
+        train = EPISODE_TRAIN if train is None else train
+        if not isinstance(train, TrainConfig):
+            raise ConfigError(f"train must be a TrainConfig, got {type(train).__name__}")
+        for name, value in (("student", _spec_json(student)), ("train", train.replace(**train_changes)),
+                            ("updates_per_decision", updates_per_decision), ("reward", reward),
+                            ("eval_every", eval_every), ("val_subset", val_subset), ("per_example", per_example)):
+            object.__setattr__(self, name, value)
+        for name in ("updates_per_decision", "eval_every"):
             _positive_int(name, getattr(self, name))
         if self.val_subset is not None:
             _positive_int("val_subset", self.val_subset)
         if not isinstance(self.per_example, bool):
             raise ConfigError(f"per_example must be True or False, got {self.per_example!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         REWARDS.get(self.reward)  # UnknownNameError for an unknown reward
-        OPTIMIZERS.get(self.optimizer)
+
+    def __getattr__(self, name: str):
+        # The student's training settings read through to `train` (called only for names that
+        # are not fields: epochs, batch_size, alpha, temperature, optimizer, learning_rate, ...).
+        if name in TRAIN_FIELDS:
+            return getattr(self.train, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"student": json.loads(self.student), "train": dataclasses.asdict(self.train),
+                **{name: getattr(self, name) for name in ENV_FIELDS[1:]}}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "EnvConfig":
+        """The inverse of `to_dict`; ConfigError names an unknown key (flat training keys allowed)."""
+        raw = dict(raw)
+        unknown = sorted(set(raw) - set(OPTION_NAMES))
+        if unknown:
+            raise ConfigError(f"unknown environment option(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}")
+        train = raw.pop("train", None)
+        if isinstance(train, Mapping):
+            extra = sorted(set(train) - set(TRAIN_FIELDS))
+            if extra:
+                raise ConfigError(f"unknown training option(s) {', '.join(extra)}; known: {', '.join(TRAIN_FIELDS)}")
+            train = TrainConfig(**train)
+        return cls(train=train, **raw)
 
     @property
     def student_spec(self) -> ModelSpec:
@@ -92,4 +126,7 @@ class EnvConfig:
         return self.batch_size * self.updates_per_decision
 
     def replace(self, **changes) -> "EnvConfig":
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`: fields of its own, `train`, or `TrainConfig` fields by name."""
+        own = {name: getattr(self, name) for name in ENV_FIELDS + ("train",)}
+        own.update({name: changes.pop(name) for name in list(changes) if name in own})
+        return EnvConfig(**own, **changes)

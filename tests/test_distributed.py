@@ -156,29 +156,57 @@ def test_a_dead_process_stops_the_other_within_a_minute(data_dir, tiny_pool_dir,
     assert "another task died" in err or "unhealthy" in err, err[-2000:]
 
 
-def ablation_file(tmp_path: Path, data_dir, pool_dir, strategies: list[str]) -> Path:
-    path = tmp_path / "ablation.toml"
+def ablation_file(tmp_path: Path, data_dir, pool_dir, strategies: list[str], pool: str | None = None,
+                  name: str = "ablation.toml") -> Path:
+    path = tmp_path / name
     path.write_text("\n".join([
         'dataset = "mnist1d"', f'data_dir = "{data_dir}"', f'pool_dir = "{pool_dir}"', "seeds = 4",
+        *([f'pool = "{pool}"'] if pool else []),
         f"strategies = {json.dumps(strategies)}",
         "[student]", 'arch = "mlp"', "options = { widths = [16] }",
         "[train]", "epochs = 2", "batch_size = 256"]) + "\n")
     return path
 
 
-def test_ablation_on_two_processes_matches_one_device(data_dir, tiny_pool_dir, tmp_path):
-    config = ablation_file(tmp_path, data_dir, tiny_pool_dir, ["uniform", "dml", "rl"])
+POOL_SPEC = """
+[defaults]
+epochs = 2
+batch_size = 256
+[[teachers]]
+name = "small"
+arch = "mlp"
+options = { widths = [16] }
+[[teachers]]
+name = "wide"
+arch = "mlp"
+options = { widths = [32] }
+seed = 3
+"""
+
+
+def test_ablation_on_two_processes_matches_one_device(data_dir, tmp_path):
+    # Each run trains its teacher pool from a spec; the two processes also prepare their own data
+    # set (process 0 does, the other waits for it).
+    (tmp_path / "pool.toml").write_text(POOL_SPEC)
+    strategies = ["uniform", "dml", "rl"]
+    one = ablation_file(tmp_path, data_dir, tmp_path / "pool_one", strategies, tmp_path / "pool.toml", "one.toml")
+    two = ablation_file(tmp_path, tmp_path / "tfds", tmp_path / "pool_two", strategies, tmp_path / "pool.toml",
+                        "two.toml")
     runs = {}
-    done = subprocess.run(mtkd_command("ablate", "--config", str(config), "--out", str(tmp_path / "one")),
+    done = subprocess.run(mtkd_command("ablate", "--config", str(one), "--out", str(tmp_path / "one")),
                           env=environment(1), capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     runs["one"] = json.loads((tmp_path / "one" / "results.json").read_text())
-    processes = start_processes(tmp_path / "two", ["ablate", "--config", str(config)])
+    processes = start_processes(tmp_path / "two", ["ablate", "--config", str(two)])
     for process in processes:
         _, err = process.communicate(timeout=400)
         assert process.returncode == 0, err[-3000:]
     runs["two"] = json.loads((tmp_path / "two" / "results.json").read_text())
     assert [(r["devices"], r["processes"]) for r in runs.values()] == [(1, 1), (4, 2)]
+    # The pool: each teacher's one seed on one device either way (padded over 4 in the two
+    # processes), so the same accuracies, epochs and parameter checksums, bitwise.
+    pools = [json.loads((tmp_path / name / "pool.json").read_text()) for name in ("pool_one", "pool_two")]
+    assert pools[1]["teachers"] == pools[0]["teachers"]
     # Per seed (the fusion row, DML's peers and mean row, the joint selector's row): chosen epochs
     # and accuracies.
     assert per_seed(runs["two"]) == per_seed(runs["one"])

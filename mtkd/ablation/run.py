@@ -68,8 +68,7 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
                           split_seed=config.split_seed)
     pool_dir = config.pool_dir or default_pool_dir(config.dataset, config.pool)
     log(f"teacher pool: {pool_dir}")
-    if config.pool is None or process_count() > 1:  # a given pool directory, used as it is
-        # (A multi-process run cannot train a pool: its processes would all train and save it.)
+    if config.pool is None:  # a given pool directory, used as it is
         pool = load_pool(pool_dir, splits)
     else:
         pool = ensure_pool(config.dataset, config.pool, out_dir=pool_dir, data_dir=config.data_dir,

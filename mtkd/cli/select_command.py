@@ -168,11 +168,9 @@ def run_episodic(args: argparse.Namespace) -> int:
     seeds = seeds_from(args)
     if args.warmup_epochs < 0:
         raise ConfigError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
-    env_config = EnvConfig(student=student, epochs=args.episode_epochs, batch_size=config.batch_size,
+    env_config = EnvConfig(student=student, train=config.replace(epochs=args.episode_epochs),
                            updates_per_decision=args.updates_per_decision, reward=args.reward or "val_loss_gain",
-                           eval_every=args.eval_every, val_subset=args.val_subset, per_example=args.per_example,
-                           alpha=config.alpha, temperature=config.temperature, optimizer=config.optimizer,
-                           learning_rate=config.learning_rate, weight_decay=config.weight_decay)
+                           eval_every=args.eval_every, val_subset=args.val_subset, per_example=args.per_example)
     agent_config = AgentConfig(policy=args.policy_arch or "logistic",
                                policy_options=_json_object(args.policy_options, "--policy-options"),
                                baseline=args.baseline, entropy_coef=args.entropy_coef,
@@ -182,7 +180,7 @@ def run_episodic(args: argparse.Namespace) -> int:
     splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
     compared = build_strategies(args.compare, pool)  # bad names fail before training
     signature = {"kind": "select", "dataset": args.dataset, "teachers": args.teachers, "student": student.to_dict(),
-                 "config": config.__dict__, "seeds": seeds, "env": env_config.__dict__,
+                 "config": config.__dict__, "seeds": seeds, "env": env_config.to_dict(),
                  "agent": agent_config.to_dict(), "agent_seed": args.agent_seed, "warmup_epochs": args.warmup_epochs,
                  "greedy": args.greedy, "compare": args.compare, "val_fraction": args.val_fraction,
                  "split_seed": args.split_seed}

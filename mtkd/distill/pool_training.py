@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mtkd.checkpoints import save_params
+from mtkd.checkpoints import params_checksum, save_params
 from mtkd.data import DatasetSplits, load_dataset
 from mtkd.distill.fit import SplitArrays, fit, unstack
+from mtkd.distributed import agree, barrier, is_writer
 from mtkd.errors import ConfigError
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import build_model
@@ -72,14 +73,18 @@ def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str 
                checkpoint: CheckpointConfig = CheckpointConfig()) -> TeacherPool:
     """Trains (or, if `out_dir` already holds this very pool, finished, reuses) every teacher of
     `spec`. A pool whose training was interrupted is continued with `resume` (teachers already
-    saved are kept, the one interrupted restarts from its checkpoint in `out_dir/checkpoints/`)."""
+    saved are kept, the one interrupted restarts from its checkpoint in `out_dir/checkpoints/`).
+
+    In a multi-process run every process trains every teacher together (its one seed padded over
+    all devices, `mtkd.devices`) and process 0 writes the pool; `out_dir` must be on a file system
+    every process sees."""
     log = log or stderr_line
     splits = load_dataset(dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
     check_pool_spec(spec, splits)
     signature = {"kind": "teacher-pool", "dataset": dataset, "val_fraction": val_fraction,
                  "split_seed": split_seed, "spec": spec.to_dict()}
     out = Path(out_dir)
-    if not overwrite and (out / POOL_FILE).is_file():
+    if not overwrite and agree((out / POOL_FILE).is_file()):  # process 0's view, in every process
         claim_output_dir(out, signature, resume=True)  # a finished pool is a cache; a different one is refused
         log(f"reusing the teacher pool in {out}")
         return load_pool(out, splits)
@@ -109,6 +114,7 @@ def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str 
                 "split_seed": split_seed, "spec": spec.to_dict(), "teachers": entries}
     replace_text(out / POOL_FILE, json.dumps(manifest, indent=2) + "\n")  # appears once every teacher is saved
     checkpoints.remove()
+    barrier(f"mtkd: pool written to {out}")  # the other processes read what process 0 wrote
     return load_pool(out, splits)
 
 
@@ -122,8 +128,11 @@ def _train_model_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path,
                  test=SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)), checkpoints=checkpoints)
     params = nnx.to_pure_dict(unstack(result.params, 0))
     relative = f"teachers/{teacher.name}"
-    shutil.rmtree(out / relative, ignore_errors=True)  # a save a kill interrupted
-    checksum = save_params(out / relative, params)
+    if is_writer():
+        shutil.rmtree(out / relative, ignore_errors=True)  # a save a kill interrupted
+        checksum = save_params(out / relative, params)
+    else:
+        checksum = params_checksum(params)  # the same parameters as process 0's
     return {"name": teacher.name, "kind": "model", "model": teacher.model.to_dict(),
             "training": teacher.to_dict()["training"], "dataset": splits.name,
             "num_classes": splits.num_classes, "val_accuracy": result.val_accuracy[0],
@@ -134,14 +143,15 @@ def _train_model_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path,
 def _import_external_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path) -> dict:
     logits = read_external_logits(teacher.external, splits.num_train_full, splits.num_test, splits.num_classes)
     relative = f"teachers/{teacher.name}.npz"
-    (out / "teachers").mkdir(exist_ok=True)
-    shutil.copyfile(teacher.external, out / relative)
+    if is_writer():
+        (out / "teachers").mkdir(exist_ok=True)
+        shutil.copyfile(teacher.external, out / relative)
     train_full = logits["train"]
     return {"name": teacher.name, "kind": "external", "source": str(teacher.external),
             "dataset": splits.name, "num_classes": splits.num_classes,
             "val_accuracy": teacher_accuracy(train_full[splits.val_index], splits.y_val),
             "test_accuracy": teacher_accuracy(logits["test"], splits.y_test),
-            "checksum": file_checksum(out / relative), "path": relative}
+            "checksum": file_checksum(teacher.external), "path": relative}
 
 
 def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | Path | None = None,
