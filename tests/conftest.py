@@ -45,6 +45,24 @@ TINY_POOL = {
 }
 
 
+# A two-teacher pool spec for commands that train a pool of their own (`mtkd teachers train`, an
+# ablation's `pool = "spec.toml"`).
+SMALL_POOL_SPEC = """
+[defaults]
+epochs = 6
+batch_size = 256
+[[teachers]]
+name = "small"
+arch = "mlp"
+options = { widths = [16] }
+[[teachers]]
+name = "wide"
+arch = "mlp"
+options = { widths = [64] }
+seed = 3
+"""
+
+
 @contextlib.contextmanager
 def shared_by_workers(tmp_path_factory, name: str):
     """A folder every test worker of this session shares (pytest-xdist gives each its own temp

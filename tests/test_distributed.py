@@ -19,6 +19,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import SMALL_POOL_SPEC
 from mtkd.distributed import DistributedConfig
 from mtkd.errors import ConfigError
 
@@ -168,27 +169,11 @@ def ablation_file(tmp_path: Path, data_dir, pool_dir, strategies: list[str], poo
     return path
 
 
-POOL_SPEC = """
-[defaults]
-epochs = 2
-batch_size = 256
-[[teachers]]
-name = "small"
-arch = "mlp"
-options = { widths = [16] }
-[[teachers]]
-name = "wide"
-arch = "mlp"
-options = { widths = [32] }
-seed = 3
-"""
-
-
 def test_ablation_on_two_processes_matches_one_device(data_dir, tmp_path):
     # The two processes train the teacher pool from its spec together (process 0 writes it) and
     # prepare their own data set (process 0 does, the other waits); the one-device run then reuses
     # that pool, so both distil from the same teachers.
-    (tmp_path / "pool.toml").write_text(POOL_SPEC)
+    (tmp_path / "pool.toml").write_text(SMALL_POOL_SPEC)
     strategies = ["uniform", "dml", "rl"]
     two = ablation_file(tmp_path, tmp_path / "tfds", tmp_path / "pool", strategies, tmp_path / "pool.toml", "two.toml")
     one = ablation_file(tmp_path, data_dir, tmp_path / "pool", strategies, tmp_path / "pool.toml", "one.toml")

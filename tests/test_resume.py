@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import SMALL_POOL_SPEC
 from mtkd.cli.main import main
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
@@ -133,20 +134,7 @@ def test_distill_and_teachers_train_killed_resume_exactly(data_dir, tiny_pool_di
     assert not (tmp_path / "distill" / "checkpoints").exists()
 
     spec = tmp_path / "pool.toml"
-    spec.write_text("""
-[defaults]
-epochs = 6
-batch_size = 256
-[[teachers]]
-name = "small"
-arch = "mlp"
-options = { widths = [16] }
-[[teachers]]
-name = "wide"
-arch = "mlp"
-options = { widths = [64] }
-seed = 3
-""")
+    spec.write_text(SMALL_POOL_SPEC)
     args = ["teachers", "train", "--data-dir", data_dir, "--pool", str(spec), "--checkpoint-every-epochs", "1",
             "--out"]
     finish(args + [str(tmp_path / "pool_ref")])
