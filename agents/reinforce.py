@@ -23,6 +23,7 @@ from envs.core import validation_metrics
 from envs.observation import observation_size
 from envs.params import EnvParams
 from envs.rollout import rollout_batch
+from mtkd.devices import divisor_placement
 from mtkd.optimizers import make_optimizer
 
 
@@ -73,8 +74,11 @@ def make_train(config: AgentConfig, env_params: EnvParams | None = None,
 
 
 def make_trainer(config: AgentConfig, env_params: EnvParams | None = None,
-                 on_episode: Callable[[int, dict], None] | None = None) -> Trainer:
-    """`make_train`'s run as a `Trainer` (same numbers when its episodes run in one call)."""
+                 on_episode: Callable[[int, dict], None] | None = None, devices: int | None = None) -> Trainer:
+    """`make_train`'s run as a `Trainer` (same numbers when its episodes run in one call). Each
+    episode's `num_envs` environments are split over up to `devices` local devices (default: all;
+    the most that divide `num_envs`, `mtkd.devices.divisor_placement`): the compiler partitions
+    the episode from that constraint on its reset keys, and sums the policy gradient across them."""
     if env_params is None:
         from envs.sources import params_from_pool
 
@@ -85,6 +89,7 @@ def make_trainer(config: AgentConfig, env_params: EnvParams | None = None,
     per_example = env_params.config.per_example
     num_teachers = env_params.num_teachers
     num_envs = config.num_envs
+    env_sharding = divisor_placement(num_envs, devices).sharding
 
     def logits_of(policy_params, obs):
         return policy.apply(policy_params, policy_rows(obs, per_example))
@@ -96,6 +101,8 @@ def make_trainer(config: AgentConfig, env_params: EnvParams | None = None,
         reset_keys = jax.random.split(reset_key, num_envs)
         if config.same_start:
             reset_keys = reset_keys[jnp.zeros(num_envs, jnp.int32)]
+        if env_sharding is not None:
+            reset_keys = jax.lax.with_sharding_constraint(reset_keys, env_sharding)
         final_state, trajectory = rollout_batch(
             reset_keys, rollout_key, env_params, lambda k, obs: sample_actions(k, logits_of(policy_params, obs)))
 

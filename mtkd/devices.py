@@ -92,6 +92,16 @@ def _global_array(leaf, sharding: NamedSharding):
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
+def divisor_placement(count: int, devices: int | None = None) -> SeedPlacement:
+    """For an axis that cannot be padded, such as the episodic selector's environments (all of them
+    feed one policy gradient): the most local devices, up to `devices`, that split `count` evenly."""
+    available = jax.local_devices()[:devices or None]
+    used = max(d for d in range(1, min(len(available), count) + 1) if count % d == 0)
+    if used == 1:
+        return SeedPlacement(1)
+    return SeedPlacement(used, NamedSharding(Mesh(available[:used], (AXIS,)), PartitionSpec(AXIS)))
+
+
 def take_seeds(tree, count: int):
     """The first `count` entries of every leaf's seed axis: a padded run's results without the
     padding. A leaf split over several processes is gathered to the host first."""
@@ -132,4 +142,4 @@ def _global_placement(num_seeds: int, devices: int | None) -> SeedPlacement:
     return SeedPlacement(len(available), NamedSharding(mesh, PartitionSpec(AXIS)), -num_seeds % len(available))
 
 
-__all__ = ["SeedPlacement", "seed_placement", "take_seeds"]
+__all__ = ["SeedPlacement", "divisor_placement", "seed_placement", "take_seeds"]

@@ -1,4 +1,5 @@
-"""Seeds split over several devices (fit, DML, BYOT, the joint selector) (forced host devices, in a subprocess: the device count is
+"""Seeds split over several devices (fit, DML, BYOT, the joint selector, the episodic selector's
+environments) (forced host devices, in a subprocess: the device count is
 fixed when JAX starts): the same per-seed results as on one device, the count recorded, and a
 resume that continues on the same devices."""
 
@@ -58,6 +59,21 @@ SCRIPT = textwrap.dedent('''
     joint = [train_jointly(logits, small_splits, [0.9, 0.8], ModelSpec("mlp", {"widths": [8]}),
                            TrainConfig(epochs=2, batch_size=128), SelectorConfig(credit_every=1), [0, 1, 2],
                            test=False, devices=n) for n in (1, 2)]  # 3 seeds on 2 devices: padded to 4
+    # The episodic selector's environments: 4 per episode, one per device.
+    from agents.config import AgentConfig
+    from agents.reinforce import make_trainer
+    import envs
+    env_params = envs.make_env_params(logits["train"], logits["val"], small_splits.x_train, small_splits.y_train,
+                                      d.x_val, d.y_val, envs.EnvConfig(student={"arch": "mlp", "options": {"widths": [8]}},
+                                                                       epochs=1, batch_size=128))
+    episodic = []
+    for n in (1, 4):
+        trainer = make_trainer(AgentConfig(num_envs=4, num_episodes=2), env_params, devices=n)
+        carry, keys = jax.jit(trainer.start)(jax.random.key(0))
+        carry, metrics = jax.jit(trainer.episodes)(carry, keys, jnp.arange(2))
+        episodic.append({"return": np.asarray(metrics["return"]).tolist(),
+                         "selection": np.asarray(metrics["selection"]).tolist(),
+                         "sharding": str(metrics["return"].sharding.spec) if n > 1 else None})
     print(json.dumps({
         "sharding": [str(x.sharding.spec) for x in jax.tree.leaves(four.params)][:1],
         "placements": {n: [seed_placement(n).devices, seed_placement(n).padding] for n in (1, 2, 3, 4, 5, 6, 7, 8)},
@@ -71,6 +87,7 @@ SCRIPT = textwrap.dedent('''
         "dml": [[r.val_accuracy, r.test_accuracy, r.best_epoch] for r in dml],
         "byot": [[r.val_accuracy, r.test_accuracy, r.best_epoch] for r in byot],
         "joint": [[r.val_accuracy, r.best_epoch, [x["selection"] for x in r.history]] for r in joint],
+        "episodic": episodic,
         "joint_rounds": [[len(x["credit"]) for x in r.rounds] for r in joint],
         "joint_policies": [len(leaf) for leaf in jax.tree.leaves(joint[1].policy_params)],
     }))
@@ -105,4 +122,10 @@ def test_seeds_on_four_forced_host_devices(data_dir, tmp_path):
     one, four = report["joint"]
     assert one[:2] == four[:2]
     np.testing.assert_allclose(np.asarray(four[2]), np.asarray(one[2]), atol=1e-5)
+    # The episodic selector's 4 environments on 4 devices: split (its per-environment returns come
+    # back split), the same selections, returns to float32 rounding.
+    single, split = report["episodic"]
+    assert "seeds" in split["sharding"]
+    np.testing.assert_allclose(split["selection"], single["selection"], atol=1e-6)
+    np.testing.assert_allclose(split["return"], single["return"], atol=1e-5)
     assert report["joint_rounds"] == [[3], [3]] and set(report["joint_policies"]) == {3}  # padding dropped
