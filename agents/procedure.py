@@ -210,7 +210,7 @@ def epoch_progress(name: str, epochs: int, log: Callable[[str], None]) -> Callab
 
 def run_joint_selector(splits, pool, out: Path, name: str, config, student: ModelSpec, train: TrainConfig,
                        seeds: Sequence[int], metrics_path: Path | None, log: Callable[[str], None] = stderr_line,
-                       checkpoints=None):
+                       checkpoints=None, devices: int | None = None):
     """The joint selector (`agents.joint`) over `seeds`: its `results.json` row, with the policy
     of the first seed in `out/policy/` and every credit round in `out/selector.jsonl`."""
     from agents.joint import train_jointly, write_rounds
@@ -220,7 +220,7 @@ def run_joint_selector(splits, pool, out: Path, name: str, config, student: Mode
         f"credit every {config.rounds_every(len(pool.names))} epochs, reward {config.reward}, teachers {', '.join(pool.names)})")
     result = train_jointly(pool.logits(splits), splits, pool.val_accuracy, student, train, config, seeds,
                            metrics_path=metrics_path, on_epoch=epoch_progress(name, train.epochs, log),
-                           checkpoints=checkpoints)
+                           checkpoints=checkpoints, devices=devices)
     policy_dir = Path(out) / "policy"
     if is_writer():  # the policy and the rounds are every process's alike
         policy_dir = save_joint_policy(out, result.policy_params, config, pool, train.temperature,

@@ -66,6 +66,12 @@ def test_bad_ablation_configs():
         ablation_config_from_dict({"train": {"epoch": 3}})
     with pytest.raises(ConfigError, match="listed twice"):
         ablation_config_from_dict({"strategies": ["none", "none"]})
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="devices must be a whole number >= 1"):
+            ablation_config_from_dict({"devices": bad})
+    # In the run's signature only when set (earlier runs keep theirs).
+    assert "devices" not in ablation_config_from_dict({}).to_dict()
+    assert ablation_config_from_dict({"devices": 2}).to_dict()["devices"] == 2
 
 
 def test_unknown_strategy_fails_before_training(data_dir, tiny_pool_dir, tmp_path):

@@ -74,7 +74,16 @@ SCRIPT = textwrap.dedent('''
         episodic.append({"return": np.asarray(metrics["return"]).tolist(),
                          "selection": np.asarray(metrics["selection"]).tolist(),
                          "sharding": str(metrics["return"].sharding.spec) if n > 1 else None})
+    # An ablation restricted to 2 of the 4 devices (its `devices` key, `mtkd ablate --devices`).
+    from mtkd.ablation import ablation_config_from_dict, run_ablation
+    run_ablation(ablation_config_from_dict({"dataset": "mnist1d", "data_dir": data_dir, "pool_dir": sys.argv[3],
+                                            "seeds": 3, "devices": 2, "strategies": ["uniform"],
+                                            "student": {"arch": "mlp", "options": {"widths": [8]}},
+                                            "train": {"epochs": 1, "batch_size": 256}}), scratch + "/ablation",
+                 log=lambda line: None)
+    ablation = json.loads(open(scratch + "/ablation/results.json").read())
     print(json.dumps({
+        "ablation": [ablation["devices"], ablation["padded_seeds"], ablation["rows"][0]["seeds"]],
         "sharding": [str(x.sharding.spec) for x in jax.tree.leaves(four.params)][:1],
         "placements": {n: [seed_placement(n).devices, seed_placement(n).padding] for n in (1, 2, 3, 4, 5, 6, 7, 8)},
         "one": [one.val_accuracy, one.test_accuracy, one.best_epoch],
@@ -94,9 +103,9 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_seeds_on_four_forced_host_devices(data_dir, tmp_path):
+def test_seeds_on_four_forced_host_devices(data_dir, tiny_pool_dir, tmp_path):
     env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, data_dir, str(tmp_path)], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", SCRIPT, data_dir, str(tmp_path), str(tiny_pool_dir)], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -115,6 +124,7 @@ def test_seeds_on_four_forced_host_devices(data_dir, tmp_path):
     for got, want in zip(report["loss_five"], report["loss_one"]):
         assert len(got) == 5 and max(abs(g - w) / abs(w) for g, w in zip(got, want)) < 1e-5
     assert report["resume_equal"]
+    assert report["ablation"] == [2, 1, [0, 1, 2]]  # 3 seeds on at most 2 devices: padded to 4
     assert report["dml"][0] == report["dml"][1]  # DML peers: each seed's peers together on one device
     assert report["byot"][0] == report["byot"][1]
     # The joint selector's 3 seeds on 2 devices (padded to 4): the same accuracies and epochs as on

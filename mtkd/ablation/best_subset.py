@@ -57,7 +57,8 @@ def _evaluate_subsets(run: AblationRun, masks: np.ndarray, loop: str = "best_sub
                  SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)), strategy, run.config.train,
                  [s for _ in masks for s in seeds],
                  test=SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)),
-                 teacher_masks=np.repeat(masks, len(seeds), axis=0), checkpoints=run.loop(loop))
+                 teacher_masks=np.repeat(masks, len(seeds), axis=0), checkpoints=run.loop(loop),
+                 devices=run.config.devices)
     val = np.asarray(result.val_accuracy).reshape(len(masks), len(seeds))
     return result, val.mean(axis=1)
 

@@ -8,6 +8,7 @@ TOML example (see experiments/*.toml):
     # pools = ["default", "pools/mnist1d_misleading.toml"]   # instead of pool: the same
                                       # ablation on each, results in OUT/<pool name>/
     seeds = 3
+    devices = 2                       # optional: split the seeds over at most 2 local devices (default: all)
     strategies = ["none", "uniform", "single:*", "best_single", "rl", "dml"]
 
     [student]
@@ -47,7 +48,7 @@ from mtkd.run_checkpoints import CheckpointConfig
 
 TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
                   "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name",
-                  "checkpoint"}
+                  "checkpoint", "devices"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,7 @@ class AblationConfig:
     pools: tuple[str, ...] = ()  # several pools, each ablated alike (instead of pool / pool_dir)
     # When to checkpoint: it changes no result, so it is not part of the run's signature (`to_dict`).
     checkpoint: CheckpointConfig = CheckpointConfig()
+    devices: int | None = None  # split the seeds over at most this many local devices (None: all)
 
     def __post_init__(self):
         if self.pools:
@@ -78,6 +80,9 @@ class AblationConfig:
                 raise ConfigError(f"pools listed twice (by name): {', '.join(self.pools)}")
         if self.seeds < 1:
             raise ConfigError(f"seeds must be at least 1, got {self.seeds}")
+        if self.devices is not None and (isinstance(self.devices, bool) or not isinstance(self.devices, int)
+                                         or self.devices < 1):
+            raise ConfigError(f"devices must be a whole number >= 1, got {self.devices!r}")
         if not 0.0 < self.student_data_fraction <= 1.0:
             raise ConfigError(f"student_data_fraction must be in (0, 1], got {self.student_data_fraction}")
         if not self.strategies:
@@ -100,7 +105,9 @@ class AblationConfig:
                 "train": dataclasses.asdict(self.train), "val_fraction": self.val_fraction,
                 "split_seed": self.split_seed, "student_data_fraction": self.student_data_fraction,
                 "losses": self.losses.to_dicts() if self.losses is not None else None,
-                "sections": {k: dict(v) for k, v in self.sections.items()}}
+                "sections": {k: dict(v) for k, v in self.sections.items()},
+                # Absent unless set, so that earlier runs keep their signature.
+                **({"devices": self.devices} if self.devices is not None else {})}
 
 
 def pool_label(pool: str) -> str:
@@ -148,7 +155,7 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         student_data_fraction=float(raw.get("student_data_fraction", 1.0)),
         losses=LossConfig.from_dicts(raw["losses"]) if "losses" in raw else None,
         sections={k: dict(raw[k]) for k in ("dml", "rl", "byot") if k in raw},
-        checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")))
+        checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")), devices=raw.get("devices"))
 
 
 def _table_of(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -121,7 +121,7 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
     checkpoints = RunCheckpoints(out / CHECKPOINTS, config.checkpoint, log)
     finished = FinishedStrategies(out / CHECKPOINTS / FinishedStrategies.FILE)
     run = AblationRun(config, prepared.splits, pool, out, log, checkpoints)
-    placement = seed_placement(config.seeds)
+    placement = seed_placement(config.seeds, config.devices)
     if placement.devices > 1:
         log(placement.describe(config.seeds))
     rows = []
@@ -150,7 +150,7 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
 
 def write_reports(out: Path, config: AblationConfig, rows: list[dict], pool) -> None:
     teachers = teacher_rows(pool)
-    placement = seed_placement(config.seeds)
+    placement = seed_placement(config.seeds, config.devices)
     write_results(out / "results.json", config.dataset, rows, teachers=teachers, config=config.to_dict(),
                   devices=placement.devices, padded_seeds=placement.padding,  # of the fusion rows' seeds
                   processes=process_count())

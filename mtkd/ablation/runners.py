@@ -70,7 +70,7 @@ def run_fusion(run: AblationRun, name: str, options: dict | None = None) -> list
     strategies = build_strategies([name], run.pool, options)
     rows, _ = run_strategies(run.splits, run.pool, strategies, run.config.student, run.config.train, run.seeds,
                              metrics_dir=run.metrics_dir, log=run.log, losses=run.config.losses,
-                             checkpoints=run.checkpoints)
+                             checkpoints=run.checkpoints, devices=run.config.devices)
     return rows
 
 
@@ -94,7 +94,8 @@ def run_rl(run: AblationRun, name: str) -> list:
         metrics = run.metrics_dir / f"{name.replace(':', '_')}.jsonl"
         return [procedure.run_joint_selector(run.splits, run.pool, run.out / "selector" / name.replace(":", "_"),
                                              name, config, run.config.student, run.config.train, run.seeds,
-                                             metrics, run.log, checkpoints=run.loop(name))]
+                                             metrics, run.log, checkpoints=run.loop(name),
+                                             devices=run.config.devices)]
     elif section:
         raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
     return run_fusion(run, name, {"policy": str(policy), "greedy": greedy})
@@ -129,7 +130,7 @@ def _dml_rows(run: AblationRun, name: str, with_teachers: bool) -> list:
     result = dml.run_dml(run.splits, section.peer_specs(run.config.student), run.config.train, run.seeds,
                          pool=run.pool, with_teachers=with_teachers, update=section.update,
                          temperature=section.temperature, metrics_path=run.metrics_dir / f"{name}.jsonl",
-                         log=run.log, checkpoints=run.loop(name))
+                         log=run.log, checkpoints=run.loop(name), devices=run.config.devices)
     return result.rows()
 
 
@@ -152,7 +153,7 @@ def run_byot(run: AblationRun, name: str) -> list:
     byot = importlib.import_module("mtkd.distill.byot")
     section = ByotSection.from_dict(run.config.section("byot"))
     return byot.run_byot(run.splits, run.config.train, run.seeds, metrics_dir=run.metrics_dir, log=run.log,
-                         checkpoints=run.loop(name), **section.run_options())
+                         checkpoints=run.loop(name), devices=run.config.devices, **section.run_options())
 
 
 def _check_dml(config: AblationConfig, name: str, pool: TeacherPool) -> None:

@@ -6,7 +6,7 @@ import argparse
 
 from mtkd.ablation import load_ablation_config, run_ablation
 from mtkd import distributed
-from mtkd.cli.options import add_process_options, add_run_options, checkpoint_config_from, distributed_config_from
+from mtkd.cli.options import add_device_options, add_run_options, checkpoint_config_from, distributed_config_from
 
 
 def register(subparsers) -> None:
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
     parser.add_argument("--data-dir", default=None, help="override the config's TFDS data directory")
     add_run_options(parser, "ablation")
-    add_process_options(parser.add_argument_group("processes (the seeds go over every local device by default)"))
+    add_device_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     config = load_ablation_config(args.config)
-    changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir)) if v is not None}
+    changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir), ("devices", args.devices))
+               if v is not None}
     config = dataclasses.replace(config, checkpoint=checkpoint_config_from(args, config.checkpoint), **changes)
     distributed.start(distributed_config_from(args))  # before any other JAX work
     run_ablation(config, args.out, overwrite=args.overwrite, resume=args.resume)

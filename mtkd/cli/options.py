@@ -89,8 +89,9 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
     """--devices and the multi-process flags of `mtkd.distributed`: one name each across commands."""
     group = parser.add_argument_group("devices and processes")
     group.add_argument("--devices", type=int, default=None,
-                       help="split the seeds over at most N local devices (default: all; the count used divides "
-                            "the seeds evenly and is recorded in results.json)")
+                       help="split the seeds over at most N local devices (default: all): as few as give the "
+                            "fewest seeds per device, padded with copies of the last seed that are dropped from "
+                            "every result; results.json records devices and padded_seeds")
     add_process_options(group)
 
 

@@ -174,7 +174,7 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
 
 def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *,
              metrics_dir: Path | None = None, log: Callable[[str], None] | None = None, checkpoints=None,
-             kd_weight: float = 0.3, temperature: float = 3.0, feature_weight: float = 0.03,
+             devices: int | None = None, kd_weight: float = 0.3, temperature: float = 3.0, feature_weight: float = 0.03,
              **model_options) -> list[dict]:
     """The `byot` strategy of an ablation: one results.json row (deepest exit), with each exit's
     test accuracy in `exit_test_accuracy` (per exit, per seed). model_options go to the `byot`
@@ -194,7 +194,7 @@ def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *
 
     started = time.perf_counter()
     result = fit_byot(splits, spec, config, seeds, byot, on_epoch=progress, metrics_path=metrics_path,
-                      checkpoints=checkpoints)
+                      checkpoints=checkpoints, devices=devices)
     return [result_row("byot", result.seeds, result.val_accuracy, result.test_accuracy,
                        best_epoch=result.best_epoch, seconds=round(time.perf_counter() - started, 2),
                        exit_test_accuracy=result.exit_test_accuracy, student=spec.to_dict(),
