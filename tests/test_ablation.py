@@ -200,3 +200,13 @@ def test_a_policy_of_other_teachers_is_refused_before_the_first_strategy(data_di
     with pytest.raises(MtkdError, match=r"\[cnn, mlp_a, other\]; this pool has \[mlp_a, mlp_b, cnn\]"):
         run_ablation(config, tmp_path / "out", log=lambda line: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_more_devices_than_the_host_has_fail_before_any_work(tmp_path, capsys):
+    from mtkd.cli.main import main
+
+    config = tmp_path / "ablation.toml"
+    config.write_text('strategies = ["uniform"]\n')
+    assert main(["ablate", "--config", str(config), "--out", str(tmp_path / "out"), "--devices", "64"]) == 2
+    assert "64 devices asked for, but this host has" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -64,6 +64,7 @@ class PreparedAblation:
 
 def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> PreparedAblation:
     """Loads the data, loads or trains the pool (a cache) and checks every strategy and option."""
+    seed_placement(config.seeds, config.devices)  # a --devices this host cannot give fails before any work
     splits = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
                           split_seed=config.split_seed)
     pool_dir = config.pool_dir or default_pool_dir(config.dataset, config.pool)
