@@ -107,14 +107,31 @@ def _given(args: argparse.Namespace, names) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, interval, **own):
+    """Loads the data and the pool, checks --compare, and claims --out for the run's signature (the
+    shared options plus the procedure's `own`): (splits, pool, compared, out, checkpoints), with
+    checkpoints None when a resumed run had already finished."""
+    from agents.procedure import stderr_line
+    from envs.sources import load_pool_for
+    from mtkd.distill.experiment import build_strategies
+    from mtkd.run_checkpoints import start_run
+
+    splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
+    compared = build_strategies(args.compare, pool)  # bad names fail before training
+    signature = {"kind": kind, "dataset": args.dataset, "teachers": args.teachers, "student": student.to_dict(),
+                 "config": config.__dict__, "seeds": seeds, **own, "compare": args.compare,
+                 "val_fraction": args.val_fraction, "split_seed": args.split_seed}
+    out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
+                                 config=interval, log=stderr_line)
+    return splits, pool, compared, out, checkpoints
+
+
 def run_joint(args: argparse.Namespace) -> int:
     import agents  # noqa: F401  (registers the `rl` strategy)
     from agents.procedure import run_joint_selector, stderr_line
     from agents.selector_config import SelectorConfig
-    from envs.sources import load_pool_for
-    from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
+    from mtkd.distill.experiment import run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
-    from mtkd.run_checkpoints import start_run
 
     config = train_config_from(args)
     student = student_spec_from(args)
@@ -126,17 +143,11 @@ def run_joint(args: argparse.Namespace) -> int:
     options.update(policy_options=_json_object(args.policy_options, "--policy-options"),
                    per_example=bool(args.per_example), agent_seed=args.agent_seed)
     selector = SelectorConfig.from_dict(options, "mtkd select train")
-    splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
-    compared = build_strategies(args.compare, pool)  # bad names fail before training
-    signature = {"kind": "select-joint", "dataset": args.dataset, "teachers": args.teachers,
-                 "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
-                 "selector": selector.to_dict(), "compare": args.compare, "val_fraction": args.val_fraction,
-                 "split_seed": args.split_seed}
-    log = stderr_line
-    out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
-                                 config=interval, log=log)
+    splits, pool, compared, out, checkpoints = _claim_run(args, "select-joint", config, student, seeds, interval,
+                                                          selector=selector.to_dict())
     if checkpoints is None:
         return 0
+    log = stderr_line
     log(f"training {len(seeds)} students beside their selectors ({config.epochs} epochs)")
     (out / "metrics").mkdir(parents=True, exist_ok=True)
     rows = [run_joint_selector(splits, pool, out, "rl", selector, student, config, seeds, out / "metrics" / "rl.jsonl",
@@ -156,10 +167,8 @@ def run_episodic(args: argparse.Namespace) -> int:
     from agents.config import AgentConfig
     from agents.procedure import stderr_line, train_and_save_policy
     from envs.config import EnvConfig
-    from envs.sources import load_pool_for
     from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
-    from mtkd.run_checkpoints import start_run
 
     # Every option is validated before any data is loaded or anything is written.
     interval = checkpoint_config_from(args)
@@ -177,18 +186,12 @@ def run_episodic(args: argparse.Namespace) -> int:
                                learning_rate=args.policy_learning_rate or 0.05, num_envs=args.num_envs,
                                num_episodes=args.episodes, discount=args.discount)
 
-    splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
-    compared = build_strategies(args.compare, pool)  # bad names fail before training
-    signature = {"kind": "select", "dataset": args.dataset, "teachers": args.teachers, "student": student.to_dict(),
-                 "config": config.__dict__, "seeds": seeds, "env": env_config.to_dict(),
-                 "agent": agent_config.to_dict(), "agent_seed": args.agent_seed, "warmup_epochs": args.warmup_epochs,
-                 "greedy": args.greedy, "compare": args.compare, "val_fraction": args.val_fraction,
-                 "split_seed": args.split_seed}
-    log = stderr_line
-    out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
-                                 config=interval, log=log)
+    splits, pool, compared, out, checkpoints = _claim_run(
+        args, "select", config, student, seeds, interval, env=env_config.to_dict(), agent=agent_config.to_dict(),
+        agent_seed=args.agent_seed, warmup_epochs=args.warmup_epochs, greedy=args.greedy)
     if checkpoints is None:
         return 0
+    log = stderr_line
 
     policy_dir, records = train_and_save_policy(
         splits, pool, out, env_config, agent_config, agent_seed=args.agent_seed, warmup_epochs=args.warmup_epochs,
