@@ -46,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # --help and bad flags end here, before JAX is imported
     from mtkd.compilation_cache import enable_compilation_cache
 
     enable_compilation_cache()
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (UserError, MtkdError) as error:
