@@ -18,7 +18,7 @@ from mtkd.distill.experiment import bind_pool_loss, build_strategies, check_pool
 from mtkd.distill.results import format_table, write_results
 from mtkd.run_checkpoints import CHECKPOINTS, FinishedStrategies, RunCheckpoints
 from mtkd.runs import claim_output_dir, replace_text
-from mtkd.devices import seed_placement
+from mtkd.devices import SeedPlacement, seed_placement
 from mtkd.distill.pool_training import ensure_pool
 from mtkd.teachers import default_pool_dir, load_pool
 from mtkd.progress import stderr_line
@@ -54,17 +54,19 @@ def check_strategies(names: list[str], pool, config: AblationConfig | None = Non
 
 @dataclasses.dataclass
 class PreparedAblation:
-    """One pool's ablation with everything checked: the splits, the pool and the strategy names."""
+    """One pool's ablation with everything checked: the splits, the pool, the strategy names and
+    where the seeds go."""
 
     config: AblationConfig
     splits: object
     pool: object
     names: list[str]
+    placement: SeedPlacement
 
 
 def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> PreparedAblation:
     """Loads the data, loads or trains the pool (a cache) and checks every strategy and option."""
-    seed_placement(config.seeds, config.devices)  # a --devices this host cannot give fails before any work
+    placement = seed_placement(config.seeds, config.devices)  # a --devices this host cannot give fails here
     splits = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
                           split_seed=config.split_seed)
     pool_dir = config.pool_dir or default_pool_dir(config.dataset, config.pool)
@@ -82,7 +84,7 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     check_processes(names, config)
     if config.losses is not None:
         bind_pool_loss(config.losses, pool, splits, config.student)  # layers and shapes, before any training
-    return PreparedAblation(config, splits, pool, names)
+    return PreparedAblation(config, splits, pool, names, placement)
 
 
 def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = False,
@@ -122,9 +124,8 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
     checkpoints = RunCheckpoints(out / CHECKPOINTS, config.checkpoint, log)
     finished = FinishedStrategies(out / CHECKPOINTS / FinishedStrategies.FILE)
     run = AblationRun(config, prepared.splits, pool, out, log, checkpoints)
-    placement = seed_placement(config.seeds, config.devices)
-    if placement.devices > 1:
-        log(placement.describe(config.seeds))
+    if prepared.placement.devices > 1:
+        log(prepared.placement.describe(config.seeds))
     rows = []
     for index, name in enumerate(names, start=1):
         kept = finished.rows(name)
@@ -140,7 +141,7 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
             log("".join(traceback.format_exception_only(type(error), error)).strip())
             new = [{"strategy": name, "seeds": run.seeds, "error": f"{type(error).__name__}: {error}"}]
         rows.extend(new)
-        write_reports(out, config, rows, pool)  # after every strategy, so an interrupted run keeps its rows
+        write_reports(out, config, rows, pool, prepared.placement)  # after every strategy, so an interrupted run keeps its rows
         finished.add(name, new)
         checkpoints.remove_loops()  # the finished strategy's checkpoints: no longer needed
     if is_writer():
@@ -149,9 +150,8 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
     return rows
 
 
-def write_reports(out: Path, config: AblationConfig, rows: list[dict], pool) -> None:
+def write_reports(out: Path, config: AblationConfig, rows: list[dict], pool, placement: SeedPlacement) -> None:
     teachers = teacher_rows(pool)
-    placement = seed_placement(config.seeds, config.devices)
     write_results(out / "results.json", config.dataset, rows, teachers=teachers, config=config.to_dict(),
                   devices=placement.devices, padded_seeds=placement.padding,  # of the fusion rows' seeds
                   processes=process_count())

@@ -111,9 +111,9 @@ def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, inte
     """Loads the data and the pool, checks --compare, and claims --out for the run's signature (the
     shared options plus the procedure's `own`): (splits, pool, compared, out, checkpoints), with
     checkpoints None when a resumed run had already finished."""
-    from agents.procedure import stderr_line
     from envs.sources import load_pool_for
     from mtkd.distill.experiment import build_strategies
+    from mtkd.progress import stderr_line
     from mtkd.run_checkpoints import start_run
 
     splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)

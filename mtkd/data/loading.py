@@ -103,11 +103,13 @@ def load_dataset(
     catalog.check_known(_check_name(name), resolve_data_dir(data_dir))
     from mtkd.distributed import barrier, is_writer, process_count  # (JAX, imported once needed)
 
+    full = None
     if process_count() > 1:  # process 0 prepares a missing data set; the others read it once ready
         if is_writer():
-            load_full_splits(name, data_dir=data_dir, prepare=prepare)
+            full = load_full_splits(name, data_dir=data_dir, prepare=prepare)
         barrier(f"mtkd: data set {name} ready")
-    full = load_full_splits(name, data_dir=data_dir, prepare=prepare)
+    if full is None:
+        full = load_full_splits(name, data_dir=data_dir, prepare=prepare)
     train_index, val_index = carve_validation(len(full.y_train), val_fraction, split_seed)
     return DatasetSplits(
         name=name,

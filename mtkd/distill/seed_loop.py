@@ -130,7 +130,7 @@ def run_epochs(
         best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, params_of(state),
                                                              val["val_accuracy"])
         # Gathered from every process; the padding's seeds dropped.
-        metrics, val, improved = jax.tree.map(lambda value: np.asarray(value)[:keep], to_host((metrics, val, improved)))
+        metrics, val, improved = jax.tree.map(lambda value: value[:keep], to_host((metrics, val, improved)))
         losses = metrics["loss"]
         if not np.all(np.isfinite(losses)):
             bad = sorted({seeds[i] for i in np.argwhere(~np.isfinite(losses))[:, 0]})
