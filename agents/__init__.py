@@ -1,5 +1,5 @@
 """Teacher-selection agents: policies, baselines and REINFORCE training, plus the `rl` fusion
-strategy (registered in `mtkd.fusion.STRATEGIES` when `agents` is imported)."""
+strategy (`agents.rl_strategy`; registered in `mtkd.fusion.STRATEGIES` by `mtkd.selector_strategy`)."""
 
 from agents.baselines import BASELINES, Baseline, make_baseline
 from agents.bernoulli import bernoulli_entropy, bernoulli_log_prob, greedy_actions, sample_actions
@@ -8,7 +8,7 @@ from agents.config import AgentConfig
 from agents.evaluation import evaluate_policy
 from agents.policies import POLICIES, Policy, make_policy, policy_rows
 from agents.reinforce import TrainOutput, discounted_returns, make_train
-from agents.rl_strategy import make_rl_strategy  # noqa: F401  (also registers the `rl` strategy)
+from agents.rl_strategy import make_rl_strategy
 
 __all__ = [
     "AgentConfig", "BASELINES", "Baseline", "POLICIES", "Policy", "PolicyMeta", "TrainOutput",

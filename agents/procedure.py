@@ -56,7 +56,7 @@ def train_selector(env_params: EnvParams, config: AgentConfig, seed: int, teache
     episodes (default: about ten chunks per run), a progress line after each; with `checkpoints`
     (an `EpochCheckpoints`), the policy, its optimizer and baseline state, the episode index and
     the records so far are saved between chunks when due, and a rerun resumes from there."""
-    every = log_every or max(1, config.num_episodes // 10)
+    every = log_every or max(1, config.episodes // 10)
     trainer = make_trainer(config, env_params)
     run_chunk = jax.jit(trainer.episodes)
     started = time.perf_counter()
@@ -66,9 +66,9 @@ def train_selector(env_params: EnvParams, config: AgentConfig, seed: int, teache
     if restored is not None:
         done, arrays, saved = restored
         carry, records = arrays["carry"], list(saved["records"])
-        log(f"  resuming the selector after episode {done}/{config.num_episodes}")
-    for first in range(done, config.num_episodes, every):
-        last = min(first + every, config.num_episodes)
+        log(f"  resuming the selector after episode {done}/{config.episodes}")
+    for first in range(done, config.episodes, every):
+        last = min(first + every, config.episodes)
         carry, metrics = run_chunk(carry, keys[first:last], jnp.arange(first, last))
         chunk = episode_records(metrics, teacher_names, first)
         if not all(np.isfinite(r["return"]) for r in chunk):
@@ -76,11 +76,11 @@ def train_selector(env_params: EnvParams, config: AgentConfig, seed: int, teache
                                         "the policy's learning rate")
         records += chunk
         selection = ", ".join(f"{n} {f:.2f}" for n, f in chunk[-1]["selection"].items())
-        log(f"  episode {last}/{config.num_episodes}: return {chunk[-1]['return']:+.4f}, "
+        log(f"  episode {last}/{config.episodes}: return {chunk[-1]['return']:+.4f}, "
             f"val accuracy {chunk[-1]['val_accuracy']:.3f}, selection {selection}")
-        if checkpoints is not None and last < config.num_episodes and checkpoints.due(last):
+        if checkpoints is not None and last < config.episodes and checkpoints.due(last):
             checkpoints.save(last, {"carry": carry}, {"records": records})
-    log(f"  selector trained: {config.num_episodes} episodes x {config.num_envs} students in "
+    log(f"  selector trained: {config.episodes} episodes x {config.num_envs} students in "
         f"{time.perf_counter() - started:.1f}s")
     return jax.tree.map(jnp.asarray, carry[0]), records
 
@@ -110,12 +110,12 @@ def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: Age
     logits = pool.logits(splits)
     env_params = make_env_params(logits["train"], logits["val"], splits.x_train, splits.y_train, splits.x_val,
                                  splits.y_val, env_config, initial_student)
-    log(f"training the selector: {agent_config.num_episodes} episodes of {env_params.num_decisions} decisions, "
+    log(f"training the selector: {agent_config.episodes} episodes of {env_params.num_decisions} decisions, "
         f"{agent_config.num_envs} students each, reward {env_config.reward}, teachers {', '.join(pool.names)}")
     policy_params, records = train_selector(env_params, agent_config, agent_seed, pool.names, log,
                                             checkpoints=checkpoints.loop("selector") if checkpoints is not None else None)
 
-    meta = PolicyMeta(agent_config.policy, agent_config.policy_options, len(pool.names),
+    meta = PolicyMeta(agent_config.policy_arch, agent_config.policy_options, len(pool.names),
                       observation_size(len(pool.names), env_config.per_example), env_config.per_example,
                       env_config.temperature, list(pool.names))
     out = Path(out)
@@ -127,31 +127,35 @@ def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: Age
     return policy_dir, records
 
 
-# Options of an ablation config's [rl] section, and where each goes.
-ABLATION_ENV_KEYS = ("episode_epochs", "updates_per_decision", "reward", "eval_every", "val_subset", "per_example")
-ABLATION_AGENT_KEYS = ("policy_arch", "policy_options", "baseline", "entropy_coef", "policy_learning_rate",
-                       "num_envs", "episodes", "discount")
-ABLATION_RUN_KEYS = ("warmup_epochs", "agent_seed")
+# The episodic procedure's [rl] keys beside the fields of `AgentConfig` and `EnvConfig` (the same
+# names as `mtkd select train`'s flags).
+EPISODIC_RUN_KEYS = ("episode_epochs", "warmup_epochs", "agent_seed")
 
 
 def episodic_configs(section: dict[str, Any], student: ModelSpec, train: TrainConfig):
     """(EnvConfig, AgentConfig) of an ablation's [rl] options for the episodic procedure (the same
     defaults as `mtkd select train`); every option is checked here, before any training."""
-    from envs.config import EnvConfig
+    import dataclasses
+
+    from envs.config import ENV_FIELDS, EnvConfig
+    from mtkd.config_flags import config_from_values
     from mtkd.errors import ConfigError
 
-    unknown = sorted(set(section) - set(ABLATION_ENV_KEYS + ABLATION_AGENT_KEYS + ABLATION_RUN_KEYS))
+    agent_keys = tuple(field.name for field in dataclasses.fields(AgentConfig))
+    env_keys = ENV_FIELDS[1:]  # the student is the ablation's
+    known = agent_keys + env_keys + EPISODIC_RUN_KEYS
+    unknown = sorted(set(section) - set(known))
     if unknown:
-        raise ConfigError(f"[rl] has unknown option(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(ABLATION_ENV_KEYS + ABLATION_AGENT_KEYS + ABLATION_RUN_KEYS)}, policy, greedy")
-    env_options = {k: section[k] for k in ABLATION_ENV_KEYS if k in section}
-    env_config = EnvConfig(student=student, train=train.replace(epochs=env_options.pop("episode_epochs", 2)),
-                           **env_options)
-    renames = {"policy_arch": "policy", "policy_learning_rate": "learning_rate", "episodes": "num_episodes"}
-    agent_config = AgentConfig(**{renames.get(k, k): section[k] for k in ABLATION_AGENT_KEYS if k in section})
-    for key in ABLATION_RUN_KEYS:
+        raise ConfigError(f"[rl] has unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}, policy, "
+                          f"greedy")
+    for key in EPISODIC_RUN_KEYS:
         if key in section and (isinstance(section[key], bool) or not isinstance(section[key], int) or section[key] < 0):
             raise ConfigError(f"[rl] {key} must be a whole number >= 0, got {section[key]!r}")
+    env_options = {k: section[k] for k in env_keys if k in section}
+    env_config = config_from_values(EnvConfig, {"student": student, **env_options,
+                                                "train": train.replace(epochs=section.get("episode_epochs", 2))},
+                                    "[rl]")
+    agent_config = AgentConfig.from_dict({k: section[k] for k in agent_keys if k in section}, "[rl]")
     return env_config, agent_config
 
 

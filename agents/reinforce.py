@@ -67,7 +67,7 @@ def make_train(config: AgentConfig, env_params: EnvParams | None = None,
 
     def train(key) -> TrainOutput:
         carry, keys = trainer.start(key)
-        (policy_params, _, _), metrics = trainer.episodes(carry, keys, jnp.arange(config.num_episodes))
+        (policy_params, _, _), metrics = trainer.episodes(carry, keys, jnp.arange(config.episodes))
         return TrainOutput(policy_params, metrics)
 
     return train
@@ -83,9 +83,9 @@ def make_trainer(config: AgentConfig, env_params: EnvParams | None = None,
         from envs.sources import params_from_pool
 
         env_params, _ = params_from_pool()
-    policy = make_policy(config.policy, config.policy_options)
+    policy = make_policy(config.policy_arch, config.policy_options)
     baseline = make_baseline(config.baseline, config.baseline_options)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    optimizer = make_optimizer(config.policy_optimizer, config.policy_learning_rate)
     per_example = env_params.config.per_example
     num_teachers = env_params.num_teachers
     num_envs = config.num_envs
@@ -143,7 +143,7 @@ def make_trainer(config: AgentConfig, env_params: EnvParams | None = None,
         init_key, episodes_key = jax.random.split(key)
         policy_params = policy.init(init_key, observation_size(num_teachers, per_example), num_teachers)
         carry = (policy_params, optimizer.init(policy_params), baseline.init(env_params.num_decisions))
-        return carry, jax.random.split(episodes_key, config.num_episodes)
+        return carry, jax.random.split(episodes_key, config.episodes)
 
     def episodes(carry, keys, indices):
         return jax.lax.scan(episode, carry, (keys, indices))

@@ -1,6 +1,7 @@
 """The `rl` fusion strategy: a trained selector policy picks the teachers of every batch.
 
-Importing `agents` registers it in `mtkd.fusion.STRATEGIES`. It is built with
+`mtkd.selector_strategy` (the application layer) registers it in `mtkd.fusion.STRATEGIES`, once.
+It is built with
 `options={"policy": DIR}` (and optionally `"greedy": True`; the spec `rl:greedy` does the same)
 and computes, for each batch, the environment's own observation features
 (`envs.observation_features`), so the policy sees in use what it saw in training.
@@ -18,7 +19,8 @@ from agents.checkpoint import PolicyMeta, load_policy
 from agents.policies import Policy, policy_rows
 from envs.observation import observation_features, observation_size
 from mtkd.errors import CheckpointError, ConfigError
-from mtkd.fusion.strategies import STRATEGIES, FusionStrategy, StrategyContext, StrategyInput
+from mtkd.fusion.strategies import FusionStrategy, StrategyContext, StrategyInput
+
 
 def make_rl_strategy(policy: Policy, params: Any, meta: PolicyMeta, greedy: bool = False,
                      mode: str | None = None) -> FusionStrategy:
@@ -52,7 +54,6 @@ def check_policy_fits(meta: PolicyMeta, num_teachers: int, where: str, teacher_n
                               f"this pool has [{', '.join(teacher_names)}] (names and order must match)")
 
 
-@STRATEGIES.register("rl")
 def rl_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
     """`rl` / `rl:MODE` (greedy, expected, sample): the selector policy saved in
     `context.options["policy"]`, applied as it was trained unless a mode is named."""

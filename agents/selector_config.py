@@ -10,6 +10,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+from mtkd.config_flags import config_from_values, setting
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
 
@@ -53,20 +54,24 @@ class SelectorConfig:
     student (weight of the old ones per credit round). agent_seed: selector seed i trains beside
     student seed i with key `agent_seed + i`; it draws the credit rounds' batch orders."""
 
-    policy_arch: str = "teacher_logistic"
-    policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    reward: str = "val_calibrated_loss_gain"
-    apply: str = "expected"
-    init: str = "above_chance"
-    credit_every: int | None = None
-    credit_horizon: float = 0.5
-    evidence_threshold: float = 1.5
-    evidence_cap: float = 6.0
-    policy_learning_rate: float = 0.1
-    policy_optimizer: str = "plain_sgd"
-    per_example: bool = False
-    norm_decay: float = 0.9
-    agent_seed: int = 0
+    policy_arch: str = setting("teacher_logistic", help="selector policy: teacher_logistic, logistic or mlp")
+    policy_options: Mapping[str, Any] = setting(help="the policy's options as JSON, e.g. '{\"hidden\": [32]}' for mlp",
+                                                default_factory=dict)
+    reward: str = setting("val_calibrated_loss_gain",
+                          help="val_calibrated_loss_gain, val_loss_gain, val_acc_gain, terminal_val_acc or "
+                               "neg_train_loss")
+    apply: str = setting("expected", help="how the policy's weights are used: expected, greedy or sample")
+    init: str = setting("above_chance", help="where selection starts: above_chance, val_accuracy or all")
+    credit_every: int | None = setting(None, help="epochs between credit rounds (None: the number of teachers + 1; "
+                                                  "0: never learn)")
+    credit_horizon: float = setting(0.5, help="epochs each credit branch runs before its reward is read")
+    evidence_threshold: float = setting(1.5, help="noise units of a gain that move nothing")
+    evidence_cap: float = setting(6.0, help="largest step of one credit round, in noise units")
+    policy_learning_rate: float = setting(0.1, help="the policy's learning rate")
+    policy_optimizer: str = setting("plain_sgd", help="the policy's optimizer")
+    per_example: bool = setting(False, help="select teachers per example, not per batch")
+    norm_decay: float = setting(0.9, help="how fast feature statistics and noise estimates follow the student")
+    agent_seed: int = setting(0, help="seed of selector training; joint: selector i has seed agent_seed + i")
 
     def __post_init__(self):
         from agents.bernoulli import ACTION_MODES
@@ -105,14 +110,7 @@ class SelectorConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str = "selector options") -> "SelectorConfig":
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        try:
-            return cls(**values)
-        except TypeError as error:
-            raise ConfigError(f"{where}: {error}") from None
+        return config_from_values(cls, values, where)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (dict(getattr(self, f.name)) if f.name == "policy_options" else getattr(self, f.name))

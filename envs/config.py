@@ -6,6 +6,7 @@ import dataclasses
 import json
 from typing import Any, Mapping
 
+from mtkd.config_flags import setting
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
 from mtkd.train_config import TrainConfig
@@ -36,7 +37,7 @@ def _positive_int(name: str, value: Any) -> None:
 # The student's training inside an episode: a `TrainConfig` (epochs = episode length).
 EPISODE_TRAIN = TrainConfig(epochs=2)
 TRAIN_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
-ENV_FIELDS = ("student", "updates_per_decision", "reward", "eval_every", "val_subset", "per_example")
+ENV_FIELDS = ("student", "updates_per_decision", "reward", "eval_every", "val_subset", "per_example")  # checked below
 # Every keyword `EnvConfig(...)`, `replace`, `make_env_params` and `envs.make` take.
 OPTION_NAMES = ENV_FIELDS + ("train",) + TRAIN_FIELDS
 
@@ -62,17 +63,20 @@ class EnvConfig:
 
     student: Any
     train: TrainConfig
-    updates_per_decision: int
-    reward: str
-    eval_every: int
-    val_subset: int | None
-    per_example: bool
+    updates_per_decision: int = setting(1, help="minibatches trained with one selection")
+    reward: str = setting("val_loss_gain", help="val_calibrated_loss_gain, val_loss_gain, val_acc_gain, "
+                                                "terminal_val_acc or neg_train_loss")
+    eval_every: int = setting(1, help="decisions between validation evaluations")
+    val_subset: int | None = setting(None, help="evaluate rewards on the first N validation examples (None: all)")
+    per_example: bool = setting(False, help="select teachers per example, not per batch")
 
-    def __init__(self, student: Any = DEFAULT_STUDENT, train: TrainConfig | None = None,
-                 updates_per_decision: int = 1, reward: str = "val_loss_gain", eval_every: int = 1,
-                 val_subset: int | None = None, per_example: bool = False, **train_changes: Any):
+    def __init__(self, student: Any = DEFAULT_STUDENT, train: TrainConfig | None = None, **options: Any):
         from envs.rewards import REWARDS
 
+        # The environment's own fields default as declared above; every other keyword is a
+        # `TrainConfig` field, applied to `train`.
+        own = {name: options.pop(name, ENV_DEFAULTS[name]) for name in ENV_FIELDS[1:]}
+        train_changes = options
         unknown = sorted(set(train_changes) - set(TRAIN_FIELDS))
         if unknown:
             raise ConfigError(f"unknown environment option(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}")
@@ -80,8 +84,7 @@ class EnvConfig:
         if not isinstance(train, TrainConfig):
             raise ConfigError(f"train must be a TrainConfig, got {type(train).__name__}")
         for name, value in (("student", _spec_json(student)), ("train", train.replace(**train_changes)),
-                            ("updates_per_decision", updates_per_decision), ("reward", reward),
-                            ("eval_every", eval_every), ("val_subset", val_subset), ("per_example", per_example)):
+                            *own.items()):
             object.__setattr__(self, name, value)
         for name in ("updates_per_decision", "eval_every"):
             _positive_int(name, getattr(self, name))
@@ -130,3 +133,7 @@ class EnvConfig:
         own = {name: getattr(self, name) for name in ENV_FIELDS + ("train",)}
         own.update({name: changes.pop(name) for name in list(changes) if name in own})
         return EnvConfig(**own, **changes)
+
+
+ENV_DEFAULTS = {field.name: field.default for field in dataclasses.fields(EnvConfig)}
+assert ENV_FIELDS == tuple(name for name in ENV_DEFAULTS if name != "train"), "ENV_FIELDS lists the fields"

@@ -70,8 +70,8 @@ def test_agent_config_validation():
     with pytest.raises(ConfigError, match="at least 2"):
         AgentConfig(num_envs=1)
     AgentConfig(num_envs=1, baseline="moving_average")
-    for bad in (dict(num_episodes=0), dict(learning_rate=0.0), dict(discount=1.5), dict(entropy_coef=-1.0)):
+    for bad in (dict(episodes=0), dict(policy_learning_rate=0.0), dict(discount=1.5), dict(entropy_coef=-1.0)):
         with pytest.raises(ConfigError):
             AgentConfig(**bad)
     with pytest.raises(UnknownNameError, match="optimizer"):
-        AgentConfig(optimizer="lion")
+        AgentConfig(policy_optimizer="lion")

@@ -11,6 +11,7 @@ import pytest
 
 import agents
 import envs
+import mtkd.selector_strategy  # noqa: F401  (registers `rl`)
 from agents import PolicyMeta, load_policy, make_policy, save_policy
 from agents.benchmark import epoch_cost_from_arrays
 from envs.probe import probe_arrays

@@ -15,7 +15,7 @@ from envs.probe import probe_arrays
 
 ENV = dict(student={"arch": "mlp", "options": {"widths": [16]}}, batch_size=64, epochs=2, temperature=2.0,
            learning_rate=3e-3)
-AGENT = AgentConfig(num_envs=8, num_episodes=30, learning_rate=0.05)
+AGENT = AgentConfig(num_envs=8, episodes=30, policy_learning_rate=0.05)
 
 
 @pytest.fixture(scope="module")

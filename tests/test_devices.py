@@ -68,7 +68,7 @@ SCRIPT = textwrap.dedent('''
                                                                        epochs=1, batch_size=128))
     episodic = []
     for n in (1, 4):
-        trainer = make_trainer(AgentConfig(num_envs=4, num_episodes=2), env_params, devices=n)
+        trainer = make_trainer(AgentConfig(num_envs=4, episodes=2), env_params, devices=n)
         carry, keys = jax.jit(trainer.start)(jax.random.key(0))
         carry, metrics = jax.jit(trainer.episodes)(carry, keys, jnp.arange(2))
         episodic.append({"return": np.asarray(metrics["return"]).tolist(),

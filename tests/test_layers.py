@@ -19,7 +19,8 @@ LAYERS = [
     ("trainer", ["mtkd.distill", "mtkd.dml"]),
     ("envs", ["envs"]),
     ("agents", ["agents"]),
-    ("application", ["mtkd.cli", "mtkd.ablation", "mtkd.bench", "mtkd.torch_peer", "mtkd.distill.loss_families"]),
+    ("application", ["mtkd.cli", "mtkd.ablation", "mtkd.bench", "mtkd.torch_peer", "mtkd.selector_strategy",
+                     "mtkd.distill.loss_families"]),
 ]
 PREFIXES = {prefix: (rank, name) for rank, (name, prefixes) in enumerate(LAYERS) for prefix in prefixes}
 

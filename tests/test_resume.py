@@ -241,7 +241,7 @@ def test_episodic_selector_training_resumes_between_chunks_exactly(tmp_path):
 
     env_params = envs.make_env_params(*probe_arrays(seed=0), student={"arch": "mlp", "options": {"widths": [8]}},
                                       batch_size=64, epochs=1, temperature=2.0, learning_rate=3e-3)
-    config = AgentConfig(num_envs=2, num_episodes=3, learning_rate=0.05)
+    config = AgentConfig(num_envs=2, episodes=3, policy_learning_rate=0.05)
     names = ["a", "b", "c"]
     loop = EpochCheckpoints(tmp_path / "selector", CheckpointConfig(every_epochs=1))
     policy, records = train_selector(env_params, config, 0, names, log=lambda line: None, log_every=2,

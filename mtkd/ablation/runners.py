@@ -80,7 +80,6 @@ def run_rl(run: AblationRun, name: str) -> list:
     distill`); otherwise each seed's student is trained beside its own selector (`agents.joint`,
     options from `[rl]`; `rl:per_example` selects per example), and `procedure = "episodic"`
     trains a policy on short episodes first (the earlier procedure, its options in `[rl]`)."""
-    importlib.import_module("agents")  # registers the `rl` fusion strategy
     procedure = importlib.import_module("agents.procedure")
     policy, greedy, kind, section = _rl_section(run.config)
     if policy is None and kind == "episodic":
@@ -116,7 +115,6 @@ def check_rl(config: AblationConfig, name: str, pool: TeacherPool) -> None:
     if policy is not None:
         if section:
             raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
-        importlib.import_module("agents")  # registers the `rl` fusion strategy
         build_strategies([name], pool, {"policy": str(policy), "greedy": greedy})  # a policy of other teachers
     elif kind == "joint":
         procedure.joint_config(section, name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from mtkd.cli.options import (add_data_options, add_device_options, add_run_options, add_student_options,
                               checkpoint_config_from, distributed_config_from, seeds_from, student_spec_from,
@@ -45,8 +44,6 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     strategies = args.strategy or ["uniform"]
-    if any(name.partition(":")[0] == "rl" for name in strategies):
-        importlib.import_module("agents")  # registers the `rl` strategy
     config = train_config_from(args)
     student = student_spec_from(args)
     seeds = seeds_from(args)

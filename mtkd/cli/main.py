@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from mtkd.compilation_cache import enable_compilation_cache
 
     enable_compilation_cache()
+    importlib.import_module("mtkd.selector_strategy")  # `rl` among the fusion strategies, for every command
     try:
         return int(args.func(args) or 0)
     except (UserError, MtkdError) as error:

@@ -6,8 +6,9 @@ import argparse
 import dataclasses
 import json
 
-from mtkd.distill.config import TrainConfig
+from mtkd.config_flags import add_config_flags, config_from_values, given_values
 from mtkd.errors import ConfigError
+from mtkd.train_config import TrainConfig
 from mtkd.models import ModelSpec
 from mtkd.run_checkpoints import CheckpointConfig
 
@@ -25,26 +26,18 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_default: str | Non
 
 
 def add_student_options(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
+    """The student, its seeds, and one flag per `TrainConfig` field (`--batch-size` is `batch_size`)."""
     group = parser.add_argument_group("student training")
     group.add_argument("--student", default="mlp", help="student architecture (default: %(default)s)")
     group.add_argument("--student-options", default="{}", metavar="JSON",
                        help='student architecture options as JSON, e.g. \'{"widths": [100, 100]}\'')
     group.add_argument("--seeds", type=int, default=3, help="number of seeds, run together under vmap (default: %(default)s)")
     group.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST..FIRST+N-1 (default: %(default)s)")
-    group.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs (default: %(default)s)")
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size (default: %(default)s)")
-    group.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="learning rate (default: %(default)s)")
-    group.add_argument("--optimizer", default=defaults.optimizer, help="adam, adamw or sgd (default: %(default)s)")
-    group.add_argument("--alpha", type=float, default=defaults.alpha,
-                       help="weight of the hard-label cross-entropy, in [0, 1] (default: %(default)s)")
-    group.add_argument("--temperature", type=float, default=defaults.temperature,
-                       help="softmax temperature T > 0 of the soft targets (default: %(default)s)")
+    add_config_flags(group, [("", TrainConfig)])
 
 
 def train_config_from(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                       optimizer=args.optimizer, alpha=args.alpha, temperature=args.temperature)
+    return config_from_values(TrainConfig, given_values(args, TrainConfig), "student training")
 
 
 def student_spec_from(args: argparse.Namespace) -> ModelSpec:

@@ -8,8 +8,8 @@ episodes first, then a final student with the saved policy (the earlier procedur
 from __future__ import annotations
 
 import argparse
-import json
 
+from mtkd.config_flags import add_config_flags, config_from_values, flag_name, given_values
 from mtkd.cli.options import (add_data_options, add_run_options, add_student_options, checkpoint_config_from,
                               seeds_from, student_spec_from, train_config_from)
 from mtkd.errors import ConfigError
@@ -38,47 +38,20 @@ def register(subparsers) -> None:
                        help="joint: train each student beside its own selector (default); episodic: REINFORCE on "
                             "short episodes, then a final student with the saved policy")
 
-    joint = train.add_argument_group("joint selector (--procedure joint; names as in an ablation's [rl] section)")
-    joint.add_argument("--apply", default=None, help="expected, greedy or sample (default: expected)")
-    joint.add_argument("--init", default=None, help="above_chance, val_accuracy or all (default: above_chance)")
-    joint.add_argument("--credit-every", type=int, default=None,
-                       help="epochs between credit rounds (default: the number of teachers + 1; 0: never learn)")
-    joint.add_argument("--credit-horizon", type=float, default=None,
-                       help="epochs each credit branch runs before its reward is read (default: 0.5)")
-    joint.add_argument("--evidence-threshold", type=float, default=None,
-                       help="noise units of a gain that move nothing (default: 1.5)")
-    joint.add_argument("--evidence-cap", type=float, default=None,
-                       help="largest step of one round, in noise units (default: 6.0)")
-    joint.add_argument("--policy-optimizer", default=None, help="the policy's optimizer (default: plain_sgd)")
-    joint.add_argument("--norm-decay", type=float, default=None, help="feature statistics decay (default: 0.9)")
+    # One flag per config field (`mtkd.config_flags`): the flag, the field and the ablation's [rl]
+    # key are one name. A setting both procedures have (policy_arch, reward, ...) is one flag.
+    from agents.config import AgentConfig
+    from agents.selector_config import SelectorConfig
+    from envs.config import EnvConfig
 
-    env = train.add_argument_group("environment (--procedure episodic: one episode = a few student epochs)")
-    env.add_argument("--episode-epochs", type=int, default=2, help="student epochs per episode (default: %(default)s)")
-    env.add_argument("--updates-per-decision", type=int, default=1,
-                     help="minibatches trained with one selection (default: %(default)s)")
-    env.add_argument("--reward", default=None,
-                     help="val_calibrated_loss_gain, val_loss_gain, val_acc_gain, terminal_val_acc or "
-                          "neg_train_loss (default: val_calibrated_loss_gain joint, val_loss_gain episodic)")
-    env.add_argument("--eval-every", type=int, default=1,
-                     help="decisions between validation evaluations (default: %(default)s)")
-    env.add_argument("--val-subset", type=int, default=None, help="evaluate rewards on the first N validation examples")
-    env.add_argument("--per-example", action="store_true", help="select teachers per example, not per batch")
-    env.add_argument("--warmup-epochs", type=int, default=0,
-                     help="train the student alone this long first; episodes start from it (default: %(default)s)")
-
-    agent = train.add_argument_group("selector (REINFORCE, --procedure episodic, except where said)")
-    agent.add_argument("--policy-arch", default=None,
-                       help="teacher_logistic, logistic or mlp (default: teacher_logistic joint, logistic episodic)")
-    agent.add_argument("--policy-options", default="{}", metavar="JSON", help='e.g. \'{"hidden": [32]}\' for mlp')
-    agent.add_argument("--baseline", default="leave_one_out",
-                       help="leave_one_out, moving_average or none (default: %(default)s)")
-    agent.add_argument("--episodes", type=int, default=30, help="policy updates (default: %(default)s)")
-    agent.add_argument("--num-envs", type=int, default=8, help="students per episode (default: %(default)s)")
-    agent.add_argument("--policy-learning-rate", type=float, default=None, help="(default: 0.1 joint, 0.05 episodic)")
-    agent.add_argument("--entropy-coef", type=float, default=0.01, help="(default: %(default)s)")
-    agent.add_argument("--discount", type=float, default=1.0, help="of the return-to-go (default: %(default)s)")
-    agent.add_argument("--agent-seed", type=int, default=0,
-                       help="seed of selector training; joint: selector i has seed agent-seed + i (default: %(default)s)")
+    add_config_flags(train.add_argument_group("selector (joint: SelectorConfig; episodic: AgentConfig and "
+                                              "EnvConfig; names as in an ablation's [rl] section)"),
+                     [("joint", SelectorConfig), ("episodic", AgentConfig), ("episodic", EnvConfig)])
+    episodic = train.add_argument_group("episodic procedure only")
+    episodic.add_argument("--episode-epochs", type=int, default=2,
+                          help="student epochs per episode (default: %(default)s)")
+    episodic.add_argument("--warmup-epochs", type=int, default=0,
+                          help="train the student alone this long first; episodes start from it (default: %(default)s)")
 
     final = train.add_argument_group("final student")
     final.add_argument("--greedy", action="store_true", help="episodic: select greedily (p > 0.5) instead of sampling")
@@ -87,24 +60,23 @@ def register(subparsers) -> None:
     train.set_defaults(func=run_train)
 
 
-def _json_object(text: str, flag: str) -> dict:
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise ConfigError(f"{flag} is not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{flag} must be a JSON object")
-    return value
-
-
 def run_train(args: argparse.Namespace) -> int:
     return PROCEDURES[args.procedure](args)
 
 
-def _given(args: argparse.Namespace, names) -> dict:
-    """The options among `names` that were given on the command line (the rest keep the
-    procedure's own defaults)."""
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+def _procedure_options(args: argparse.Namespace, configs) -> dict[str, dict]:
+    """{config name: the options given for it}; a flag of the other procedure only is refused,
+    naming the procedure it belongs to. --agent-seed (a `SelectorConfig` field) seeds both."""
+    from agents.config import AgentConfig
+    from agents.selector_config import SelectorConfig
+    from envs.config import EnvConfig
+
+    every = {"joint": [SelectorConfig], "episodic": [AgentConfig, EnvConfig]}
+    ours = {field for cls in configs for field in given_values(args, cls)} | {"agent_seed"}
+    for procedure, classes in every.items():
+        for name in sorted({field for cls in classes for field in given_values(args, cls)} - ours):
+            raise ConfigError(f"{flag_name(name)} applies to --procedure {procedure} only")
+    return {cls.__name__: given_values(args, cls) for cls in configs}
 
 
 def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, interval, **own):
@@ -127,7 +99,6 @@ def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, inte
 
 
 def run_joint(args: argparse.Namespace) -> int:
-    import agents  # noqa: F401  (registers the `rl` strategy)
     from agents.procedure import run_joint_selector, stderr_line
     from agents.selector_config import SelectorConfig
     from mtkd.distill.experiment import run_strategies, teacher_rows
@@ -137,11 +108,7 @@ def run_joint(args: argparse.Namespace) -> int:
     student = student_spec_from(args)
     seeds = seeds_from(args)
     interval = checkpoint_config_from(args)
-    options = _given(args, ("policy_arch", "reward", "apply", "init", "credit_every", "credit_horizon",
-                            "evidence_threshold", "evidence_cap", "policy_learning_rate", "policy_optimizer",
-                            "norm_decay"))
-    options.update(policy_options=_json_object(args.policy_options, "--policy-options"),
-                   per_example=bool(args.per_example), agent_seed=args.agent_seed)
+    options = _procedure_options(args, [SelectorConfig])["SelectorConfig"]
     selector = SelectorConfig.from_dict(options, "mtkd select train")
     splits, pool, compared, out, checkpoints = _claim_run(args, "select-joint", config, student, seeds, interval,
                                                           selector=selector.to_dict())
@@ -163,7 +130,6 @@ def run_joint(args: argparse.Namespace) -> int:
 
 
 def run_episodic(args: argparse.Namespace) -> int:
-    import agents  # noqa: F401  (registers the `rl` strategy)
     from agents.config import AgentConfig
     from agents.procedure import stderr_line, train_and_save_policy
     from envs.config import EnvConfig
@@ -177,24 +143,21 @@ def run_episodic(args: argparse.Namespace) -> int:
     seeds = seeds_from(args)
     if args.warmup_epochs < 0:
         raise ConfigError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
-    env_config = EnvConfig(student=student, train=config.replace(epochs=args.episode_epochs),
-                           updates_per_decision=args.updates_per_decision, reward=args.reward or "val_loss_gain",
-                           eval_every=args.eval_every, val_subset=args.val_subset, per_example=args.per_example)
-    agent_config = AgentConfig(policy=args.policy_arch or "logistic",
-                               policy_options=_json_object(args.policy_options, "--policy-options"),
-                               baseline=args.baseline, entropy_coef=args.entropy_coef,
-                               learning_rate=args.policy_learning_rate or 0.05, num_envs=args.num_envs,
-                               num_episodes=args.episodes, discount=args.discount)
+    options = _procedure_options(args, [AgentConfig, EnvConfig])
+    env_config = config_from_values(EnvConfig, {"student": student, "train": config.replace(epochs=args.episode_epochs),
+                                                **options["EnvConfig"]}, "mtkd select train")
+    agent_config = AgentConfig.from_dict(options["AgentConfig"], "mtkd select train")
+    agent_seed = 0 if args.agent_seed is None else args.agent_seed
 
     splits, pool, compared, out, checkpoints = _claim_run(
         args, "select", config, student, seeds, interval, env=env_config.to_dict(), agent=agent_config.to_dict(),
-        agent_seed=args.agent_seed, warmup_epochs=args.warmup_epochs, greedy=args.greedy)
+        agent_seed=agent_seed, warmup_epochs=args.warmup_epochs, greedy=args.greedy)
     if checkpoints is None:
         return 0
     log = stderr_line
 
     policy_dir, records = train_and_save_policy(
-        splits, pool, out, env_config, agent_config, agent_seed=args.agent_seed, warmup_epochs=args.warmup_epochs,
+        splits, pool, out, env_config, agent_config, agent_seed=agent_seed, warmup_epochs=args.warmup_epochs,
         warmup_config=config, extra={"dataset": args.dataset, "teachers": args.teachers}, log=log,
         checkpoints=checkpoints)
 
