@@ -1,18 +1,34 @@
 """Teacher-selection agents: policies, baselines and REINFORCE training, plus the `rl` fusion
-strategy (`agents.rl_strategy`; registered in `mtkd.fusion.STRATEGIES` by `mtkd.selector_strategy`)."""
+strategy (`agents.rl_strategy`; registered in `mtkd.fusion.STRATEGIES` by `mtkd.selector_strategy`).
 
-from agents.baselines import BASELINES, Baseline, make_baseline
-from agents.bernoulli import bernoulli_entropy, bernoulli_log_prob, greedy_actions, sample_actions
-from agents.checkpoint import PolicyMeta, load_policy, read_policy_meta, save_policy
-from agents.config import AgentConfig
-from agents.evaluation import evaluate_policy
-from agents.policies import POLICIES, Policy, make_policy, policy_rows
-from agents.reinforce import TrainOutput, discounted_returns, make_train
-from agents.rl_strategy import make_rl_strategy
+The names below are imported on first use (`mtkd.lazy_exports`): the command line builds its flags
+from `agents.config` and `agents.selector_config` without importing JAX.
+"""
 
-__all__ = [
-    "AgentConfig", "BASELINES", "Baseline", "POLICIES", "Policy", "PolicyMeta", "TrainOutput",
-    "bernoulli_entropy", "bernoulli_log_prob", "discounted_returns", "evaluate_policy", "greedy_actions", "load_policy",
-    "make_baseline", "make_policy", "make_rl_strategy", "make_train", "policy_rows", "read_policy_meta",
-    "sample_actions", "save_policy",
-]
+from mtkd.lazy_exports import lazy_exports
+
+_EXPORTS = {
+    "AgentConfig": "agents.config",
+    "BASELINES": "agents.baselines",
+    "Baseline": "agents.baselines",
+    "POLICIES": "agents.policies",
+    "Policy": "agents.policies",
+    "PolicyMeta": "agents.checkpoint",
+    "TrainOutput": "agents.reinforce",
+    "bernoulli_entropy": "agents.bernoulli",
+    "bernoulli_log_prob": "agents.bernoulli",
+    "discounted_returns": "agents.reinforce",
+    "evaluate_policy": "agents.evaluation",
+    "greedy_actions": "agents.bernoulli",
+    "load_policy": "agents.checkpoint",
+    "make_baseline": "agents.baselines",
+    "make_policy": "agents.policies",
+    "make_rl_strategy": "agents.rl_strategy",
+    "make_train": "agents.reinforce",
+    "policy_rows": "agents.policies",
+    "read_policy_meta": "agents.checkpoint",
+    "sample_actions": "agents.bernoulli",
+    "save_policy": "agents.checkpoint",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

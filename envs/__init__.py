@@ -1,21 +1,13 @@
 """The teacher-selection environment: a pure JAX core (gymnax shape) and its Gymnasium shells.
 
 Importing `envs` registers `mtkd/TeacherSelection-v0` with Gymnasium (once), with a
-`vector_entry_point` that runs N students through the vmapped core.
+`vector_entry_point` that runs N students through the vmapped core. The names below are imported
+on first use (`mtkd.lazy_exports`): the command line reads `envs.config` without importing JAX.
 """
 
 import gymnasium
 
-from envs.config import EnvConfig
-from envs.core import EnvState, action_weights, decide, observe, reset, step, validation_metrics
-from envs.gym_env import TeacherSelectionEnv
-from envs.observation import (SHARED_FEATURES, TEACHER_FEATURES, TeacherTable, observation_features,
-                              observation_shape, observation_size, table_observation, teacher_table)
-from envs.params import EnvParams, init_student, make_env_params, student_graphdef
-from envs.rewards import REWARDS, Reward, RewardInput
-from envs.rollout import STATE_AXES, Trajectory, reset_batch, rollout, rollout_batch, run_decisions, step_batch
-from envs.sources import params_from_pool
-from envs.vector_env import TeacherSelectionVectorEnv
+from mtkd.lazy_exports import lazy_exports
 
 ENV_ID = "mtkd/TeacherSelection-v0"
 
@@ -26,11 +18,40 @@ if ENV_ID not in gymnasium.registry:  # importing twice (or reloading) must not 
         vector_entry_point="envs.vector_env:TeacherSelectionVectorEnv",
     )
 
-__all__ = [
-    "ENV_ID", "EnvConfig", "EnvParams", "EnvState", "REWARDS", "Reward", "RewardInput", "SHARED_FEATURES",
-    "STATE_AXES", "TEACHER_FEATURES", "TeacherSelectionEnv", "TeacherTable", "TeacherSelectionVectorEnv", "Trajectory",
-    "action_weights", "decide", "init_student", "make_env_params", "observation_features", "observation_shape",
-    "observation_size", "observe", "params_from_pool", "reset", "reset_batch", "rollout", "rollout_batch",
-    "run_decisions",
-    "step", "step_batch", "student_graphdef", "table_observation", "teacher_table", "validation_metrics",
-]
+_EXPORTS = {
+    "EnvConfig": "envs.config",
+    "EnvParams": "envs.params",
+    "EnvState": "envs.core",
+    "REWARDS": "envs.rewards",
+    "Reward": "envs.rewards",
+    "RewardInput": "envs.rewards",
+    "SHARED_FEATURES": "envs.observation",
+    "STATE_AXES": "envs.rollout",
+    "TEACHER_FEATURES": "envs.observation",
+    "TeacherSelectionEnv": "envs.gym_env",
+    "TeacherSelectionVectorEnv": "envs.vector_env",
+    "TeacherTable": "envs.observation",
+    "Trajectory": "envs.rollout",
+    "action_weights": "envs.core",
+    "decide": "envs.core",
+    "init_student": "envs.params",
+    "make_env_params": "envs.params",
+    "observation_features": "envs.observation",
+    "observation_shape": "envs.observation",
+    "observation_size": "envs.observation",
+    "observe": "envs.core",
+    "params_from_pool": "envs.sources",
+    "reset": "envs.core",
+    "reset_batch": "envs.rollout",
+    "rollout": "envs.rollout",
+    "rollout_batch": "envs.rollout",
+    "run_decisions": "envs.rollout",
+    "step": "envs.core",
+    "step_batch": "envs.rollout",
+    "student_graphdef": "envs.params",
+    "table_observation": "envs.observation",
+    "teacher_table": "envs.observation",
+    "validation_metrics": "envs.core",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["ENV_ID", *sorted(_EXPORTS)]

@@ -8,10 +8,9 @@ from typing import Any, Mapping
 
 from mtkd.config_flags import setting
 from mtkd.errors import ConfigError
-from mtkd.models import ModelSpec
 from mtkd.train_config import TrainConfig
 
-DEFAULT_STUDENT = ModelSpec("mlp")
+DEFAULT_STUDENT = {"arch": "mlp"}  # a ModelSpec's dict: `mtkd.models` (Flax) is imported when a config is made
 
 
 def _spec_json(student: Any) -> str:
@@ -22,6 +21,8 @@ def _spec_json(student: Any) -> str:
             student = json.loads(student)
         except json.JSONDecodeError:
             student = {"arch": student}  # a bare architecture name such as "mlp"
+    from mtkd.models import ModelSpec
+
     if isinstance(student, Mapping):
         student = ModelSpec.from_dict(student)
     if not isinstance(student, ModelSpec):
@@ -34,8 +35,9 @@ def _positive_int(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-# The student's training inside an episode: a `TrainConfig` (epochs = episode length).
-EPISODE_TRAIN = TrainConfig(epochs=2)
+# The student's training inside an episode: a `TrainConfig` (epochs = episode length), made when
+# a config is (validating one imports the optimizers, and so JAX).
+EPISODE_EPOCHS = 2
 TRAIN_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 ENV_FIELDS = ("student", "updates_per_decision", "reward", "eval_every", "val_subset", "per_example")  # checked below
 # Every keyword `EnvConfig(...)`, `replace`, `make_env_params` and `envs.make` take.
@@ -80,7 +82,7 @@ class EnvConfig:
         unknown = sorted(set(train_changes) - set(TRAIN_FIELDS))
         if unknown:
             raise ConfigError(f"unknown environment option(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}")
-        train = EPISODE_TRAIN if train is None else train
+        train = TrainConfig(epochs=EPISODE_EPOCHS) if train is None else train
         if not isinstance(train, TrainConfig):
             raise ConfigError(f"train must be a TrainConfig, got {type(train).__name__}")
         for name, value in (("student", _spec_json(student)), ("train", train.replace(**train_changes)),
@@ -121,7 +123,9 @@ class EnvConfig:
         return cls(train=train, **raw)
 
     @property
-    def student_spec(self) -> ModelSpec:
+    def student_spec(self):
+        from mtkd.models import ModelSpec
+
         return ModelSpec.from_dict(json.loads(self.student))
 
     @property

@@ -31,7 +31,7 @@ def trained(env_params):
 
 def test_selector_skips_the_misleading_teacher(env_params, trained):
     _, output = trained
-    policy = make_policy(AGENT.policy, AGENT.policy_options)
+    policy = make_policy(AGENT.policy_arch, AGENT.policy_options)
     evaluate = jax.jit(functools.partial(evaluate_policy, policy), static_argnums=(3,))
     result = evaluate(output.policy_params, env_params, jax.random.key(123), 8)
     good_a, good_b, misleading = np.asarray(result["selection"])

@@ -119,7 +119,7 @@ def test_run_byot_trains_and_reports_every_exit(mnist1d, tmp_path):
     np.testing.assert_allclose(row["test_accuracy"], exits[-1])  # the row reports the deepest exit
     assert np.all(exits > 0.15)  # above chance (0.1) after 3 epochs
     records = [json.loads(line) for line in (tmp_path / "byot.jsonl").read_text().splitlines()]
-    deepest_val = np.array([r["exit_val_accuracy"] for r in records])[:, :, -1]
+    deepest_val = np.array([r["val_exit_accuracy"] for r in records])[:, :, -1]
     np.testing.assert_allclose(row["val_accuracy"], deepest_val.max(axis=0))  # chosen on the deepest exit
     assert np.all(np.array(records[-1]["train_loss"]) < np.array(records[0]["train_loss"]))
     assert row["best_epoch"] == (deepest_val.argmax(axis=0) + 1).tolist()

@@ -125,3 +125,15 @@ def test_the_checks_catch_an_upward_import_and_a_cycle_on_a_synthetic_graph():
         "envs.core:2 (envs) imports agents.policies (agents)"]
     assert package_cycles(graph) == [["mtkd.distill", "mtkd.teachers", "mtkd.distill"]]
     assert upward_imports({"mtkd.cli.main": imports_of("import agents\nfrom envs import core")}) == []
+
+
+def test_the_command_line_parser_imports_no_heavy_library():
+    """`mtkd --help` and a bad flag answer without JAX, Flax, Orbax, optax or TFDS (they took
+    seconds to import); the commands import them when they run."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from mtkd.cli.main import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('jax', 'flax', 'orbax', 'optax', 'tensorflow_datasets') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

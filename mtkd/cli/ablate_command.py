@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from mtkd.ablation import load_ablation_config, run_ablation
-from mtkd import distributed
 from mtkd.cli.options import add_device_options, add_run_options, checkpoint_config_from, distributed_config_from
 
 
@@ -26,6 +24,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
+
+    from mtkd import distributed
+    from mtkd.ablation import load_ablation_config, run_ablation
 
     config = load_ablation_config(args.config)
     changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir), ("devices", args.devices))

@@ -6,13 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mtkd.bench import peer_costs, plot_scaling, scaling_costs, student_epoch_costs
 from mtkd.errors import ConfigError
-from mtkd.torch_peer import import_torch
-from mtkd.data import load_dataset
-from mtkd.distill.pool_training import ensure_pool
-from mtkd.teachers import default_pool_dir
-from mtkd.progress import stderr_line
 
 
 def register(subparsers) -> None:
@@ -38,6 +32,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mtkd.bench import peer_costs, plot_scaling, scaling_costs, student_epoch_costs
+    from mtkd.data import load_dataset
+    from mtkd.distill.pool_training import ensure_pool
+    from mtkd.progress import stderr_line
+    from mtkd.teachers import default_pool_dir
+    from mtkd.torch_peer import import_torch
+
     if args.repeats < 1 or args.peer_seeds < 1:
         raise ConfigError(f"--repeats and --peer-seeds must be >= 1, got {args.repeats} and {args.peer_seeds}")
     if args.peer is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mtkd.data import EMBEDDED_DATASETS, load_dataset, prepare_dataset
+from mtkd.data.embedded import EMBEDDED_DATASETS
 
 _NAME_HELP = (
     f"data set name: embedded ({', '.join(EMBEDDED_DATASETS)}), a TFDS catalog name "
@@ -72,6 +72,8 @@ def _describe(splits) -> list[str]:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from mtkd.data import load_dataset, prepare_dataset
+
     prepared_dir = prepare_dataset(args.name, data_dir=args.data_dir)
     # Loading once also writes the decoded-array cache, so later loads are fast.
     splits = load_dataset(args.name, data_dir=args.data_dir, prepare=False)
@@ -81,6 +83,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from mtkd.data import load_dataset
+
     splits = load_dataset(
         args.name,
         data_dir=args.data_dir,

@@ -7,16 +7,7 @@ import argparse
 from mtkd.cli.options import (add_data_options, add_device_options, add_run_options, add_student_options,
                               checkpoint_config_from, distributed_config_from, seeds_from, student_spec_from,
                               train_config_from)
-from mtkd import distributed
-from mtkd.data import load_dataset
-from mtkd.devices import seed_placement
-from mtkd.distill.experiment import (bind_pool_loss, build_strategies, check_pool_matches_splits, read_loss_file,
-                                     run_strategies, teacher_rows)
-from mtkd.distill.results import format_table, write_results
 from mtkd.errors import ConfigError
-from mtkd.progress import stderr_line
-from mtkd.run_checkpoints import start_run
-from mtkd.teachers import load_pool
 
 
 def register(subparsers) -> None:
@@ -43,6 +34,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mtkd import distributed
+    from mtkd.data import load_dataset
+    from mtkd.devices import seed_placement
+    from mtkd.distill.experiment import (bind_pool_loss, build_strategies, check_pool_matches_splits,
+                                         read_loss_file, run_strategies, teacher_rows)
+    from mtkd.distill.results import format_table, write_results
+    from mtkd.progress import stderr_line
+    from mtkd.run_checkpoints import start_run
+    from mtkd.teachers import load_pool
+
     strategies = args.strategy or ["uniform"]
     config = train_config_from(args)
     student = student_spec_from(args)

@@ -1,4 +1,7 @@
-"""Options shared by several sub-commands, and turning them into configs."""
+"""Options shared by several sub-commands, and turning them into configs.
+
+Light on purpose: everything here, and every command's `register`, imports no JAX, Flax or
+Orbax, so `mtkd --help` and a bad flag answer at once; the commands import those when they run."""
 
 from __future__ import annotations
 
@@ -8,9 +11,8 @@ import json
 
 from mtkd.config_flags import add_config_flags, config_from_values, given_values
 from mtkd.errors import ConfigError
+from mtkd.checkpoint_config import CheckpointConfig
 from mtkd.train_config import TrainConfig
-from mtkd.models import ModelSpec
-from mtkd.run_checkpoints import CheckpointConfig
 
 
 def add_data_options(parser: argparse.ArgumentParser, dataset_default: str | None = "mnist1d") -> None:
@@ -40,7 +42,9 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
     return config_from_values(TrainConfig, given_values(args, TrainConfig), "student training")
 
 
-def student_spec_from(args: argparse.Namespace) -> ModelSpec:
+def student_spec_from(args: argparse.Namespace):
+    from mtkd.models import ModelSpec
+
     try:
         options = json.loads(args.student_options)
     except ValueError as error:

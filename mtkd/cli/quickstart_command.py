@@ -6,18 +6,18 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from mtkd.ablation import load_ablation_config, run_ablation
 from mtkd.cli.options import add_run_options, checkpoint_config_from
+from mtkd.config_files import read_config_file
 
 PRESET = Path(__file__).resolve().parent.parent / "ablation" / "presets" / "quickstart.toml"
 
 
 def register(subparsers) -> None:
-    preset = load_ablation_config(PRESET)
+    preset = read_config_file(PRESET, "quickstart preset")  # as written; checked when the command runs
     parser = subparsers.add_parser(
         "quickstart", help="prepare mnist1d, train the default pool, run every baseline, print the table",
         description="Prepare the embedded mnist1d data set, train (or reuse) the default teacher pool, then "
-                    "run every strategy (" + ", ".join(preset.strategies) + ") on the default student "
+                    "run every strategy (" + ", ".join(preset["strategies"]) + ") on the default student "
                     "over several seeds, and write results.json/.csv/.md and plots. "
                     f"The recipe is {PRESET.name} in mtkd/ablation/presets/.")
     parser.add_argument("--out", default="runs/quickstart", help="output directory (default: %(default)s)")
@@ -26,8 +26,9 @@ def register(subparsers) -> None:
     parser.add_argument("--teachers", default=None,
                         help="teacher pool directory, trained there if empty (default: $MTKD_POOL_DIR/mnist1d-default "
                              "or ~/.cache/mtkd/pools/mnist1d-default)")
-    parser.add_argument("--seeds", type=int, default=preset.seeds, help="student seeds (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=preset.train.epochs, help="student epochs (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=None, help=f"student seeds (default: {preset['seeds']})")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"student epochs (default: {preset['train']['epochs']})")
     parser.add_argument("--strategies", default=None,
                         help="comma-separated strategies to run instead of the preset's list")
     add_run_options(parser, "quickstart run")
@@ -35,9 +36,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mtkd.ablation import load_ablation_config, run_ablation
+
     config = load_ablation_config(PRESET)
-    changes = {"seeds": args.seeds, "train": config.train.replace(epochs=args.epochs), "data_dir": args.data_dir,
-               "pool_dir": args.teachers, "checkpoint": checkpoint_config_from(args, config.checkpoint)}
+    changes = {"seeds": args.seeds or config.seeds, "train": config.train.replace(epochs=args.epochs or config.train.epochs),
+               "data_dir": args.data_dir, "pool_dir": args.teachers,
+               "checkpoint": checkpoint_config_from(args, config.checkpoint)}
     if args.strategies:
         changes["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
     run_ablation(dataclasses.replace(config, **changes), args.out, overwrite=args.overwrite, resume=args.resume)

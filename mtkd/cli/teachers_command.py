@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mtkd.cli.options import add_data_options, add_run_options, checkpoint_config_from
-from mtkd.data import load_dataset
-from mtkd.distill.experiment import teacher_rows
-from mtkd.distill.results import format_table
-from mtkd.distill.pool_training import train_pool
-from mtkd.teachers import load_pool, load_pool_spec, preset_names
+from mtkd.teachers.defaults import preset_names
 
 
 def register(subparsers) -> None:
@@ -35,6 +31,11 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from mtkd.distill.experiment import teacher_rows
+    from mtkd.distill.pool_training import train_pool
+    from mtkd.distill.results import format_table
+    from mtkd.teachers import load_pool_spec
+
     spec = load_pool_spec(args.pool, args.dataset)
     pool = train_pool(args.dataset, spec, args.out, data_dir=args.data_dir, val_fraction=args.val_fraction,
                       split_seed=args.split_seed, overwrite=args.overwrite, resume=args.resume,
@@ -44,6 +45,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from mtkd.data import load_dataset
+    from mtkd.distill.experiment import teacher_rows
+    from mtkd.distill.results import format_table
+    from mtkd.teachers import load_pool
+
     splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
                           split_seed=args.split_seed)
     pool = load_pool(args.teachers, splits)

@@ -29,21 +29,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mtkd.distributed import to_host
 from mtkd.data import DatasetSplits
 from mtkd.distill.composition import feature_shapes
 from mtkd.distill.config import TrainConfig
-from mtkd.distill.fit import FitResult, init_students, unstack
+from mtkd.distill.fit import FitResult, fit_result, init_students, unstack
 from mtkd.distill.objective import cross_entropy
 from mtkd.optimizers import make_optimizer
 from mtkd.distill.results import result_row
-from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, apply_model, epoch_batches
+from mtkd.distill.trainer import Method, train_seeds
 from mtkd.errors import ConfigError
 from mtkd.losses import hint, kd_per_example
 from mtkd.models import ModelSpec
 from mtkd.progress import stderr_line
-from mtkd.devices import seed_placement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,28 +146,25 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
 
     The config's alpha and temperature are not used (`byot` carries BYOT's own)."""
     seeds = [int(s) for s in seeds]
-    placement = seed_placement(len(seeds), devices)
-    asked, seeds = seeds, placement.pad(seeds)  # padded to fill the devices; dropped by run_epochs
-    graphdef, params = init_students(spec, splits.input_shape, splits.num_classes, seeds)
-    num_exits = count_exits(spec, feature_shapes(graphdef, unstack(params, 0), splits.input_shape))
+    graphdef, first = init_students(spec, splits.input_shape, splits.num_classes, seeds[:1])
+    num_exits = count_exits(spec, feature_shapes(graphdef, unstack(first, 0), splits.input_shape))
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
     x, y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
-    epoch_fn = make_byot_epoch(graphdef, optimizer, byot, num_exits, min(config.batch_size, int(x.shape[0])))
-    jitted_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None)), donate_argnums=(0,))
-    run_exits = jax.jit(jax.vmap(lambda p, xs, ys: exit_accuracies(graphdef, p, xs, ys, num_exits,
-                                                                   config.eval_batch_size), in_axes=(0, None, None)))
-    val_x, val_y = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
+    epoch = make_byot_epoch(graphdef, optimizer, byot, num_exits, min(config.batch_size, int(x.shape[0])))
 
-    def run_val(params):
-        accuracy = run_exits(params, val_x, val_y)  # (seeds, S)
-        return {"val_accuracy": accuracy[:, -1], "exit_val_accuracy": accuracy}
+    def evaluation(params, xs, ys):  # the deepest exit chooses the epoch; every exit is recorded
+        accuracy = exit_accuracies(graphdef, params, xs, ys, num_exits, config.eval_batch_size)
+        return {"accuracy": accuracy[-1], "exit_accuracy": accuracy}
 
-    state = placement.place(StudentState(params, jax.vmap(optimizer.init)(params)))
-    loop = run_epochs(state, lambda s, k, p: jitted_epoch(s, k, x, y, p), run_val, lambda s: s.params,
-                      config.epochs, seeds, on_epoch, metrics_path, checkpoints, keep=len(asked))
-    test = to_host(run_exits(loop.best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)))
-    return ByotFitResult(graphdef, loop.best_params, asked, loop.best_epoch, loop.val_accuracy,
-                         test[:, -1].tolist(), loop.history, exit_test_accuracy=test.T.tolist())
+    def build(seeds, placement):
+        _, params = init_students(spec, splits.input_shape, splits.num_classes, seeds)
+        return Method(epoch, evaluation, (x, y)), StudentState(params, jax.vmap(optimizer.init)(params))
+
+    trained = train_seeds(seeds, build, config.epochs, (jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)),
+                          (jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)), on_epoch, metrics_path,
+                          checkpoints, devices)
+    result = fit_result(graphdef, trained)
+    return ByotFitResult(**vars(result), exit_test_accuracy=trained.test["exit_accuracy"].T.tolist())
 
 
 def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *,

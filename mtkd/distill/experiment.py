@@ -95,8 +95,7 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
     of that loss instead of the default `alpha * CE + (1 - alpha) * T^2 * KL` objective.
 
     With `keep_going`, a strategy that fails (e.g. diverges) is reported in its row as
-    `error` and the others still run. `devices`: see `fit` (the composite-loss trainer runs on one
-    device). With `checkpoints`, each strategy's loop checkpoints under
+    `error` and the others still run. `devices`: see `fit`. With `checkpoints`, each strategy's loop checkpoints under
     its name (and resumes from there); its checkpoints are dropped once it is done.
     """
     log = log or stderr_line
@@ -133,7 +132,7 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
                 result = fit_composite(student, splits.input_shape, splits.num_classes, train, val, strategy,
                                        losses, config, seeds, test=test, teacher_features=features,
                                        teacher_names=pool.names, on_epoch=progress, metrics_path=metrics_path,
-                                       teacher_heads=heads, checkpoints=loop_checkpoints)
+                                       teacher_heads=heads, checkpoints=loop_checkpoints, devices=devices)
         except MtkdError as error:
             if not keep_going:
                 raise

@@ -1,9 +1,9 @@
 """Training several seeds of one student at once, with model selection on validation.
 
-One epoch is one jitted `lax.scan` over batches, vmapped over seeds; the Python loop over
-epochs (`mtkd.distill.seed_loop.run_epochs`) only reads back a few scalars per epoch (for
-progress, the metrics file and the NaN check). The test split is evaluated once, at the end,
-with the parameters of each seed's best validation epoch.
+`fit` is the distillation objective's adapter of the trainer skeleton (`mtkd.distill.trainer`):
+one epoch is one jitted `lax.scan` over batches, vmapped over seeds; the loop over epochs only
+reads back a few scalars per epoch (for progress, the metrics file and the NaN check). The test
+split is evaluated once, at the end, with the parameters of each seed's best validation epoch.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from flax import nnx
 
 from mtkd.distill.config import TrainConfig
 from mtkd.optimizers import make_optimizer
-from mtkd.devices import seed_placement
-from mtkd.distributed import to_host
-from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, evaluate, init_fit_state, make_epoch
+from mtkd.distill.trainer import Method, Trained, train_seeds
 from mtkd.fusion.strategies import FusionStrategy, StrategyShapes
 from mtkd.models import ModelSpec, build_model
 
@@ -57,7 +55,7 @@ class FitResult:
 
 def init_students(spec: ModelSpec, input_shape, num_classes: int, seeds: Sequence[int]):
     """Graph definition and parameters stacked over seeds (one fresh student per seed)."""
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0))))
+    graphdef = graphdef_of(spec, input_shape, num_classes)
 
     def init(key):
         return nnx.split(build_model(spec, input_shape, num_classes, nnx.Rngs(params=key)))[1]
@@ -87,45 +85,48 @@ def fit(
     run i to the teachers of row i (a seed may then appear once per subset). `checkpoints` (an
     `mtkd.run_checkpoints.EpochCheckpoints`) makes the loop resumable (see `run_epochs`). The seeds
     are split over up to `devices` local devices (default: all; `mtkd.devices.seed_placement`)."""
-    seeds = [int(s) for s in seeds]
-    placement = seed_placement(len(seeds), devices)
-    asked, seeds = seeds, placement.pad(seeds)  # padded to fill the devices; dropped by run_epochs
-    graphdef, params = init_students(spec, input_shape, num_classes, seeds)
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
     train = train.with_teachers(num_classes)
     batch_size = min(config.batch_size, int(train.x.shape[0]))
+    graphdef = graphdef_of(spec, input_shape, num_classes)
+    epoch = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, batch_size)
 
-    epoch_fn = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, batch_size)
-    if teacher_masks is None:
-        run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None)), donate_argnums=(0,))
-    else:
-        masks = jnp.asarray(placement.pad(teacher_masks), jnp.float32)
-        masked_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None, None, 0)), donate_argnums=(0,))
-        run_epoch = lambda state, keys, *arrays: masked_epoch(state, keys, *arrays, masks)  # noqa: E731
-    run_eval = jax.jit(jax.vmap(lambda p, x, y: evaluate(graphdef, p, x, y, config.eval_batch_size),
-                                in_axes=(0, None, None)))
+    def build(seeds, placement):
+        _, params = init_students(spec, input_shape, num_classes, seeds)
+        students = StudentState(params, jax.vmap(optimizer.init)(params))
+        shapes = StrategyShapes(int(train.teacher_logits.shape[0]), num_classes, tuple(input_shape), train.x.dtype,
+                                batch_size, int(train.x.shape[0]) // batch_size)
+        # A learning strategy's own randomness: per seed, apart from the student's (fold_in 1, 2).
+        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 3))(jnp.asarray(seeds, dtype=jnp.uint32))
+        state = jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, keys)
+        masks = () if teacher_masks is None else (jnp.asarray(placement.pad(teacher_masks), jnp.float32),)
+        return Method(epoch, student_evaluation(graphdef, config.eval_batch_size),
+                      (train.x, train.y, train.teacher_logits), masks, params_of=lambda state: state.student.params), state
 
-    def validate(params):
-        accuracy, loss = run_eval(params, val.x, val.y)
-        return {"val_accuracy": accuracy, "val_loss": loss}
+    trained = train_seeds(seeds, build, config.epochs, (val.x, val.y), None if test is None else (test.x, test.y),
+                          on_epoch, metrics_path, checkpoints, devices)
+    return fit_result(graphdef, trained)
 
-    students = StudentState(params, jax.vmap(optimizer.init)(params))
-    shapes = StrategyShapes(int(train.teacher_logits.shape[0]), num_classes, tuple(input_shape), train.x.dtype,
-                            batch_size, int(train.x.shape[0]) // batch_size)
-    # A learning strategy's own randomness: per seed, apart from the student's (fold_in 1, 2).
-    strategy_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 3))(jnp.asarray(seeds, dtype=jnp.uint32))
-    state = jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, strategy_keys)
-    state = placement.place(state)
-    loop = run_epochs(state, lambda state, keys, progress: run_epoch(state, keys, train.x, train.y,
-                                                                     train.teacher_logits, progress),
-                      validate, lambda state: state.student.params, config.epochs, seeds, on_epoch, metrics_path,
-                      checkpoints, keep=len(asked))
-    best_params = loop.best_params
 
-    test_accuracy = None
-    if test is not None:
-        test_accuracy = to_host(run_eval(best_params, test.x, test.y)[0]).tolist()
-    return FitResult(graphdef, best_params, asked, loop.best_epoch, loop.val_accuracy, test_accuracy, loop.history)
+def graphdef_of(spec: ModelSpec, input_shape, num_classes: int):
+    """The student's graph definition, from an abstract model (no parameters are allocated)."""
+    return nnx.split(nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0))))[0]
+
+
+def student_evaluation(graphdef, eval_batch_size: int, part: Callable[[Any], Any] = lambda params: params):
+    """A `Method.evaluate`: the student's accuracy and cross-entropy (of `part` of the parameters)."""
+    def evaluation(params, x, y):
+        accuracy, loss = evaluate(graphdef, part(params), x, y, eval_batch_size)
+        return {"accuracy": accuracy, "loss": loss}
+
+    return evaluation
+
+
+def fit_result(graphdef, trained: Trained, params_part: Callable[[Any], Any] = lambda params: params) -> FitResult:
+    loop = trained.loop
+    test_accuracy = None if trained.test is None else trained.test["accuracy"].tolist()
+    return FitResult(graphdef, params_part(loop.best_params), trained.seeds, loop.best_epoch, loop.val_accuracy,
+                     test_accuracy, loop.history)
 
 
 def unstack(params, index: int):

@@ -1,9 +1,10 @@
 """Training K peers by deep mutual learning (docs/methods.md, Deep mutual learning and self-distillation), several seeds at once, and
 the baseline of the same peers trained alone.
 
-As in `mtkd.distill.fit`: one epoch is one jitted `lax.scan`, vmapped over seeds; the Python
-loop over epochs reads back a few numbers per epoch; each peer of each seed keeps the
-parameters of its best validation epoch, and the test split is evaluated once, at the end.
+An adapter of the trainer skeleton (`mtkd.distill.trainer`), as `fit` is: one epoch is one jitted
+`lax.scan`, vmapped over seeds (and, within a seed, over the peers of each architecture); each
+peer of each seed keeps the parameters of its best validation epoch, and the test split is
+evaluated once, at the end.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtkd.distributed import to_host
 from mtkd.data import DatasetSplits
-from mtkd.devices import seed_placement
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.optimizers import make_optimizer
-from mtkd.distill.seed_loop import run_epochs
 from mtkd.distill.steps import StudentState, keep_best
+from mtkd.distill.trainer import Method, train_seeds
 from mtkd.dml.loss import dml_loss
 from mtkd.dml.peers import PeerStacks, init_peers, peer_seed
 from mtkd.dml.result import DMLResult
@@ -76,9 +75,6 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     log = log or stderr_line
     started = time.perf_counter()
 
-    placement = seed_placement(len(seeds), devices)
-    asked, seeds = seeds, placement.pad(seeds)  # padded to fill the devices; dropped by run_epochs
-    stacks, params = init_peers(peers, splits.input_shape, splits.num_classes, seeds)
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
     loss_fn = functools.partial(dml_loss, temperature=temperature, alpha=config.alpha,
                                 teacher_temperature=config.temperature)
@@ -89,39 +85,38 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
         teacher_target = fuse_soft_targets(train_logits, jnp.ones(train_logits.shape[0]), config.temperature)[0]
     train_x, train_y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
     batch_size = min(config.batch_size, int(train_x.shape[0]))
-    epoch_fn = make_dml_epoch(make_step(stacks, optimizer, loss_fn, temperature), batch_size)
+    stacks = init_peers(peers, splits.input_shape, splits.num_classes, seeds[:1])[0]  # the layout, not the weights
+    peer_epoch = make_dml_epoch(make_step(stacks, optimizer, loss_fn, temperature), batch_size)
 
-    run_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None)), donate_argnums=(0,))
-    run_eval = jax.jit(jax.vmap(lambda p, x, y: stacks.evaluate(p, x, y, config.eval_batch_size),
-                                in_axes=(0, None, None)))
-    run_keep_best = jax.vmap(functools.partial(_keep_best_peers, stacks))
-
-    states = tuple(StudentState(p, jax.vmap(jax.vmap(optimizer.init))(p)) for p in params)
-    states = placement.place(states)  # seeds over devices; a seed's peers together
-    names = stacks.names(strategy)
-    x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
-
-    def epoch(states, epoch_keys, progress):
-        states, losses = run_epoch(states, epoch_keys, train_x, train_y, teacher_target)
+    def epoch(states, key, x, y, target, progress):
+        states, losses = peer_epoch(states, key, x, y, target)
         return states, {"loss": losses}
 
-    def validate(current):
-        val_accuracy, val_loss = run_eval(current, x_val, y_val)
-        return {"val_accuracy": val_accuracy, "val_loss": val_loss}
+    def evaluation(params, x, y):
+        accuracy, loss = stacks.evaluate(params, x, y, config.eval_batch_size)
+        return {"accuracy": accuracy, "loss": loss}
+
+    def build(seeds, placement):
+        params = init_peers(peers, splits.input_shape, splits.num_classes, seeds)[1]
+        # The peers of a seed stay together on its device: only the seeds axis is split.
+        states = tuple(StudentState(p, jax.vmap(jax.vmap(optimizer.init))(p)) for p in params)
+        return Method(epoch, evaluation, (train_x, train_y, teacher_target),
+                      params_of=lambda states: tuple(state.params for state in states),
+                      keep_best=jax.vmap(functools.partial(_keep_best_peers, stacks)),
+                      accuracy_shape=(len(peers),)), states
 
     # The same batch-order keys as `fit` (`epoch_keys`), so peer 0 sees the batches of `fit`'s student.
-    loop = run_epochs(states, epoch, validate, lambda states: tuple(state.params for state in states), config.epochs,
-                      seeds, lambda record: _log_progress(log, strategy, config.epochs, record["epoch"],
-                                                          np.asarray(record["val_accuracy"])),
-                      metrics_path, checkpoints, keep_best_fn=run_keep_best, accuracy_shape=(len(seeds), len(peers)),
-                      keep=len(asked))
-    best_params, best_accuracy, best_epoch, history = (loop.best_params, np.asarray(loop.val_accuracy),
-                                                       np.asarray(loop.best_epoch), loop.history)
-    test_accuracy = to_host(run_eval(best_params, jnp.asarray(splits.x_test), jnp.asarray(splits.y_test))[0])
+    trained = train_seeds(seeds, build, config.epochs, (jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)),
+                          (jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)),
+                          lambda record: _log_progress(log, strategy, config.epochs, record["epoch"],
+                                                       np.asarray(record["val_accuracy"])),
+                          metrics_path, checkpoints, devices)
+    loop = trained.loop
     return DMLResult(
-        strategy, names, asked, best_epoch.T.tolist(), np.asarray(best_accuracy).T.tolist(), test_accuracy.T.tolist(),
+        strategy, stacks.names(strategy), trained.seeds, np.asarray(loop.best_epoch).T.tolist(),
+        np.asarray(loop.val_accuracy).T.tolist(), trained.test["accuracy"].T.tolist(),
         time.perf_counter() - started, [stacks.graphdefs[stacks.slot(k)[0]] for k in range(len(peers))],
-        [stacks.peer(best_params, k, axis=1) for k in range(len(peers))], history,
+        [stacks.peer(loop.best_params, k, axis=1) for k in range(len(peers))], loop.history,
         {"update": update, "temperature": float(temperature)})
 
 

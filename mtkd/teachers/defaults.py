@@ -7,6 +7,12 @@ from pathlib import Path
 
 
 POOL_DIR_ENV = "MTKD_POOL_DIR"
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def preset_names() -> list[str]:
+    """The pool presets shipped with mtkd (`mtkd teachers train --pool NAME`)."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
 def default_pool_dir(dataset: str, spec: str = "default") -> Path:

@@ -29,8 +29,8 @@ from typing import Any, Mapping
 from mtkd.config_files import CONFIG_SUFFIXES, read_config_file
 from mtkd.errors import ConfigError, UnknownNameError
 from mtkd.models import ModelSpec
+from mtkd.teachers.defaults import PRESET_DIR, preset_names
 
-PRESET_DIR = Path(__file__).parent / "presets"
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay",
                  "data_fraction", "label_noise", "class_permutation", "seed")
 
@@ -112,10 +112,6 @@ class PoolSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "teachers": [t.to_dict() for t in self.teachers]}
-
-
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
 def default_preset(dataset: str) -> str:
