@@ -210,3 +210,64 @@ def test_more_devices_than_the_host_has_fail_before_any_work(tmp_path, capsys):
     assert main(["ablate", "--config", str(config), "--out", str(tmp_path / "out"), "--devices", "64"]) == 2
     assert "64 devices asked for, but this host has" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+KD_FAMILY = [{"loss": "ce", "weight": 0.3}, {"loss": "kd", "weight": 0.7, "temperature": 4, "fused": True}]
+
+
+def test_a_loss_family_is_a_row_of_its_own_equal_to_the_composite_fit(data_dir, tiny_pool_dir, tmp_path):
+    """`[[families]]` rows (the former loss-family recipe) run through the ablation; each equals a
+    direct `fit_composite` of its loss under its strategy, computed here on its own."""
+    from mtkd.data import load_dataset
+    from mtkd.distill.composite_fit import fit_composite
+    from mtkd.teachers import load_pool
+
+    raw = {"dataset": "mnist1d", "data_dir": data_dir, "pool_dir": str(tiny_pool_dir), "seeds": 2,
+           "strategies": ["none"], "student": {"arch": "mlp", "options": {"widths": [16]}},
+           "train": {"epochs": 2, "batch_size": 256},
+           "families": [{"name": "kd_family", "losses": KD_FAMILY},
+                        {"name": "ce_only", "strategy": "confidence", "losses": [{"loss": "ce"}]}]}
+    config = ablation_config_from_dict(raw)
+    rows = run_ablation(config, tmp_path / "out", log=lambda line: None)
+    assert [row["strategy"] for row in rows] == ["none", "kd_family", "ce_only"]
+    kd = rows[1]
+    assert kd["fusion"] == "uniform" and [term["loss"] for term in kd["losses"]] == ["ce", "kd"]
+    assert rows[2]["fusion"] == "confidence"
+    assert (tmp_path / "out" / "metrics" / "kd_family.jsonl").is_file()
+
+    splits = load_dataset("mnist1d", data_dir=data_dir)
+    pool = load_pool(tiny_pool_dir, splits)
+    logits = pool.logits(splits)
+    direct = fit_composite(config.student, splits.input_shape, splits.num_classes,
+                           SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"]),
+                           SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)),
+                           make_strategy("uniform", pool.strategy_context()), KD_FAMILY, config.train, [0, 1],
+                           test=SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)),
+                           teacher_names=pool.names)
+    assert kd["test_accuracy"] == direct.test_accuracy and kd["best_epoch"] == direct.best_epoch
+    # --strategies keeps some rows only; a name the config does not list is refused.
+    assert [f.name for f in config.only(["ce_only"]).families] == ["ce_only"]
+    with pytest.raises(ConfigError, match="lists no strategy or family nope"):
+        config.only(["nope"])
+
+
+@pytest.mark.parametrize("families,message", [
+    ([{"name": "none", "losses": [{"loss": "ce"}]}], "listed twice: none"),
+    ([{"name": "a", "loss": [{"loss": "ce"}]}], r"needs `name` and `losses`"),
+    ([{"name": "a", "losses": [{"loss": "kdd"}]}], "family 'a'"),
+    ({"name": "a"}, r"list of tables"),
+])
+def test_bad_families_are_refused_when_read(families, message):
+    from mtkd.errors import MtkdError
+
+    with pytest.raises(MtkdError, match=message):
+        ablation_config_from_dict({"strategies": ["none"], "families": families})
+
+
+def test_a_family_under_a_learning_strategy_is_refused_before_training(data_dir, tiny_pool_dir, tmp_path):
+    raw = {"dataset": "mnist1d", "data_dir": data_dir, "pool_dir": str(tiny_pool_dir), "seeds": 1,
+           "strategies": [], "train": {"epochs": 1},
+           "families": [{"name": "learned", "strategy": "mtkd_rl", "losses": KD_FAMILY}]}
+    with pytest.raises(ConfigError, match="family 'learned'"):
+        run_ablation(ablation_config_from_dict(raw), tmp_path / "out", log=lambda line: None)
+    assert not (tmp_path / "out").exists()

@@ -19,8 +19,7 @@ LAYERS = [
     ("trainer", ["mtkd.distill", "mtkd.dml"]),
     ("envs", ["envs"]),
     ("agents", ["agents"]),
-    ("application", ["mtkd.cli", "mtkd.ablation", "mtkd.bench", "mtkd.torch_peer", "mtkd.selector_strategy",
-                     "mtkd.distill.loss_families"]),
+    ("application", ["mtkd.cli", "mtkd.ablation", "mtkd.bench", "mtkd.torch_peer", "mtkd.selector_strategy"]),
 ]
 PREFIXES = {prefix: (rank, name) for rank, (name, prefixes) in enumerate(LAYERS) for prefix in prefixes}
 

@@ -31,6 +31,14 @@ TOML example (see experiments/*.toml):
     loss = "ce"                       # (see mtkd.distill.loss_config); default alpha*CE + (1-alpha)*T^2*KL
     [[losses]]
     loss = "dkd"
+
+    [[families]]                      # optional: a row of its own per loss, after the strategies
+    name = "dkd"                      # the row's name
+    strategy = "uniform"              # its fusion strategy (default uniform)
+    [[families.losses]]               # its composite loss, as [[losses]]
+    loss = "ce"
+    [[families.losses]]
+    loss = "dkd"
 """
 
 from __future__ import annotations
@@ -42,13 +50,39 @@ from typing import Any, Mapping
 from mtkd.config_files import CONFIG_SUFFIXES, read_config_file
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.loss_config import LossConfig
-from mtkd.errors import ConfigError
+from mtkd.errors import ConfigError, MtkdError
 from mtkd.models import ModelSpec
 from mtkd.run_checkpoints import CheckpointConfig
 
 TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
                   "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name",
-                  "checkpoint", "devices"}
+                  "checkpoint", "devices", "families"}
+FAMILY_KEYS = {"name", "strategy", "losses", "description"}
+
+
+@dataclasses.dataclass(frozen=True)
+class LossFamily:
+    """A `[[families]]` row: the student distilled under `strategy` (a fusion strategy) with its
+    own composite `loss`, reported under `name`."""
+
+    name: str
+    loss: LossConfig
+    strategy: str = "uniform"
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], index: int) -> "LossFamily":
+        if not isinstance(raw, Mapping) or sorted(set(raw) - FAMILY_KEYS) or "name" not in raw or "losses" not in raw:
+            keys = ", ".join(sorted(raw)) if isinstance(raw, Mapping) else repr(raw)
+            raise ConfigError(f"[[families]] entry {index + 1} needs `name` and `losses` (and may set `strategy`, "
+                              f"`description`); got {keys}")
+        try:
+            loss = LossConfig.from_dicts(raw["losses"])
+        except MtkdError as error:
+            raise type(error)(f"family {raw['name']!r}: {error}") from None
+        return cls(str(raw["name"]), loss, str(raw.get("strategy", "uniform")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "strategy": self.strategy, "losses": self.loss.to_dicts()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +104,7 @@ class AblationConfig:
     # When to checkpoint: it changes no result, so it is not part of the run's signature (`to_dict`).
     checkpoint: CheckpointConfig = CheckpointConfig()
     devices: int | None = None  # split the seeds over at most this many local devices (None: all)
+    families: tuple[LossFamily, ...] = ()  # rows of their own, each with its composite loss
 
     def __post_init__(self):
         if self.pools:
@@ -85,11 +120,26 @@ class AblationConfig:
             raise ConfigError(f"devices must be a whole number >= 1, got {self.devices!r}")
         if not 0.0 < self.student_data_fraction <= 1.0:
             raise ConfigError(f"student_data_fraction must be in (0, 1], got {self.student_data_fraction}")
-        if not self.strategies:
-            raise ConfigError("the ablation config lists no strategies")
-        duplicates = sorted({s for s in self.strategies if self.strategies.count(s) > 1})
+        if not self.strategies and not self.families:
+            raise ConfigError("the ablation config lists no strategies (and no [[families]])")
+        rows = list(self.strategies) + [family.name for family in self.families]
+        duplicates = sorted({s for s in rows if rows.count(s) > 1})
         if duplicates:
-            raise ConfigError(f"strategies listed twice: {', '.join(duplicates)}")
+            raise ConfigError(f"strategies or families listed twice: {', '.join(duplicates)}")
+
+    def only(self, names) -> "AblationConfig":
+        """This config with only the strategies and families named (in the config's order)."""
+        names = list(names)
+        missing = [n for n in names if n not in self.strategies and self.family(n) is None]
+        if missing:
+            listed = list(self.strategies) + [family.name for family in self.families]
+            raise ConfigError(f"the config lists no strategy or family {', '.join(missing)}; it lists "
+                              f"{', '.join(listed)}")
+        return dataclasses.replace(self, strategies=tuple(s for s in self.strategies if s in names),
+                                   families=tuple(f for f in self.families if f.name in names))
+
+    def family(self, name: str) -> LossFamily | None:
+        return next((family for family in self.families if family.name == name), None)
 
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.sections.get(name, {}))
@@ -107,7 +157,8 @@ class AblationConfig:
                 "losses": self.losses.to_dicts() if self.losses is not None else None,
                 "sections": {k: dict(v) for k, v in self.sections.items()},
                 # Absent unless set, so that earlier runs keep their signature.
-                **({"devices": self.devices} if self.devices is not None else {})}
+                **({"devices": self.devices} if self.devices is not None else {}),
+                **({"families": [family.to_dict() for family in self.families]} if self.families else {})}
 
 
 def pool_label(pool: str) -> str:
@@ -148,7 +199,8 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         pools=tuple(_resolve_pool(p, base_dir) for p in pools),
         dataset=str(raw.get("dataset", "mnist1d")), pool=pool, pool_dir=raw.get("pool_dir"),
         data_dir=raw.get("data_dir"), seeds=int(raw.get("seeds", 3)),
-        strategies=tuple(str(s) for s in raw.get("strategies", ("none", "uniform"))),
+        strategies=tuple(str(s) for s in raw.get("strategies", () if "families" in raw else ("none", "uniform"))),
+        families=tuple(LossFamily.from_dict(family, i) for i, family in enumerate(_list_of(raw, "families"))),
         student=ModelSpec(student.get("arch", "mlp"), dict(student.get("options", {}))),
         train=TrainConfig(**train), val_fraction=float(raw.get("val_fraction", 0.1)),
         split_seed=int(raw.get("split_seed", 0)),
@@ -156,6 +208,13 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         losses=LossConfig.from_dicts(raw["losses"]) if "losses" in raw else None,
         sections={k: dict(raw[k]) for k in ("dml", "rl", "byot") if k in raw},
         checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")), devices=raw.get("devices"))
+
+
+def _list_of(raw: Mapping[str, Any], name: str) -> list:
+    value = raw.get(name, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{name} must be a list of tables ([[{name}]]), got {value!r}")
+    return value
 
 
 def _table_of(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:

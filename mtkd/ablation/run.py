@@ -12,7 +12,7 @@ from mtkd.distributed import is_writer, process_count
 from mtkd.errors import ConfigError
 from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.report import markdown_table, plot_all, write_csv
-from mtkd.ablation.runners import CHECKS, RUNNERS, AblationRun, expand_strategies, runner_for
+from mtkd.ablation.runners import CHECKS, RUNNERS, AblationRun, expand_strategies, family_strategy, runner_for
 from mtkd.data import load_dataset, training_fraction
 from mtkd.distill.experiment import bind_pool_loss, build_strategies, check_pool_matches_splits, teacher_rows
 from mtkd.distill.results import format_table, write_results
@@ -84,6 +84,10 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     check_processes(names, config)
     if config.losses is not None:
         bind_pool_loss(config.losses, pool, splits, config.student)  # layers and shapes, before any training
+    for family in config.families:  # each its strategy, layers and shapes, before any training
+        family_strategy(config, family.name, pool)
+        bind_pool_loss(family.loss, pool, splits, config.student)
+    names += [family.name for family in config.families]
     return PreparedAblation(config, splits, pool, names, placement)
 
 
@@ -135,7 +139,7 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
             continue
         log(f"[{index}/{len(names)}] {name}")
         try:
-            new = runner_for(name)(run, name)
+            new = runner_for(name, config)(run, name)
         except Exception as error:  # one failing strategy must not lose the others' results
             log(f"  {name} failed: {type(error).__name__}: {error}")
             log("".join(traceback.format_exception_only(type(error), error)).strip())

@@ -16,6 +16,7 @@ from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.sections import ByotSection, DmlSection
 from mtkd.data import DatasetSplits
 from mtkd.distill.experiment import build_strategies, run_strategies
+from mtkd.fusion.strategies import require_stateless
 from mtkd.distributed import is_writer
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
@@ -53,7 +54,9 @@ RUNNERS: Registry[Runner] = Registry("ablation runner")
 CHECKS: Registry[Callable[[AblationConfig, str, TeacherPool], None]] = Registry("ablation check")
 
 
-def runner_for(name: str) -> Runner:
+def runner_for(name: str, config: AblationConfig | None = None) -> Runner:
+    if config is not None and config.family(name) is not None:
+        return run_family
     family = name.partition(":")[0]
     return RUNNERS.get(family) if family in RUNNERS else run_fusion
 
@@ -72,6 +75,28 @@ def run_fusion(run: AblationRun, name: str, options: dict | None = None) -> list
                              metrics_dir=run.metrics_dir, log=run.log, losses=run.config.losses,
                              checkpoints=run.checkpoints, devices=run.config.devices)
     return rows
+
+
+def family_strategy(config: AblationConfig, name: str, pool: TeacherPool):
+    """The fusion strategy of the `[[families]]` row `name`, named after the row (its metrics file
+    and checkpoints go by that name); `rl` takes `[rl] policy` and `greedy` as in `mtkd distill`."""
+    family = config.family(name)
+    options = None
+    if family.strategy.partition(":")[0] == "rl":
+        policy, greedy, _, _ = _rl_section(config)
+        options = {"policy": None if policy is None else str(policy), "greedy": greedy}
+    strategy = build_strategies([family.strategy], pool, options)[0]
+    require_stateless(strategy, f"family {name!r} (a composite loss)")
+    return dataclasses.replace(strategy, name=name)
+
+
+def run_family(run: AblationRun, name: str) -> list:
+    """A `[[families]]` row: its fusion strategy, with its own composite loss."""
+    family = run.config.family(name)
+    rows, _ = run_strategies(run.splits, run.pool, [family_strategy(run.config, name, run.pool)], run.config.student,
+                             run.config.train, run.seeds, metrics_dir=run.metrics_dir, log=run.log,
+                             losses=family.loss, checkpoints=run.checkpoints, devices=run.config.devices)
+    return [{**row, "fusion": family.strategy, "losses": family.loss.to_dicts()} for row in rows]
 
 
 @RUNNERS.register("rl")

@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
     parser.add_argument("--data-dir", default=None, help="override the config's TFDS data directory")
+    parser.add_argument("--strategies", default=None, metavar="NAMES",
+                        help="comma-separated strategies and [[families]] of the config to run (default: all)")
     add_run_options(parser, "ablation")
     add_device_options(parser)
     parser.set_defaults(func=run)
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir), ("devices", args.devices))
                if v is not None}
     config = dataclasses.replace(config, checkpoint=checkpoint_config_from(args, config.checkpoint), **changes)
+    if args.strategies:
+        config = config.only(name.strip() for name in args.strategies.split(",") if name.strip())
     distributed.start(distributed_config_from(args))  # before any other JAX work
     run_ablation(config, args.out, overwrite=args.overwrite, resume=args.resume)
     return 0

@@ -16,7 +16,7 @@ from mtkd.distill.composite_fit import fit_composite
 from mtkd.distill.composition import bind_loss, feature_shapes
 from mtkd.distill.fit import FitResult, SplitArrays, fit, init_students, unstack
 from mtkd.distill.loss_config import LossConfig
-from mtkd.distill.teacher_features import pool_feature_shapes, pool_features, pool_heads
+from mtkd.distill.teacher_features import check_teacher_layers, pool_feature_shapes, pool_features, pool_heads
 from mtkd.distill.results import result_row
 from mtkd.errors import ConfigError, MtkdError
 from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy, require_stateless
@@ -68,6 +68,7 @@ def bind_pool_loss(losses: LossConfig, pool: TeacherPool | None, splits: Dataset
         return bind_loss(losses, (), student_shapes, [], student.arch), {}, None
     composite = bind_loss(losses, pool.names, student_shapes, pool_feature_shapes(pool, splits), student.arch)
     heads = pool_heads(pool, composite)  # before the features: an external teacher's refusal names the head
+    check_teacher_layers(composite, pool, splits)  # a layer a teacher lacks, named with the layers it has
     return composite, pool_features(pool, splits, composite)["train"], heads
 
 
