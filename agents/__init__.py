@@ -7,28 +7,14 @@ from `agents.config` and `agents.selector_config` without importing JAX.
 
 from mtkd.lazy_exports import lazy_exports
 
-_EXPORTS = {
-    "AgentConfig": "agents.config",
-    "BASELINES": "agents.baselines",
-    "Baseline": "agents.baselines",
-    "POLICIES": "agents.policies",
-    "Policy": "agents.policies",
-    "PolicyMeta": "agents.checkpoint",
-    "TrainOutput": "agents.reinforce",
-    "bernoulli_entropy": "agents.bernoulli",
-    "bernoulli_log_prob": "agents.bernoulli",
-    "discounted_returns": "agents.reinforce",
-    "evaluate_policy": "agents.evaluation",
-    "greedy_actions": "agents.bernoulli",
-    "load_policy": "agents.checkpoint",
-    "make_baseline": "agents.baselines",
-    "make_policy": "agents.policies",
-    "make_rl_strategy": "agents.rl_strategy",
-    "make_train": "agents.reinforce",
-    "policy_rows": "agents.policies",
-    "read_policy_meta": "agents.checkpoint",
-    "sample_actions": "agents.bernoulli",
-    "save_policy": "agents.checkpoint",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, _NAMES = lazy_exports(__name__, {
+    "agents.baselines": ("BASELINES", "Baseline", "make_baseline"),
+    "agents.bernoulli": ("bernoulli_entropy", "bernoulli_log_prob", "greedy_actions", "sample_actions"),
+    "agents.checkpoint": ("PolicyMeta", "load_policy", "read_policy_meta", "save_policy"),
+    "agents.config": ("AgentConfig",),
+    "agents.evaluation": ("evaluate_policy",),
+    "agents.policies": ("POLICIES", "Policy", "make_policy", "policy_rows"),
+    "agents.reinforce": ("TrainOutput", "discounted_returns", "make_train"),
+    "agents.rl_strategy": ("make_rl_strategy",),
+})
+__all__ = _NAMES

@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 
-def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], object], Callable[[], list]]:
-    """(__getattr__, __dir__) for `package`: NAME is imported from the module exports[NAME] the
-    first time it is read, then kept on the package."""
+def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]) -> tuple[Callable[[str], object],
+                                                                                Callable[[], list], list[str]]:
+    """(__getattr__, __dir__, __all__) for `package`, given {module: the names it exports}: a name
+    is imported from its module the first time it is read, then kept on the package."""
+    exports = {name: module for module, names in modules.items() for name in names}
     def __getattr__(name: str):
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
@@ -37,7 +39,7 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
             super().__setattr__(name, value)
 
     sys.modules[package].__class__ = Package
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(exports)
 
 
 __all__ = ["lazy_exports"]

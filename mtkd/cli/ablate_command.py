@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mtkd.cli.options import add_device_options, add_run_options, checkpoint_config_from, distributed_config_from
+from mtkd.cli.options import (add_data_dir_option, add_device_options, add_out_option, add_run_options,
+                              checkpoint_config_from, distributed_config_from)
 
 
 def register(subparsers) -> None:
@@ -14,9 +15,9 @@ def register(subparsers) -> None:
                     "set and pool, choose each run's epoch on validation, and write results.json, results.csv, "
                     "results.md and PNG plots.")
     parser.add_argument("--config", required=True, help="ablation config file (.toml or .yaml)")
-    parser.add_argument("--out", required=True, help="output directory")
+    add_out_option(parser, "results.json, .csv, .md, metrics/, plots")
     parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
-    parser.add_argument("--data-dir", default=None, help="override the config's TFDS data directory")
+    add_data_dir_option(parser, "override the config's TFDS data directory")
     parser.add_argument("--strategies", default=None, metavar="NAMES",
                         help="comma-separated strategies and [[families]] of the config to run (default: all)")
     add_run_options(parser, "ablation")

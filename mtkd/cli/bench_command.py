@@ -6,17 +6,20 @@ import argparse
 import json
 from pathlib import Path
 
+from mtkd.cli.options import add_data_dir_option, add_out_option
 from mtkd.errors import ConfigError
 
 
+DESCRIPTION = ("Median wall time of one jitted student epoch on mnist1d without teachers and with the K cached "
+               "teachers of the default pool (and under the learned selector), their ratio, and student training "
+               "steps per second; ratios come from interleaved pairs of runs in one process.")
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="time student epochs with and without cached teachers; writes bench.json",
-        description="Median wall time of one jitted student epoch on mnist1d without teachers and with the "
-                    "K cached teachers of the default pool (and under the learned selector when `agents` is "
-                    "installed), their ratio, and student training steps per second.")
-    parser.add_argument("--out", required=True, help="directory for bench.json")
-    parser.add_argument("--data-dir", default=None, help="TFDS data directory")
+    parser = subparsers.add_parser("bench", description=DESCRIPTION,
+                                   help="time student epochs with and without cached teachers; writes bench.json")
+    add_out_option(parser, "bench.json, scaling.png")
+    add_data_dir_option(parser)
     parser.add_argument("--teachers", default=None, help="teacher pool directory (default: the default mnist1d pool)")
     parser.add_argument("--repeats", type=int, default=20, help="timed epochs per case (default: %(default)s)")
     parser.add_argument("--peer", choices=["torch"], default=None,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from mtkd.cli.options import add_data_dir_option
 from mtkd.data.embedded import EMBEDDED_DATASETS
 
 _NAME_HELP = (
     f"data set name: embedded ({', '.join(EMBEDDED_DATASETS)}), a TFDS catalog name "
     "(mnist, fashion_mnist, cifar10, ...) or one already prepared under the data directory"
-)
-_DATA_DIR_HELP = (
-    "TFDS data directory (default: $MTKD_DATA_DIR or ~/.cache/mtkd/tensorflow_datasets)"
 )
 
 
@@ -59,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help=_NAME_HELP)
-    parser.add_argument("--data-dir", default=None, metavar="DIR", help=_DATA_DIR_HELP)
+    add_data_dir_option(parser)
 
 
 def _describe(splits) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mtkd.cli.options import (add_data_options, add_device_options, add_run_options, add_student_options,
+from mtkd.cli.options import (add_data_options, add_device_options, add_out_option, add_run_options,
+                              add_student_options,
                               checkpoint_config_from, distributed_config_from, seeds_from, student_spec_from,
                               train_config_from)
 from mtkd.errors import ConfigError
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
                              "attention_transfer, rkd_distance, rkd_angle, darkrank) used instead of "
                              "alpha*CE + (1-alpha)*T^2*KL; teacher terms are weighted by the strategy")
     add_student_options(parser)
-    parser.add_argument("--out", required=True, help="output directory (results.json, metrics/)")
+    add_out_option(parser, "results.json, metrics/")
     add_device_options(parser)
     add_run_options(parser)
     parser.set_defaults(func=run)

@@ -15,12 +15,24 @@ from mtkd.checkpoint_config import CheckpointConfig
 from mtkd.train_config import TrainConfig
 
 
+DATA_DIR_HELP = "TFDS data directory (default: $MTKD_DATA_DIR or ~/.cache/mtkd/tensorflow_datasets)"
+
+
+def add_out_option(parser, contents: str, default: str | None = None) -> None:
+    """--out, the directory every long command writes to (required unless it has a default)."""
+    shown = f" (default: {default})" if default is not None else ""
+    parser.add_argument("--out", required=default is None, default=default, help=f"output directory: {contents}{shown}")
+
+
+def add_data_dir_option(parser, help: str = DATA_DIR_HELP) -> None:
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help=help)
+
+
 def add_data_options(parser: argparse.ArgumentParser, dataset_default: str | None = "mnist1d") -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", default=dataset_default, required=dataset_default is None,
                        help="data set name: mnist1d, digits, or any prepared TFDS data set (default: %(default)s)")
-    group.add_argument("--data-dir", default=None,
-                       help="TFDS data directory (default: $MTKD_DATA_DIR or ~/.cache/mtkd/tensorflow_datasets)")
+    add_data_dir_option(group)
     group.add_argument("--val-fraction", type=float, default=0.1,
                        help="fraction of the training split held out for validation (default: %(default)s)")
     group.add_argument("--split-seed", type=int, default=0,

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from mtkd.cli.options import add_run_options, checkpoint_config_from
+from mtkd.cli.options import add_data_dir_option, add_out_option, add_run_options, checkpoint_config_from
 from mtkd.config_files import read_config_file
 
 PRESET = Path(__file__).resolve().parent.parent / "ablation" / "presets" / "quickstart.toml"
@@ -20,9 +20,8 @@ def register(subparsers) -> None:
                     "run every strategy (" + ", ".join(preset["strategies"]) + ") on the default student "
                     "over several seeds, and write results.json/.csv/.md and plots. "
                     f"The recipe is {PRESET.name} in mtkd/ablation/presets/.")
-    parser.add_argument("--out", default="runs/quickstart", help="output directory (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None,
-                        help="TFDS data directory (default: $MTKD_DATA_DIR or ~/.cache/mtkd/tensorflow_datasets)")
+    add_out_option(parser, "results.json, .csv, .md, metrics/, plots", default="runs/quickstart")
+    add_data_dir_option(parser)
     parser.add_argument("--teachers", default=None,
                         help="teacher pool directory, trained there if empty (default: $MTKD_POOL_DIR/mnist1d-default "
                              "or ~/.cache/mtkd/pools/mnist1d-default)")

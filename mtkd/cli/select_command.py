@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 from mtkd.config_flags import add_config_flags, config_from_values, flag_name, given_values
-from mtkd.cli.options import (add_data_options, add_run_options, add_student_options, checkpoint_config_from,
-                              seeds_from, student_spec_from, train_config_from)
+from mtkd.cli.options import (add_data_options, add_out_option, add_run_options, add_student_options,
+                              checkpoint_config_from, seeds_from, student_spec_from, train_config_from)
 from mtkd.errors import ConfigError
 
 
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     add_data_options(train)
     train.add_argument("--teachers", default=None,
                        help="teacher pool directory (default: the data set's default pool, trained on first use)")
-    train.add_argument("--out", required=True, help="output directory: policy/, selection.jsonl, results.json")
+    add_out_option(train, "policy/, selection.jsonl or selector.jsonl, results.json, metrics/")
     add_run_options(train, "selector run")
     add_student_options(train)
     train.add_argument("--procedure", default="joint", choices=sorted(PROCEDURES),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mtkd.cli.options import add_data_options, add_run_options, checkpoint_config_from
+from mtkd.cli.options import add_data_options, add_out_option, add_run_options, checkpoint_config_from
 from mtkd.teachers.defaults import preset_names
 
 
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     train.add_argument("--pool", default="default",
                        help=f"pool spec: a .toml/.yaml file or a preset ({', '.join(preset_names())}; "
                             f"'default' picks the data set's own) (default: %(default)s)")
-    train.add_argument("--out", required=True, help="directory to save the pool in")
+    add_out_option(train, "the pool (Orbax checkpoints and pool.json)")
     add_run_options(train, "pool training")
     train.set_defaults(func=run_train)
 

@@ -8,18 +8,10 @@ on first use (`mtkd.lazy_exports`): importing `mtkd.data` does not import TFDS.
 
 from mtkd.lazy_exports import lazy_exports
 
-_EXPORTS = {
-    "DATA_DIR_ENV": "mtkd.data.paths",
-    "EMBEDDED_DATASETS": "mtkd.data.embedded",
-    "DatasetSplits": "mtkd.data.splits",
-    "FullSplits": "mtkd.data.loading",
-    "carve_validation": "mtkd.data.splits",
-    "default_data_dir": "mtkd.data.paths",
-    "load_dataset": "mtkd.data.loading",
-    "load_full_splits": "mtkd.data.loading",
-    "prepare_dataset": "mtkd.data.loading",
-    "restrict_training": "mtkd.data.splits",
-    "training_fraction": "mtkd.data.splits",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, _NAMES = lazy_exports(__name__, {
+    "mtkd.data.embedded": ("EMBEDDED_DATASETS",),
+    "mtkd.data.loading": ("FullSplits", "load_dataset", "load_full_splits", "prepare_dataset"),
+    "mtkd.data.paths": ("DATA_DIR_ENV", "default_data_dir"),
+    "mtkd.data.splits": ("DatasetSplits", "carve_validation", "restrict_training", "training_fraction"),
+})
+__all__ = _NAMES

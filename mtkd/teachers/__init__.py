@@ -6,14 +6,9 @@ the presets without importing JAX.
 
 from mtkd.lazy_exports import lazy_exports
 
-_EXPORTS = {
-    "PoolSpec": "mtkd.teachers.spec",
-    "TeacherPool": "mtkd.teachers.pool",
-    "TeacherSpec": "mtkd.teachers.spec",
-    "default_pool_dir": "mtkd.teachers.defaults",
-    "load_pool": "mtkd.teachers.pool",
-    "load_pool_spec": "mtkd.teachers.spec",
-    "preset_names": "mtkd.teachers.defaults",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, _NAMES = lazy_exports(__name__, {
+    "mtkd.teachers.defaults": ("default_pool_dir", "preset_names"),
+    "mtkd.teachers.pool": ("TeacherPool", "load_pool"),
+    "mtkd.teachers.spec": ("PoolSpec", "TeacherSpec", "load_pool_spec"),
+})
+__all__ = _NAMES
