@@ -21,7 +21,7 @@ from mtkd.distributed import is_writer
 from mtkd.errors import TrainingDivergedError
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
-from mtkd.progress import stderr_line
+from mtkd.progress import reports_epoch, stderr_line
 
 
 def warm_up_student(splits, student: ModelSpec, config: TrainConfig, seed: int, checkpoints=None):
@@ -205,7 +205,7 @@ def save_joint_policy(out: Path, policy_params, config, pool, temperature: float
 def epoch_progress(name: str, epochs: int, log: Callable[[str], None]) -> Callable[[dict], None]:
     """A progress line about every fifth of the run: the mean validation accuracy and selection."""
     def progress(record):
-        if record["epoch"] % max(1, epochs // 5) == 0 or record["epoch"] == epochs:
+        if reports_epoch(record["epoch"], epochs):
             selection = np.mean(np.asarray(record["selection"]), axis=0)
             log(f"  {name}: epoch {record['epoch']}/{epochs}, mean val accuracy "
                 f"{np.mean(record['val_accuracy']):.3f}, selection {' '.join(f'{s:.2f}' for s in selection)}")

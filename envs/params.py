@@ -15,7 +15,7 @@ from flax import nnx, struct
 from envs.config import EnvConfig
 from envs.observation import TeacherTable, teacher_table
 from mtkd.errors import ConfigError
-from mtkd.models import ModelSpec, build_model
+from mtkd.models import ModelSpec, abstract_model, build_model
 
 
 @struct.dataclass
@@ -74,7 +74,7 @@ class EnvParams:
 def _cached_student(spec_json: str, input_shape: tuple[int, ...], num_classes: int):
     """(graphdef, abstract params) of the student; built once per architecture (outside jit)."""
     spec = ModelSpec.from_dict(json.loads(spec_json))
-    return nnx.split(nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0))))
+    return nnx.split(abstract_model(spec, input_shape, num_classes))
 
 
 def student_graphdef(params: EnvParams):

@@ -27,17 +27,13 @@ def load_pool_for(dataset: str, teachers: str | None, data_dir: str | None, val_
     """(splits, pool): the data set and the pool in `teachers`, or the default pool of the data set
     (trained and cached on first use). DatasetError where their classes disagree."""
     from mtkd.data import load_dataset
-    from mtkd.distill.experiment import check_pool_matches_splits
-    from mtkd.distill.pool_training import ensure_pool
-    from mtkd.teachers import load_pool
+    from mtkd.distill.pool_training import pool_for
+    from mtkd.teachers import default_pool_dir
 
     splits = load_dataset(dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
     if teachers is None:
-        pool = ensure_pool(dataset=dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed)
-    else:
-        pool = load_pool(teachers, splits)  # checks the pool's classes against the data set
-        check_pool_matches_splits(pool, val_fraction, split_seed)
-    return splits, pool
+        return splits, pool_for(splits, "default", default_pool_dir(dataset), data_dir, val_fraction, split_seed)
+    return splits, pool_for(splits, None, teachers, data_dir, val_fraction, split_seed)
 
 
 def params_from_pool(dataset: str = "mnist1d", teachers: str | None = None, data_dir: str | None = None,

@@ -14,13 +14,13 @@ from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.report import markdown_table, plot_all, write_csv
 from mtkd.ablation.runners import CHECKS, RUNNERS, AblationRun, expand_strategies, family_strategy, runner_for
 from mtkd.data import load_dataset, training_fraction
-from mtkd.distill.experiment import bind_pool_loss, build_strategies, check_pool_matches_splits, teacher_rows
+from mtkd.distill.experiment import bind_pool_loss, build_strategies, teacher_rows
 from mtkd.distill.results import format_table, write_results
 from mtkd.run_checkpoints import CHECKPOINTS, FinishedStrategies, RunCheckpoints
 from mtkd.runs import claim_output_dir, replace_text
 from mtkd.devices import SeedPlacement, seed_placement
-from mtkd.distill.pool_training import ensure_pool
-from mtkd.teachers import default_pool_dir, load_pool
+from mtkd.distill.pool_training import pool_for
+from mtkd.teachers import default_pool_dir
 from mtkd.progress import stderr_line
 
 
@@ -71,12 +71,8 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
                           split_seed=config.split_seed)
     pool_dir = config.pool_dir or default_pool_dir(config.dataset, config.pool)
     log(f"teacher pool: {pool_dir}")
-    if config.pool is None:  # a given pool directory, used as it is
-        pool = load_pool(pool_dir, splits)
-    else:
-        pool = ensure_pool(config.dataset, config.pool, out_dir=pool_dir, data_dir=config.data_dir,
-                           val_fraction=config.val_fraction, split_seed=config.split_seed)
-    check_pool_matches_splits(pool, config.val_fraction, config.split_seed)
+    # config.pool None: a given pool directory, used as it is.
+    pool = pool_for(splits, config.pool, pool_dir, config.data_dir, config.val_fraction, config.split_seed)
     # Teachers saw all of the training split; the student only its share of it.
     splits = training_fraction(splits, config.student_data_fraction)
     names = expand_strategies(config.strategies, pool.names)

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from mtkd.bench import peer_costs, plot_scaling, scaling_costs, student_epoch_costs
     from mtkd.data import load_dataset
-    from mtkd.distill.pool_training import ensure_pool
+    from mtkd.distill.pool_training import pool_for
     from mtkd.progress import stderr_line
     from mtkd.teachers import default_pool_dir
     from mtkd.torch_peer import import_torch
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.peer is not None:
         import_torch()  # fails here, before any work, when PyTorch is missing
     splits = load_dataset("mnist1d", data_dir=args.data_dir)
-    pool = ensure_pool("mnist1d", "default", out_dir=args.teachers or default_pool_dir("mnist1d"), data_dir=args.data_dir)
+    pool = pool_for(splits, "default", args.teachers or default_pool_dir("mnist1d"), args.data_dir)
     report = student_epoch_costs(splits, pool, repeats=args.repeats,
                                  log=stderr_line)
     if args.peer is not None:

@@ -38,12 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from mtkd import distributed
     from mtkd.data import load_dataset
     from mtkd.devices import seed_placement
-    from mtkd.distill.experiment import (bind_pool_loss, build_strategies, check_pool_matches_splits,
-                                         read_loss_file, run_strategies, teacher_rows)
+    from mtkd.distill.experiment import bind_pool_loss, build_strategies, read_loss_file, run_strategies, teacher_rows
+    from mtkd.distill.pool_training import pool_for
     from mtkd.distill.results import format_table, write_results
     from mtkd.progress import stderr_line
     from mtkd.run_checkpoints import start_run
-    from mtkd.teachers import load_pool
 
     strategies = args.strategy or ["uniform"]
     config = train_config_from(args)
@@ -56,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
                           split_seed=args.split_seed)
     pool = None
     if args.teachers:
-        pool = load_pool(args.teachers, splits)
-        check_pool_matches_splits(pool, args.val_fraction, args.split_seed)
+        pool = pool_for(splits, None, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
     elif any(name != "none" for name in strategies):
         raise ConfigError("--teachers DIR is needed for every strategy but 'none'")
     built = build_strategies(strategies, pool, {"policy": args.policy, "greedy": args.greedy})

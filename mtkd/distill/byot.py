@@ -41,7 +41,7 @@ from mtkd.distill.trainer import Method, train_seeds
 from mtkd.errors import ConfigError
 from mtkd.losses import hint, kd_per_example
 from mtkd.models import ModelSpec
-from mtkd.progress import stderr_line
+from mtkd.progress import reports_epoch, stderr_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +183,7 @@ def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *
         metrics_path = Path(metrics_dir) / "byot.jsonl"
 
     def progress(record):
-        if record["epoch"] % max(1, config.epochs // 5) == 0 or record["epoch"] == config.epochs:
+        if reports_epoch(record["epoch"], config.epochs):
             log(f"  byot: epoch {record['epoch']}/{config.epochs}, mean val accuracy "
                 f"{np.mean(record['val_accuracy']):.3f}")
 

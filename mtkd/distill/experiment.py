@@ -23,7 +23,7 @@ from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strateg
 from mtkd.models import ModelSpec
 from mtkd.run_checkpoints import RunCheckpoints
 from mtkd.teachers.pool import TeacherPool
-from mtkd.progress import stderr_line
+from mtkd.progress import reports_epoch, stderr_line
 
 
 def teacher_rows(pool: TeacherPool | None) -> list[dict]:
@@ -31,16 +31,6 @@ def teacher_rows(pool: TeacherPool | None) -> list[dict]:
         return []
     return [{"name": n, "val_accuracy": v, "test_accuracy": t}
             for n, v, t in zip(pool.names, pool.val_accuracy, pool.test_accuracy)]
-
-
-def check_pool_matches_splits(pool: TeacherPool, val_fraction: float, split_seed: int) -> None:
-    """Teachers were trained on the pool's training split: a different validation split would
-    put examples the teachers learned from into the student's validation set."""
-    manifest = pool.manifest
-    if (float(manifest["val_fraction"]), int(manifest["split_seed"])) != (float(val_fraction), int(split_seed)):
-        raise ConfigError(f"teacher pool {pool.directory} was trained with val_fraction "
-                          f"{manifest['val_fraction']} and split_seed {manifest['split_seed']}; use the same "
-                          f"(got {val_fraction}, {split_seed})")
 
 
 def build_strategies(names: Sequence[str], pool: TeacherPool | None,
@@ -114,7 +104,7 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
         started = time.perf_counter()
 
         def progress(record, name=strategy.name):
-            if record["epoch"] % max(1, config.epochs // 5) == 0 or record["epoch"] == config.epochs:
+            if reports_epoch(record["epoch"], config.epochs):
                 mean_val = sum(record["val_accuracy"]) / len(record["val_accuracy"])
                 log(f"  {name}: epoch {record['epoch']}/{config.epochs}, mean val accuracy {mean_val:.3f}")
 

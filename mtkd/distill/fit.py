@@ -22,7 +22,7 @@ from mtkd.optimizers import make_optimizer
 from mtkd.distill.steps import StudentState, evaluate, init_fit_state, make_epoch
 from mtkd.distill.trainer import Method, Trained, train_seeds
 from mtkd.fusion.strategies import FusionStrategy, StrategyShapes
-from mtkd.models import ModelSpec, build_model
+from mtkd.models import ModelSpec, abstract_model, build_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +110,7 @@ def fit(
 
 def graphdef_of(spec: ModelSpec, input_shape, num_classes: int):
     """The student's graph definition, from an abstract model (no parameters are allocated)."""
-    return nnx.split(nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0))))[0]
+    return nnx.split(abstract_model(spec, input_shape, num_classes))[0]
 
 
 def student_evaluation(graphdef, eval_batch_size: int, part: Callable[[Any], Any] = lambda params: params):

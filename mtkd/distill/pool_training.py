@@ -20,13 +20,14 @@ from mtkd.distill.fit import SplitArrays, fit, unstack
 from mtkd.distributed import agree, barrier, is_writer
 from mtkd.errors import ConfigError
 from mtkd.fusion.strategies import StrategyContext, make_strategy
-from mtkd.models import build_model
+from mtkd.models import abstract_model
 from mtkd.progress import stderr_line
 from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
 from mtkd.runs import CHECKPOINTS, claim_output_dir, replace_text
 from mtkd.teachers.external import file_checksum, read_external_logits
 from mtkd.teachers.defaults import default_pool_dir
-from mtkd.teachers.pool import POOL_FILE, POOL_FORMAT, TeacherPool, load_pool, teacher_accuracy
+from mtkd.teachers.pool import (POOL_FILE, POOL_FORMAT, TeacherPool, check_pool_matches_splits, load_pool,
+                                teacher_accuracy)
 from mtkd.teachers.spec import PoolSpec, TeacherSpec, TeacherTraining, load_pool_spec
 
 
@@ -62,7 +63,7 @@ def check_pool_spec(spec: PoolSpec, splits: DatasetSplits) -> None:
             raise ConfigError(f"teacher {teacher.name!r}: class_permutation lists {len(permutation)} classes; "
                               f"{splits.name} has {splits.num_classes}")
         if teacher.model is not None:
-            nnx.eval_shape(lambda: build_model(teacher.model, splits.input_shape, splits.num_classes, nnx.Rngs(0)))
+            abstract_model(teacher.model, splits.input_shape, splits.num_classes)
         else:
             read_external_logits(teacher.external, splits.num_train_full, splits.num_test, splits.num_classes)
 
@@ -152,6 +153,21 @@ def _import_external_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: P
             "val_accuracy": teacher_accuracy(train_full[splits.val_index], splits.y_val),
             "test_accuracy": teacher_accuracy(logits["test"], splits.y_test),
             "checksum": file_checksum(teacher.external), "path": relative}
+
+
+def pool_for(splits: DatasetSplits, spec: str | None = "default", pool_dir: str | Path | None = None,
+             data_dir: str | None = None, val_fraction: float = 0.1, split_seed: int = 0) -> TeacherPool:
+    """The teacher pool a run uses, checked against its splits: with `spec` (a preset or spec
+    file), that pool, trained in `pool_dir` on first use and reused after; with `spec` None, the
+    pool saved in `pool_dir`, as it is. Its teachers must have been trained on these splits'
+    training part (the same validation fraction and split seed)."""
+    if spec is None:
+        pool = load_pool(pool_dir, splits)  # checks the pool's data set and classes
+    else:
+        pool = ensure_pool(splits.name, spec, out_dir=pool_dir, data_dir=data_dir, val_fraction=val_fraction,
+                           split_seed=split_seed)
+    check_pool_matches_splits(pool, val_fraction, split_seed)
+    return pool
 
 
 def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | Path | None = None,

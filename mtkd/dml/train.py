@@ -33,7 +33,7 @@ from mtkd.errors import ConfigError
 from mtkd.fusion.soft_targets import fuse_soft_targets
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
-from mtkd.progress import stderr_line
+from mtkd.progress import reports_epoch, stderr_line
 
 
 def _check_peers_and_seeds(peers, seeds, minimum: int) -> None:
@@ -44,7 +44,7 @@ def _check_peers_and_seeds(peers, seeds, minimum: int) -> None:
 
 
 def _log_progress(log, strategy: str, epochs: int, epoch: int, val_accuracy) -> None:
-    if epoch % max(1, epochs // 5) == 0 or epoch == epochs:
+    if reports_epoch(epoch, epochs):
         per_peer = np.mean(np.asarray(val_accuracy), axis=0)  # (K,): mean over seeds
         log(f"  {strategy}: epoch {epoch}/{epochs}, mean val accuracy per peer "
             f"{' '.join(f'{v:.3f}' for v in per_peer)}")
@@ -153,7 +153,7 @@ def run_independent_peers(splits: DatasetSplits, peers: Sequence[ModelSpec], con
     fits = []
     for k, spec in enumerate(peers):
         def on_epoch(record, name=names[k]):
-            if record["epoch"] % max(1, config.epochs // 5) == 0 or record["epoch"] == config.epochs:
+            if reports_epoch(record["epoch"], config.epochs):
                 log(f"  {name}: epoch {record['epoch']}/{config.epochs}, mean val accuracy "
                     f"{np.mean(record['val_accuracy']):.3f}")
 

@@ -56,6 +56,12 @@ def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
 
 
+def abstract_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nnx.Module:
+    """The model with shapes and dtypes only (`nnx.eval_shape`): its graph definition, its
+    parameters' structure, a check that it can read such inputs; nothing is allocated."""
+    return nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0)))
+
+
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
     """Instantiates `spec` for inputs of `input_shape` (per example) and `num_classes` outputs."""
     model_class = MODELS.get(spec.arch)

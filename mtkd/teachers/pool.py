@@ -18,9 +18,9 @@ from flax import nnx
 
 from mtkd.checkpoints import restore_params
 from mtkd.data import DatasetSplits
-from mtkd.errors import CheckpointError, DatasetError
+from mtkd.errors import CheckpointError, ConfigError, DatasetError
 from mtkd.fusion.strategies import StrategyContext
-from mtkd.models import ModelSpec, build_model
+from mtkd.models import ModelSpec, abstract_model
 from mtkd.models.apply import apply_model, predict
 from mtkd.teachers.external import file_checksum, read_external_logits
 
@@ -76,8 +76,7 @@ class TeacherPool:
 
     def _restore_model(self, entry: Mapping[str, Any], splits: DatasetSplits):
         spec = ModelSpec.from_dict(entry["model"])
-        abstract = nnx.eval_shape(lambda: build_model(spec, splits.input_shape, splits.num_classes, nnx.Rngs(0)))
-        graphdef, abstract_state = nnx.split(abstract)
+        graphdef, abstract_state = nnx.split(abstract_model(spec, splits.input_shape, splits.num_classes))
         pure = restore_params(self.directory / entry["path"], nnx.to_pure_dict(abstract_state), entry["checksum"])
         nnx.replace_by_pure_dict(abstract_state, pure)
         return graphdef, abstract_state
@@ -165,3 +164,13 @@ def load_pool(directory: str | Path, splits: DatasetSplits) -> TeacherPool:
     if manifest.get("format") != POOL_FORMAT:
         raise CheckpointError(f"{manifest_path} has format {manifest.get('format')!r}, expected {POOL_FORMAT!r}")
     return TeacherPool(directory, manifest, splits)
+
+
+def check_pool_matches_splits(pool: "TeacherPool", val_fraction: float, split_seed: int) -> None:
+    """Teachers were trained on the pool's training split: a different validation split would
+    put examples the teachers learned from into the student's validation set."""
+    manifest = pool.manifest
+    if (float(manifest["val_fraction"]), int(manifest["split_seed"])) != (float(val_fraction), int(split_seed)):
+        raise ConfigError(f"teacher pool {pool.directory} was trained with val_fraction "
+                          f"{manifest['val_fraction']} and split_seed {manifest['split_seed']}; use the same "
+                          f"(got {val_fraction}, {split_seed})")
