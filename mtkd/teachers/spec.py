@@ -30,41 +30,68 @@ from mtkd.config_files import CONFIG_SUFFIXES, read_config_file
 from mtkd.errors import ConfigError, UnknownNameError
 from mtkd.models import ModelSpec
 from mtkd.teachers.defaults import PRESET_DIR, preset_names
+from mtkd.train_config import TrainConfig
 
-TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay",
-                 "data_fraction", "label_noise", "class_permutation", "seed")
+# The `TrainConfig` fields a pool file may set per teacher (given flat, as `epochs = 40`), and the
+# teacher's own: which data it sees.
+TEACHER_TRAIN_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay")
+OWN_KEYS = ("data_fraction", "label_noise", "class_permutation", "seed")
+TRAINING_KEYS = TEACHER_TRAIN_KEYS + OWN_KEYS
+TEACHER_EPOCHS = 40
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class TeacherTraining:
-    epochs: int = 40
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
+    """How one teacher is trained. train: its `TrainConfig` (default: 40 epochs, else TrainConfig's
+    defaults; a teacher is trained on hard labels, so only the fields of TEACHER_TRAIN_KEYS apply),
+    given by field name (`TeacherTraining(epochs=2)`) and read back the same way (`.epochs`). Its
+    own fields: data_fraction (of the training split), label_noise (fraction of labels corrupted),
+    class_permutation (train on labels y -> class_permutation[y]) and seed."""
+
+    train: TrainConfig
     data_fraction: float = 1.0
     label_noise: float = 0.0
-    class_permutation: tuple[int, ...] | None = None  # train on labels y -> class_permutation[y]
+    class_permutation: tuple[int, ...] | None = None
     seed: int = 0
 
-    def __post_init__(self):
-        if self.class_permutation is not None:
-            permutation = tuple(self.class_permutation)
+    def __init__(self, train: TrainConfig | None = None, data_fraction: float = 1.0, label_noise: float = 0.0,
+                 class_permutation=None, seed: int = 0, **train_changes):
+        unknown = sorted(set(train_changes) - set(TEACHER_TRAIN_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown teacher training option(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(TRAINING_KEYS)}")
+        train = (train or TrainConfig(epochs=TEACHER_EPOCHS)).replace(**train_changes)  # validated there
+        if class_permutation is not None:
+            permutation = tuple(class_permutation)
             if sorted(permutation) != list(range(len(permutation))) or not all(
                     isinstance(c, int) and not isinstance(c, bool) for c in permutation):
                 raise ConfigError(f"class_permutation must list every class 0..C-1 once, got {list(permutation)}")
-            object.__setattr__(self, "class_permutation", permutation)
-        if not 0.0 < self.data_fraction <= 1.0:
-            raise ConfigError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
-        if not 0.0 <= self.label_noise < 1.0:
-            raise ConfigError(f"label_noise must be in [0, 1), got {self.label_noise}")
-        self.train_config()  # validates epochs, batch size, learning rate, optimizer
+            class_permutation = permutation
+        if not 0.0 < data_fraction <= 1.0:
+            raise ConfigError(f"data_fraction must be in (0, 1], got {data_fraction}")
+        if not 0.0 <= label_noise < 1.0:
+            raise ConfigError(f"label_noise must be in [0, 1), got {label_noise}")
+        for name, value in (("train", train), ("data_fraction", data_fraction), ("label_noise", label_noise),
+                            ("class_permutation", class_permutation), ("seed", seed)):
+            object.__setattr__(self, name, value)
 
-    def train_config(self):
-        from mtkd.train_config import TrainConfig
+    def __getattr__(self, name: str):
+        if name in TEACHER_TRAIN_KEYS:  # called only for names that are not fields
+            return getattr(self.train, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                           optimizer=self.optimizer, weight_decay=self.weight_decay)
+    def train_config(self) -> TrainConfig:
+        return self.train
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat, as a pool file writes it (and as pools saved before kept it in pool.json)."""
+        data = {**{key: getattr(self.train, key) for key in TEACHER_TRAIN_KEYS},
+                **{key: getattr(self, key) for key in OWN_KEYS}}
+        if data["class_permutation"] is None:  # absent, so pools saved before it stay reusable
+            del data["class_permutation"]
+        else:
+            data["class_permutation"] = list(data["class_permutation"])
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +113,7 @@ class TeacherSpec:
         data: dict[str, Any] = {"name": self.name}
         if self.model is not None:
             data["model"] = self.model.to_dict()
-            training = dataclasses.asdict(self.training)
-            if training["class_permutation"] is None:  # absent, so pools saved before it stay reusable
-                del training["class_permutation"]
-            else:
-                training["class_permutation"] = list(training["class_permutation"])
-            data["training"] = training
+            data["training"] = self.training.to_dict()
         else:
             data["external"] = self.external
         return data
