@@ -169,12 +169,11 @@ def checkpoint_costs(splits: DatasetSplits, pool: TeacherPool, epochs: int = 40,
     with tempfile.TemporaryDirectory() as scratch:
         for round_ in range(rounds):
             for name, interval in variants.items():
-                stamps = []
                 checkpoints = (EpochCheckpoints(f"{scratch}/{name}{round_}", interval)
                                if interval is not None else None)
-                fit(student, splits.input_shape, splits.num_classes, train, val, strategy, config, list(range(seeds)),
-                    on_epoch=lambda record: stamps.append(time.perf_counter()), checkpoints=checkpoints)
-                per_epoch[name].append((stamps[-1] - stamps[0]) / (len(stamps) - 1))
+                per_epoch[name].append(_fit_epoch_seconds(
+                    lambda on_epoch: fit(student, splits.input_shape, splits.num_classes, train, val, strategy, config,
+                                         list(range(seeds)), on_epoch=on_epoch, checkpoints=checkpoints)))
     seconds = {name: statistics.median(values) for name, values in per_epoch.items()}
     saves = epochs - 2  # every epoch but the last, after the first stamp
     save_seconds = max(0.0, (seconds["every_epoch"] - seconds["none"]) * (epochs - 1) / saves)
@@ -187,6 +186,65 @@ def checkpoint_costs(splits: DatasetSplits, pool: TeacherPool, epochs: int = 40,
             "ratio_default_with_saves": default["median"] + save_seconds / every,
             "ratio_every_epoch": ratio_summary(per_epoch["every_epoch"], per_epoch["none"])["median"],
             "goal_ratio_default": 1.03}
+
+
+def _fit_epoch_seconds(run: Callable[[Callable[[dict], None]], object]) -> float:
+    """Seconds per epoch of a real run, compilation left out: `run(on_epoch)` trains, and the
+    progress callback's timestamps span the epochs between the first and the last read of the
+    loop's buffered scalars (`seed_loop`: epochs reach the host in blocks)."""
+    stamps = []
+    run(lambda record: stamps.append((record["epoch"], time.perf_counter())))
+    # All epochs of a block are seen at its read, microseconds apart; blocks are at least an epoch
+    # apart. Time from the first block's read to the last's, over the epochs between them.
+    (first_epoch, first), (last_epoch, last) = stamps[0], stamps[-1]
+    close = min(1e-3, 0.5 * (last - first) / max(1, last_epoch - first_epoch))
+    first_block_end = max(epoch for epoch, moment in stamps if moment - first < close)
+    return (last - first) / (last_epoch - first_block_end)
+
+
+def loop_costs(splits: DatasetSplits, pool: TeacherPool, epochs: int = 61, rounds: int = 3,
+               student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
+               log: Callable[[str], None] = print) -> dict:
+    """A real run's epochs against the bare epoch: seconds per epoch of `fit` (one seed, uniform;
+    validation, the best epoch, metrics, the NaN check), with its scalars read back every epoch
+    (`sync_every` 1, the earlier loop) and from the on-device buffer (the default), against
+    `seeds_epoch_runner`'s bare epoch; the three interleaved in each of `rounds` rounds."""
+    from mtkd.distill import seed_loop
+    from mtkd.distill.fit import SplitArrays, fit
+
+    config = TrainConfig(epochs=epochs)
+    logits = pool.logits(splits)
+    train = SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"])
+    val = SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val))
+    strategy = make_strategy("uniform", pool.strategy_context())
+    bare = seeds_epoch_runner(splits, logits["train"], 1, student, config=config)
+    default_sync = seed_loop.SYNC_EVERY
+    per_epoch: dict[str, list[float]] = {"bare": [], "synced": [], "buffered": []}
+
+    def real_run(sync_every):
+        seed_loop.SYNC_EVERY = sync_every
+        try:
+            return _fit_epoch_seconds(lambda on_epoch: fit(student, splits.input_shape, splits.num_classes, train, val,
+                                                           strategy, config, [0], on_epoch=on_epoch))
+        finally:
+            seed_loop.SYNC_EVERY = default_sync
+
+    for round_ in range(rounds):
+        started = time.perf_counter()
+        for i in range(20):
+            bare(round_ * 20 + i)
+        per_epoch["bare"].append((time.perf_counter() - started) / 20)
+        per_epoch["synced"].append(real_run(1))
+        per_epoch["buffered"].append(real_run(default_sync))
+    report = {"epochs": epochs, "rounds": rounds, "sync_every": default_sync,
+              **{f"epoch_seconds_{name}": statistics.median(values) for name, values in per_epoch.items()},
+              "ratio_buffered_bare": ratio_summary(per_epoch["buffered"], per_epoch["bare"]),
+              "ratio_synced_bare": ratio_summary(per_epoch["synced"], per_epoch["bare"]),
+              "ratio_synced_buffered": ratio_summary(per_epoch["synced"], per_epoch["buffered"]),
+              "goal_ratio_buffered_bare": 1.3}
+    log(f"a real run's epoch: {report['ratio_buffered_bare']['median']:.2f}x the bare epoch with the scalars "
+        f"buffered on the device, {report['ratio_synced_bare']['median']:.2f}x read every epoch")
+    return report
 
 
 def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int = 20,
@@ -232,6 +290,7 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
             f"max {published['ratios'][f'{name}/uniform']['max']:.2f})")
     report["published_methods"] = published
     report["checkpoints"] = checkpoint_costs(splits, pool, student=student)
+    report["loop"] = loop_costs(splits, pool, student=student, log=log)
     costs = report["checkpoints"]
     default = costs["ratio_default_summary"]
     log(f"checkpoints: {costs['ratio_default_with_saves']:.3f}x per epoch at the default interval (median of "

@@ -30,9 +30,9 @@ import numpy as np
 import optax
 
 from mtkd.data import DatasetSplits
-from mtkd.distill.composition import feature_shapes
+from mtkd.distill.composition import model_feature_shapes
 from mtkd.distill.config import TrainConfig
-from mtkd.distill.fit import FitResult, fit_result, init_students, unstack
+from mtkd.distill.fit import FitResult, fit_result, graphdef_of, init_students
 from mtkd.distill.objective import cross_entropy
 from mtkd.optimizers import make_optimizer
 from mtkd.distill.results import result_row
@@ -146,8 +146,8 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
 
     The config's alpha and temperature are not used (`byot` carries BYOT's own)."""
     seeds = [int(s) for s in seeds]
-    graphdef, first = init_students(spec, splits.input_shape, splits.num_classes, seeds[:1])
-    num_exits = count_exits(spec, feature_shapes(graphdef, unstack(first, 0), splits.input_shape))
+    graphdef = graphdef_of(spec, splits.input_shape, splits.num_classes)
+    num_exits = count_exits(spec, model_feature_shapes(spec, splits.input_shape, splits.num_classes))
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
     x, y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
     epoch = make_byot_epoch(graphdef, optimizer, byot, num_exits, min(config.batch_size, int(x.shape[0])))

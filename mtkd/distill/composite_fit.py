@@ -8,9 +8,9 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from mtkd.distill.composition import bind_loss, feature_shapes, make_composite_epoch
+from mtkd.distill.composition import bind_loss, make_composite_epoch, model_feature_shapes
 from mtkd.distill.config import TrainConfig
-from mtkd.distill.fit import FitResult, SplitArrays, fit_result, init_students, student_evaluation, unstack
+from mtkd.distill.fit import FitResult, SplitArrays, fit_result, graphdef_of, init_students, student_evaluation
 from mtkd.distill.loss_config import LossConfig, loss_config_from
 from mtkd.distill.steps import StudentState
 from mtkd.distill.trainer import Method, train_seeds
@@ -56,7 +56,7 @@ def fit_composite(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: in
     require_stateless(strategy, "the composite-loss trainer")
     loss_config = loss_config_from(loss)
     seeds = [int(s) for s in seeds]
-    graphdef, first_student = init_students(spec, input_shape, num_classes, seeds[:1])
+    graphdef = graphdef_of(spec, input_shape, num_classes)
     train = train.with_teachers(num_classes)
     num_teachers = int(train.teacher_logits.shape[0])
     names = tuple(teacher_names) if teacher_names is not None else tuple(f"teacher_{k}" for k in range(num_teachers))
@@ -65,7 +65,7 @@ def fit_composite(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: in
     features = _aligned_features(teacher_features, num_teachers, int(train.x.shape[0]))
     teacher_shapes = [{layer: tuple(arrays[k].shape[1:]) for layer, arrays in features.items()
                        if arrays[k] is not None} for k in range(num_teachers)]
-    composite = bind_loss(loss_config, names, feature_shapes(graphdef, unstack(first_student, 0), input_shape),
+    composite = bind_loss(loss_config, names, model_feature_shapes(spec, input_shape, num_classes),
                           teacher_shapes, student_name=spec.arch)
     # Only what the loss reads travels into the jitted epoch.
     needed = composite.feature_layers()

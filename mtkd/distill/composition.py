@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
 from mtkd.distill.adapters import adapter_size, apply_adapter, init_adapter, shape_text
 from mtkd.distill.loss_config import LossConfig, LossTerm, loss_config_from
@@ -38,6 +39,7 @@ from mtkd.distill.steps import StudentState, apply_model, scan_batches
 from mtkd.distill.terms import TermKind, fused_kd
 from mtkd.errors import ConfigError
 from mtkd.fusion.strategies import FusionStrategy
+from mtkd.models import ModelSpec, abstract_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +233,11 @@ def feature_shapes(graphdef, params, input_shape: tuple[int, ...]) -> dict[str, 
     x = jax.ShapeDtypeStruct((2,) + tuple(input_shape), jnp.float32)
     features = jax.eval_shape(lambda p, xb: apply_model(graphdef, p, xb)[1], params, x)
     return {name: tuple(f.shape[1:]) for name, f in features.items()}
+
+
+def model_feature_shapes(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> dict[str, tuple]:
+    """`feature_shapes` of an architecture, from its abstract model (nothing is initialised)."""
+    return feature_shapes(*nnx.split(abstract_model(spec, input_shape, num_classes)), input_shape)
 
 
 def make_composite_train_step(graphdef, optimizer: optax.GradientTransformation, loss: CompositeLoss,

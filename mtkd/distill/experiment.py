@@ -13,8 +13,8 @@ from mtkd.config_files import read_config_file
 from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.composite_fit import fit_composite
-from mtkd.distill.composition import bind_loss, feature_shapes
-from mtkd.distill.fit import FitResult, SplitArrays, fit, init_students, unstack
+from mtkd.distill.composition import bind_loss, model_feature_shapes
+from mtkd.distill.fit import FitResult, SplitArrays, fit
 from mtkd.distill.loss_config import LossConfig
 from mtkd.distill.teacher_features import check_teacher_layers, pool_feature_shapes, pool_features, pool_heads
 from mtkd.distill.results import result_row
@@ -50,8 +50,7 @@ def bind_pool_loss(losses: LossConfig, pool: TeacherPool | None, splits: Dataset
     """Checks a loss configuration against the student's and the teachers' layers and shapes
     (before any training) and returns `(composite, the teachers' cached training-split features
     it reads, the classifier heads it reads or None)`."""
-    graphdef, params = init_students(student, splits.input_shape, splits.num_classes, [0])
-    student_shapes = feature_shapes(graphdef, unstack(params, 0), splits.input_shape)
+    student_shapes = model_feature_shapes(student, splits.input_shape, splits.num_classes)
     if pool is None:
         if losses.uses_teachers:
             raise ConfigError("the loss configuration has teacher terms but no teacher pool was given")

@@ -1,9 +1,13 @@
-"""The epoch loop of `mtkd.distill.fit.fit`, for trainers whose epoch function differs.
+"""The epoch loop of the trainer skeleton (`mtkd.distill.trainer`) and of the joint selector.
 
-Same protocol as `fit`: seeds are vmapped inside `run_epoch`; the Python loop over epochs reads
-back a few scalars, keeps each seed's parameters of its best validation epoch (earliest on ties),
-stops on a non-finite loss, and writes one metrics line per epoch. The test split is not touched
-here: the caller evaluates the returned best parameters once, at the end.
+Seeds are vmapped inside `run_epoch`. Each seed keeps the parameters of its best validation epoch
+(earliest on ties) on the device. The loop does not wait for the device every epoch: each epoch's
+few scalars (losses, validation values, whether the epoch improved) stay in an on-device buffer,
+read back in one transfer every `sync_every` epochs, at a checkpoint and at the end; then the
+NaN check runs, the metrics lines are written and the progress callback sees each epoch. So JAX
+dispatches epoch after epoch while the device works (a non-finite loss still stops the run, at
+most `sync_every` - 1 epochs later, naming its epoch). The test split is not touched here: the
+caller evaluates the returned best parameters once, at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from mtkd.distributed import agree, is_writer, to_host
 from mtkd.distill.steps import keep_best
 from mtkd.run_checkpoints import EpochCheckpoints
 from mtkd.errors import TrainingDivergedError
+
+
+# Epochs between reads of the buffered scalars: rare enough that the host stays ahead of the
+# device, often enough that progress lines come every few seconds on a CPU.
+SYNC_EVERY = 10
 
 
 @dataclasses.dataclass
@@ -63,6 +72,7 @@ def run_epochs(
     keep_best_fn: Callable | None = None,
     accuracy_shape: tuple[int, ...] | None = None,
     keep: int | None = None,
+    sync_every: int | None = None,
 ) -> LoopResult:
     """Trains for `epochs` epochs and keeps the best validation epoch of each seed.
 
@@ -82,7 +92,12 @@ def run_epochs(
 
     A run padded to fill its devices (`mtkd.devices.SeedPlacement.pad`) passes `keep`, the number
     of seeds asked for: only those are recorded and returned (the padding's epochs still run).
+
+    `sync_every`: epochs whose scalars wait on the device before one read (default: SYNC_EVERY,
+    read when the loop starts; see the module's docstring). It changes no result, only when lines
+    are written and progress is shown.
     """
+    sync_every = sync_every or SYNC_EVERY
     seeds = [int(s) for s in seeds]
     keep = len(seeds) if keep is None else keep
     base_keys = epoch_keys(seeds)
@@ -122,6 +137,31 @@ def run_epochs(
                 handle.writelines(json.dumps(record) + "\n" for record in history[written:])
             written = len(history)
 
+    pending: list[tuple[int, Any]] = []  # (epoch, its scalars still on the device)
+
+    def read_pending():
+        """One transfer for the buffered epochs; then, per epoch, the NaN check, the best epoch, the
+        history record and the progress callback."""
+        nonlocal best_epoch
+        # Gathered from every process; the padding's seeds dropped.
+        values = jax.tree.map(lambda value: value[:keep], to_host([scalars for _, scalars in pending]))
+        for (epoch, _), (metrics, val, improved) in zip(pending, values):
+            losses = metrics["loss"]
+            if not np.all(np.isfinite(losses)):
+                if checkpoints is None:  # the epochs before it, as an unbuffered loop would have written
+                    flush_metrics()
+                bad = sorted({seeds[i] for i in np.argwhere(~np.isfinite(losses))[:, 0]})
+                raise TrainingDivergedError(f"training loss became {losses[~np.isfinite(losses)][0]} at epoch "
+                                            f"{epoch} (seed {', '.join(map(str, bad))}); lower the learning rate")
+            best_epoch = np.where(improved, epoch, best_epoch)
+            record = {"epoch": epoch, "train_loss": losses.tolist(),
+                      **{name: np.asarray(value).tolist() for name, value in val.items()},
+                      **{name: np.asarray(value).tolist() for name, value in metrics.items() if name != "loss"}}
+            history.append(record)
+            if on_epoch:
+                on_epoch(record)
+        pending.clear()
+
     flush_metrics()  # lines a kill kept out of the file, from the restored history
     for epoch in range(first, epochs + 1):
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(base_keys, epoch)
@@ -129,26 +169,16 @@ def run_epochs(
         val = run_val(params_of(state))
         best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, params_of(state),
                                                              val["val_accuracy"])
-        # Gathered from every process; the padding's seeds dropped.
-        metrics, val, improved = jax.tree.map(lambda value: value[:keep], to_host((metrics, val, improved)))
-        losses = metrics["loss"]
-        if not np.all(np.isfinite(losses)):
-            bad = sorted({seeds[i] for i in np.argwhere(~np.isfinite(losses))[:, 0]})
-            raise TrainingDivergedError(f"training loss became {losses[~np.isfinite(losses)][0]} at epoch "
-                                        f"{epoch} (seed {', '.join(map(str, bad))}); lower the learning rate")
-        best_epoch = np.where(improved, epoch, best_epoch)
-        record = {"epoch": epoch, "train_loss": losses.tolist(),
-                  **{name: np.asarray(value).tolist() for name, value in val.items()},
-                  **{name: np.asarray(value).tolist() for name, value in metrics.items() if name != "loss"}}
-        history.append(record)
+        pending.append((epoch, (metrics, val, improved)))
+        save = checkpoints is not None and epoch < epochs and agree(checkpoints.due(epoch))  # every process, or none
+        if save or len(pending) >= sync_every or epoch == epochs:
+            read_pending()
         if checkpoints is None:
             flush_metrics()
-        elif epoch < epochs and agree(checkpoints.due(epoch)):  # every process saves, or none
+        elif save:
             checkpoints.save(epoch, {"state": state, "best_params": best_params, "best_accuracy": best_accuracy,
                                      "best_epoch": best_epoch}, {"history": history})
             flush_metrics()  # after the checkpoint: the file never runs ahead of what a resume restores
-        if on_epoch:
-            on_epoch(record)
     flush_metrics()
     if keep < len(seeds):
         best_params = take_seeds(best_params, keep)

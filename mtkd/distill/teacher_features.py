@@ -14,19 +14,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mtkd.data import DatasetSplits
-from mtkd.distill.composition import CompositeLoss
+from mtkd.distill.composition import CompositeLoss, model_feature_shapes
 from mtkd.distill.steps import apply_model
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec, abstract_model
 from mtkd.teachers.pool import SPLITS, TeacherPool
-
-
-def model_feature_shapes(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> dict[str, tuple]:
-    """Per-example shapes of the named features of an architecture (abstract evaluation, no compute)."""
-    graphdef, state = nnx.split(abstract_model(spec, input_shape, num_classes))
-    x = jax.ShapeDtypeStruct((2,) + tuple(input_shape), jnp.float32)
-    features = jax.eval_shape(lambda p, xb: apply_model(graphdef, p, xb)[1], state, x)
-    return {name: tuple(f.shape[1:]) for name, f in features.items()}
 
 
 def pool_feature_shapes(pool: TeacherPool, splits: DatasetSplits) -> list[dict[str, tuple]]:
