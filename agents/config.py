@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from mtkd.config_flags import config_from_values, setting
+from mtkd.config_flags import DictConfig, setting
 from mtkd.errors import ConfigError
 
 
@@ -16,7 +16,7 @@ def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True)
-class AgentConfig:
+class AgentConfig(DictConfig):
     """Named as the joint selector's `SelectorConfig` where the setting is the same (policy_arch,
     policy_options, policy_optimizer, policy_learning_rate), and as the flags of `mtkd select train`
     and the keys of an ablation's `[rl]` section.
@@ -71,13 +71,5 @@ class AgentConfig:
             raise ConfigError(f"baseline {self.baseline!r} needs at least {baseline.min_envs} parallel "
                               f"environments, got num_envs={self.num_envs}")
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "agent options") -> "AgentConfig":
-        return config_from_values(cls, values, where)
-
     def replace(self, **changes) -> "AgentConfig":
         return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (dict(getattr(self, f.name)) if isinstance(getattr(self, f.name), Mapping)
-                         else getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
-from mtkd.config_flags import config_from_values, setting
+from mtkd.config_flags import DictConfig, setting
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
 
@@ -32,7 +32,7 @@ INITS.add("all", lambda accuracies, classes: [0.9] * len(accuracies))
 
 
 @dataclasses.dataclass(frozen=True)
-class SelectorConfig:
+class SelectorConfig(DictConfig):
     """policy_arch / policy_options: a name in `agents.POLICIES` (default `teacher_logistic`) and its
     options. reward: a name in `envs.REWARDS`, summed over one epoch of decisions (default
     `val_calibrated_loss_gain`: the drop of the temperature-calibrated validation loss over the
@@ -107,14 +107,6 @@ class SelectorConfig:
             raise ConfigError(f"norm_decay must be in [0, 1), got {self.norm_decay}")
         if not isinstance(self.per_example, bool):
             raise ConfigError(f"per_example must be true or false, got {self.per_example!r}")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "selector options") -> "SelectorConfig":
-        return config_from_values(cls, values, where)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (dict(getattr(self, f.name)) if f.name == "policy_options" else getattr(self, f.name))
-                for f in dataclasses.fields(self)}
 
     def rounds_every(self, num_teachers: int) -> int:
         """Epochs between credit rounds for a pool of `num_teachers` (0: never)."""

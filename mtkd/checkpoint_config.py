@@ -7,11 +7,12 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+from mtkd.config_flags import DictConfig
 from mtkd.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
-class CheckpointConfig:
+class CheckpointConfig(DictConfig):
     """every_epochs: save after every N epochs (None: by time only); every_seconds: save when S
     seconds have passed since the last save (None: by epochs only). Neither changes a result."""
 

@@ -103,6 +103,30 @@ def given_values(args: argparse.Namespace, cls, skip: tuple[str, ...] = ()) -> d
     return values
 
 
+def _plain(value: Any) -> Any:
+    """A field's value as plain data: a nested config by its own `to_dict`, tuples as lists."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    return value
+
+
+class DictConfig:
+    """`to_dict()` and `from_dict()` for a frozen config dataclass: the keys are the field names,
+    and an unknown key fails on construction, naming the known ones. A config whose file form
+    differs (nested specs, flat keys) defines its own."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str | None = None):
+        return config_from_values(cls, values, where or cls.__name__)
+
+
 def config_from_values(cls, values: Mapping[str, Any], where: str):
     """`cls(**values)`; ConfigError names an unknown key and lists the known ones (as a typo in a
     config file would)."""
@@ -116,4 +140,5 @@ def config_from_values(cls, values: Mapping[str, Any], where: str):
         raise ConfigError(f"{where}: {error}") from None
 
 
-__all__ = ["add_config_flags", "config_from_values", "flag_fields", "flag_name", "given_values", "setting"]
+__all__ = ["DictConfig", "add_config_flags", "config_from_values", "flag_fields", "flag_name", "given_values",
+           "setting"]

@@ -18,6 +18,7 @@ import re
 import jax
 import numpy as np
 
+from mtkd.config_flags import DictConfig
 from mtkd.errors import ConfigError
 
 HEARTBEAT_SECONDS = 20  # JAX's default is 100 s: a dead peer should stop the others within a minute
@@ -25,7 +26,7 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 
 
 @dataclasses.dataclass(frozen=True)
-class DistributedConfig:
+class DistributedConfig(DictConfig):
     """coordinator_address HOST:PORT, num_processes and process_id start an explicit multi-process
     run (all three, or none); `auto` lets `jax.distributed.initialize()` read them from the
     cluster's environment (SLURM, ...). Neither: a single-process run."""

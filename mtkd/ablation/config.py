@@ -70,7 +70,7 @@ class LossFamily:
     strategy: str = "uniform"
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], index: int) -> "LossFamily":
+    def from_dict(cls, raw: Mapping[str, Any], index: int = 0) -> "LossFamily":
         if not isinstance(raw, Mapping) or sorted(set(raw) - FAMILY_KEYS) or "name" not in raw or "losses" not in raw:
             keys = ", ".join(sorted(raw)) if isinstance(raw, Mapping) else repr(raw)
             raise ConfigError(f"[[families]] entry {index + 1} needs `name` and `losses` (and may set `strategy`, "
@@ -137,6 +137,15 @@ class AblationConfig:
                               f"{', '.join(listed)}")
         return dataclasses.replace(self, strategies=tuple(s for s in self.strategies if s in names),
                                    families=tuple(f for f in self.families if f.name in names))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base_dir: Path | None = None) -> "AblationConfig":
+        """The inverse of `to_dict` (a config file keeps [dml], [rl], [byot] at the top level:
+        `ablation_config_from_dict`)."""
+        raw = dict(raw)
+        sections = raw.pop("sections", {})
+        flat = {key: value for key, value in raw.items() if value is not None or key == "pool"}
+        return ablation_config_from_dict({**flat, **sections}, base_dir)
 
     def family(self, name: str) -> LossFamily | None:
         return next((family for family in self.families if family.name == name), None)

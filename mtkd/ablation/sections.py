@@ -60,6 +60,10 @@ class DmlSection:
             raise ConfigError(f"ablation config [dml] peers must be a count or a list of models, got {peers!r}")
         return cls(peers, str(raw.get("update", "sequential")), raw.get("temperature", 1.0))
 
+    def to_dict(self) -> dict[str, Any]:
+        peers = self.peers if isinstance(self.peers, int) else [spec.to_dict() for spec in self.peers]
+        return {"peers": peers, "update": self.update, "temperature": self.temperature}
+
     def peer_specs(self, student: ModelSpec) -> list[ModelSpec]:
         return [student] * self.peers if isinstance(self.peers, int) else list(self.peers)
 
@@ -90,6 +94,11 @@ class ByotSection:
             raise ConfigError(f"ablation config [byot]: {error} (or the loss keys {', '.join(BYOT_LOSS_KEYS)})") from None
         checked = ByotConfig(**loss)
         return cls(checked.kd_weight, checked.temperature, checked.feature_weight, model)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a `[byot]` table: the loss's keys and the architecture's options side by side."""
+        return {"kd_weight": self.kd_weight, "temperature": self.temperature, "feature_weight": self.feature_weight,
+                **self.model.to_dict()["options"]}
 
     def run_options(self) -> dict[str, Any]:
         """The keyword arguments of `mtkd.distill.byot.run_byot`."""

@@ -38,6 +38,7 @@ from mtkd.optimizers import make_optimizer
 from mtkd.distill.results import result_row
 from mtkd.distill.steps import StudentState, apply_model, epoch_batches
 from mtkd.distill.trainer import Method, train_seeds
+from mtkd.config_flags import DictConfig
 from mtkd.errors import ConfigError
 from mtkd.losses import hint, kd_per_example
 from mtkd.models import ModelSpec
@@ -45,7 +46,7 @@ from mtkd.progress import reports_epoch, stderr_line
 
 
 @dataclasses.dataclass(frozen=True)
-class ByotConfig:
+class ByotConfig(DictConfig):
     """kd_weight: weight of the KL term (CE gets 1 - kd_weight), in [0, 1] (named so because it
     weights the KL, where `TrainConfig.alpha` weights the CE); temperature > 0;
     feature_weight (lambda) >= 0."""

@@ -63,12 +63,10 @@ def bind_pool_loss(losses: LossConfig, pool: TeacherPool | None, splits: Dataset
 
 def read_loss_file(path: str | Path) -> LossConfig:
     """A loss configuration from a TOML/YAML file holding a `losses` list of terms."""
-    raw = read_config_file(path, "loss configuration")
-    unknown = sorted(set(raw) - {"losses", "description"})
-    if unknown or "losses" not in raw:
-        raise ConfigError(f"loss configuration {path} must hold a `losses` list ([[losses]] tables)"
-                          + (f"; unknown key(s): {', '.join(unknown)}" if unknown else ""))
-    return LossConfig.from_dicts(raw["losses"])
+    try:
+        return LossConfig.from_dict(read_config_file(path, "loss configuration"))
+    except ConfigError as error:
+        raise ConfigError(f"loss configuration {path}: {error}") from None
 
 
 def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: Sequence[FusionStrategy],

@@ -150,6 +150,18 @@ class LossConfig:
     def uses_features(self) -> bool:
         return any(term.kind.source == "features" for term in self.terms)
 
+    def to_dict(self) -> dict[str, Any]:
+        """As a loss file holds it: {"losses": [terms]}."""
+        return {"losses": self.to_dicts()}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "LossConfig":
+        unknown = sorted(set(raw) - {"losses", "description"})
+        if unknown or "losses" not in raw:
+            raise ConfigError("a loss configuration holds a `losses` list ([[losses]] tables)"
+                              + (f"; unknown key(s): {', '.join(unknown)}" if unknown else ""))
+        return cls.from_dicts(raw["losses"])
+
     def to_dicts(self) -> list[dict[str, Any]]:
         return [term.to_dict() for term in self.terms]
 

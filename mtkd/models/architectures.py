@@ -43,6 +43,9 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelSpec":
+        unknown = sorted(set(data) - {"arch", "options"})
+        if unknown or "arch" not in data:
+            raise ConfigError(f"a model is {{arch, options}}; got key(s) {', '.join(sorted(data))}")
         return cls(arch=data["arch"], options=dict(data.get("options", {})))
 
     def key(self) -> str:

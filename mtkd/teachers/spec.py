@@ -83,6 +83,13 @@ class TeacherTraining:
     def train_config(self) -> TrainConfig:
         return self.train
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "TeacherTraining":
+        try:
+            return cls(**raw)
+        except TypeError as error:
+            raise ConfigError(f"teacher training: {error}") from None
+
     def to_dict(self) -> dict[str, Any]:
         """Flat, as a pool file writes it (and as pools saved before kept it in pool.json)."""
         data = {**{key: getattr(self.train, key) for key in TEACHER_TRAIN_KEYS},
@@ -109,6 +116,16 @@ class TeacherSpec:
         if (self.model is None) == (self.external is None):
             raise ConfigError(f"teacher {self.name!r} needs exactly one of 'arch' or 'external'")
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "TeacherSpec":
+        """The inverse of `to_dict` (the form pool.json keeps)."""
+        unknown = sorted(set(raw) - {"name", "model", "external", "training"})
+        if unknown:
+            raise ConfigError(f"teacher {raw.get('name', '?')!r}: unknown key(s) {', '.join(unknown)}")
+        model = ModelSpec.from_dict(raw["model"]) if "model" in raw else None
+        training = TeacherTraining.from_dict(raw.get("training", {}))
+        return cls(str(raw.get("name", "")), model, raw.get("external"), training)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name}
         if self.model is not None:
@@ -131,6 +148,14 @@ class PoolSpec:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"pool spec {self.name!r} names teacher(s) twice: {', '.join(duplicates)}")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "PoolSpec":
+        """The inverse of `to_dict` (a pool file has its own form: `pool_spec_from_dict`)."""
+        unknown = sorted(set(raw) - {"name", "teachers"})
+        if unknown:
+            raise ConfigError(f"pool spec: unknown key(s) {', '.join(unknown)}")
+        return cls(str(raw["name"]), tuple(TeacherSpec.from_dict(t) for t in raw.get("teachers", [])))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "teachers": [t.to_dict() for t in self.teachers]}
