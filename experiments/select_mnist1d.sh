@@ -10,7 +10,7 @@
 # horizon reward prefers softer teachers. `weighted:0,0,1,1` (that fixed choice) gives 63.10 ± 1.26.
 set -eu
 OUT=${1:-runs/select_mnist1d}
-mtkd select train --dataset mnist1d --out "$OUT" \
+mtkd select train --procedure episodic --dataset mnist1d --out "$OUT" \
   --warmup-epochs 10 --episode-epochs 2 --episodes 50 --num-envs 8 \
   --reward val_loss_gain --policy-arch logistic --baseline leave_one_out \
   --seeds 5 --compare uniform --compare none
