@@ -84,7 +84,7 @@ def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_s
     round (K + 1 branches of `credit_horizon` of an epoch), timed in interleaved rounds. The
     amortised ratio adds one round per `rounds_every(K)` epochs, the schedule of a real run."""
     from agents.joint import (JOINT_AXES, init_joint_state, make_credit_round, make_joint_epoch,
-                              selector_env_config)
+                              selector_env_config, without_validation)
     from agents.selector_config import SelectorConfig
     from envs.params import make_env_params
     from mtkd.distill.timed_epochs import seeds_epoch_runner
@@ -98,6 +98,9 @@ def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_s
     state = init_joint_state(env_params, config, seed_list, pool.val_accuracy)
     keys = jnp.stack([jax.random.key(s) for s in seed_list])
     plain = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0), out_axes=(JOINT_AXES, 0)))
+    unvalidated = jax.jit(jax.vmap(make_joint_epoch(without_validation(env_params), config), in_axes=(JOINT_AXES, 0),
+                                   out_axes=(JOINT_AXES, 0)))
+    jax.block_until_ready(unvalidated(state, keys))
     credit = jax.jit(jax.vmap(make_credit_round(env_params, config), in_axes=(JOINT_AXES, 0, 0)))
     selection = plain(state, keys)[1]["selection"]
     jax.block_until_ready(credit(state, keys, selection))
@@ -107,15 +110,25 @@ def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_s
 
     runners = {"uniform": seeds_epoch_runner(splits, logits["train"], seeds, student, config=train),
                "joint_epoch": lambda i: jax.block_until_ready(plain(state, fold(i))),
+               "joint_epoch_unvalidated": lambda i: jax.block_until_ready(unvalidated(state, fold(i))),
                "credit_round": lambda i: jax.block_until_ready(credit(state, fold(i), selection))}
     timed = paired_ratios(runners, "uniform", min_rounds=rounds, budget_seconds=budget_seconds)
     every = config.rounds_every(len(pool))
     epoch_ratio = timed["ratios"]["joint_epoch"]
+    unvalidated_ratio = timed["ratios"]["joint_epoch_unvalidated"]
     round_ratio = timed["ratios"]["credit_round"]
-    amortised = epoch_ratio["median"] + (round_ratio["median"] / every if every else 0.0)
+    # Of every `every` epochs, the one before a credit round ends with the environment's validation.
+    typical = (unvalidated_ratio["median"] * (every - 1) + epoch_ratio["median"]) / every if every else \
+        unvalidated_ratio["median"]
+    amortised = typical + (round_ratio["median"] / every if every else 0.0)
     return {"seeds": seeds, "epoch_seconds_uniform": timed["seconds"]["uniform"],
             "epoch_seconds_joint": timed["seconds"]["joint_epoch"],
             "round_seconds_credit": timed["seconds"]["credit_round"],
-            "ratio_joint_epoch_uniform": epoch_ratio["median"], "ratio_joint_epoch_uniform_summary": epoch_ratio,
+            "epoch_seconds_joint_unvalidated": timed["seconds"]["joint_epoch_unvalidated"],
+            "ratio_joint_epoch_uniform": typical,
+            "ratio_joint_epoch_validated_uniform": epoch_ratio["median"],
+            "ratio_joint_epoch_validated_uniform_summary": epoch_ratio,
+            "ratio_joint_epoch_unvalidated_uniform": unvalidated_ratio["median"],
+            "ratio_joint_epoch_unvalidated_uniform_summary": unvalidated_ratio,
             "ratio_credit_round_uniform": round_ratio["median"], "ratio_credit_round_uniform_summary": round_ratio,
             "rounds_every": every, "ratio_joint_amortised_uniform": amortised, "goal_ratio_joint_epoch_uniform": 1.05}

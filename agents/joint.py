@@ -122,9 +122,25 @@ def _selector(policy, mode, per_example: bool, params, teacher=None, value=None)
     return select
 
 
+def without_validation(env_params: EnvParams) -> EnvParams:
+    """The environment with validation only at a run's very end: for epochs whose validation
+    nothing reads (see `needs_validation`) and for credit branches (evaluated once, at their end)."""
+    return env_params.replace(config=env_params.config.replace(eval_every=NEVER))
+
+
+def needs_validation(epoch: int, epochs: int, every: int) -> bool:
+    """Whether epoch `epoch` must end with the environment's validation: its values are read only
+    as the start of a credit round's rewards (`stretch_return`), and a round at epoch e starts from
+    the end of epoch e - 1. The epoch loop's own validation, which chooses the best epoch, is
+    separate (`run_epochs`). Skipping it elsewhere changes nothing that is computed."""
+    return bool(every) and epoch % every == 0 and epoch + 1 < epochs
+
+
 def make_joint_epoch(env_params: EnvParams, config: SelectorConfig):
     """`epoch(state: JointState, key) -> (state, metrics)` for one seed (vmap it over seeds with
-    `JOINT_AXES`): one epoch of decisions under the selector as it is."""
+    `JOINT_AXES`): one epoch of decisions under the selector as it is. `env_params`' `eval_every`
+    says whether it ends with the environment's validation (`without_validation` for one that does
+    not)."""
     policy = make_policy(config.policy_arch, config.policy_options)
     mode = ACTION_MODES.get(config.apply)
     per_example = env_params.config.per_example
@@ -162,7 +178,7 @@ def make_credit_round(env_params: EnvParams, config: SelectorConfig):
     num_teachers = env_params.num_teachers
     # Branches run `horizon` decisions and are evaluated once, at their end.
     horizon = max(1, int(round(config.credit_horizon * env_params.decisions_per_epoch)))
-    branch_params = env_params.replace(config=env_params.config.replace(eval_every=NEVER))
+    branch_params = without_validation(env_params)
 
     def update(agent: AgentState, obs, gains):
         rows = policy_rows(obs, per_example)
@@ -245,8 +261,12 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
     state = placement.place_axes(state, JOINT_AXES)
 
     every = config.rounds_every(env_params.num_teachers)
-    plain_epoch = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0),
-                                   out_axes=(JOINT_AXES, 0)))
+    # Two programs of the same epoch: with the environment's validation at its end (before a credit
+    # round, which reads it) and without (every other epoch: a validation pass saved).
+    plain_epochs = {evaluated: jax.jit(jax.vmap(make_joint_epoch(env_params if evaluated else without_validation(env_params),
+                                                                 config), in_axes=(JOINT_AXES, 0),
+                                                out_axes=(JOINT_AXES, 0)))
+                    for evaluated in (True, False)}
     credit_round = jax.jit(jax.vmap(make_credit_round(env_params, config), in_axes=(JOINT_AXES, 0, 0)))
     rounds: list[dict] = []
     if checkpoints is not None:
@@ -259,7 +279,7 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
         # train a policy that nothing uses). The epoch runs under the selector as it was at its
         # start; the round branches from the same start and gives the selector of the next epoch.
         is_round = bool(every) and (epoch - 1) % every == 0 and epoch < train.epochs
-        after, metrics = plain_epoch(state, keys)
+        after, metrics = plain_epochs[needs_validation(epoch, train.epochs, every)](state, keys)
         if is_round:
             agent, credit = credit_round(state, keys, metrics["selection"])
             after = JointState(after.env, agent)

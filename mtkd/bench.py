@@ -305,9 +305,11 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
     log(f"student epoch under a saved policy (the rl strategy): {summary['median']:.3f}x uniform (median of "
         f"{summary['pairs']} interleaved pairs, min {summary['min']:.3f}, max {summary['max']:.3f})")
     joint = report["joint_selector"] = selector.joint_selector_cost(splits, pool)
-    epoch = joint["ratio_joint_epoch_uniform_summary"]
-    log(f"joint selector ({joint['seeds']} seeds): epoch {epoch['median']:.3f}x uniform (min {epoch['min']:.3f}, "
-        f"max {epoch['max']:.3f}, {epoch['pairs']} pairs), credit round {joint['ratio_credit_round_uniform']:.2f}x "
+    epoch, plain = joint["ratio_joint_epoch_validated_uniform_summary"], joint["ratio_joint_epoch_unvalidated_uniform_summary"]
+    log(f"joint selector ({joint['seeds']} seeds): epoch {joint['ratio_joint_epoch_uniform']:.3f}x uniform "
+        f"({plain['median']:.3f}x without the environment's validation, min {plain['min']:.3f}, max {plain['max']:.3f}; "
+        f"{epoch['median']:.3f}x with it, before each credit round; {plain['pairs']} pairs), credit round "
+        f"{joint['ratio_credit_round_uniform']:.2f}x "
         f"a uniform epoch, one every {joint['rounds_every']} epochs: {joint['ratio_joint_amortised_uniform']:.3f}x "
         f"per epoch in all")
     return report
