@@ -246,3 +246,26 @@ def test_config_refuses_bad_options():
         SelectorConfig(apply="argmax")
     with pytest.raises(ConfigError, match="credit_every"):
         SelectorConfig(credit_every=-1)
+
+
+@pytest.mark.parametrize("epochs,every", [(12, 5), (7, 2), (6, 1), (9, 0), (3, 7)])
+def test_the_environment_validates_exactly_the_epochs_before_a_credit_round(epochs, every):
+    from agents.joint import needs_validation
+
+    rounds = {e for e in range(1, epochs + 1) if every and (e - 1) % every == 0 and e < epochs}
+    validated = {e for e in range(1, epochs + 1) if needs_validation(e, epochs, every)}
+    assert validated == {e - 1 for e in rounds if e > 1}
+
+
+def test_skipping_unread_validations_changes_nothing(monkeypatch):
+    """Against a run that validates at the end of every epoch (the earlier behaviour): the same
+    rounds, selections, chosen epochs and accuracies, exactly."""
+    import agents.joint
+
+    arrays = probe_arrays(seed=0)
+    config = SelectorConfig(init="all", credit_every=3)
+    skipping = _train(arrays, config, [0, 1], epochs=8)
+    monkeypatch.setattr(agents.joint, "needs_validation", lambda epoch, epochs, every: True)
+    every_epoch = _train(arrays, config, [0, 1], epochs=8)
+    assert skipping.rounds == every_epoch.rounds and skipping.history == every_epoch.history
+    assert skipping.best_epoch == every_epoch.best_epoch and skipping.test_accuracy == every_epoch.test_accuracy
