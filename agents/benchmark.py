@@ -83,8 +83,7 @@ def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_s
     policy, the fused target, the student step) against the uniform epoch of `fit`, and one credit
     round (K + 1 branches of `credit_horizon` of an epoch), timed in interleaved rounds. The
     amortised ratio adds one round per `rounds_every(K)` epochs, the schedule of a real run."""
-    from agents.joint import (JOINT_AXES, init_joint_state, make_credit_round, make_joint_epoch,
-                              selector_env_config, without_validation)
+    from agents.joint import JOINT_AXES, init_joint_state, make_credit_round, make_joint_epoch, selector_env_config
     from agents.selector_config import SelectorConfig
     from envs.params import make_env_params
     from mtkd.distill.timed_epochs import seeds_epoch_runner
@@ -97,20 +96,19 @@ def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_s
     seed_list = list(range(seeds))
     state = init_joint_state(env_params, config, seed_list, pool.val_accuracy)
     keys = jnp.stack([jax.random.key(s) for s in seed_list])
-    plain = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0), out_axes=(JOINT_AXES, 0)))
-    unvalidated = jax.jit(jax.vmap(make_joint_epoch(without_validation(env_params), config), in_axes=(JOINT_AXES, 0),
-                                   out_axes=(JOINT_AXES, 0)))
-    jax.block_until_ready(unvalidated(state, keys))
+    plain = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0, None),
+                             out_axes=(JOINT_AXES, 0)))
+    validated, unvalidated = jnp.bool_(True), jnp.bool_(False)
     credit = jax.jit(jax.vmap(make_credit_round(env_params, config), in_axes=(JOINT_AXES, 0, 0)))
-    selection = plain(state, keys)[1]["selection"]
+    selection = plain(state, keys, validated)[1]["selection"]
     jax.block_until_ready(credit(state, keys, selection))
 
     def fold(i):
         return jax.vmap(lambda k: jax.random.fold_in(k, i))(keys)
 
     runners = {"uniform": seeds_epoch_runner(splits, logits["train"], seeds, student, config=train),
-               "joint_epoch": lambda i: jax.block_until_ready(plain(state, fold(i))),
-               "joint_epoch_unvalidated": lambda i: jax.block_until_ready(unvalidated(state, fold(i))),
+               "joint_epoch": lambda i: jax.block_until_ready(plain(state, fold(i), validated)),
+               "joint_epoch_unvalidated": lambda i: jax.block_until_ready(plain(state, fold(i), unvalidated)),
                "credit_round": lambda i: jax.block_until_ready(credit(state, fold(i), selection))}
     timed = paired_ratios(runners, "uniform", min_rounds=rounds, budget_seconds=budget_seconds)
     every = config.rounds_every(len(pool))

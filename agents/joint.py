@@ -137,23 +137,27 @@ def needs_validation(epoch: int, epochs: int, every: int) -> bool:
 
 
 def make_joint_epoch(env_params: EnvParams, config: SelectorConfig):
-    """`epoch(state: JointState, key) -> (state, metrics)` for one seed (vmap it over seeds with
-    `JOINT_AXES`): one epoch of decisions under the selector as it is. `env_params`' `eval_every`
-    says whether it ends with the environment's validation (`without_validation` for one that does
-    not)."""
+    """`epoch(state: JointState, key, validate) -> (state, metrics)` for one seed (vmap it over
+    seeds with `JOINT_AXES`, `validate` shared): one epoch of decisions under the selector as it is,
+    ending with the environment's validation where `validate` (a traced bool; `needs_validation`),
+    one compiled program either way."""
     policy = make_policy(config.policy_arch, config.policy_options)
     mode = ACTION_MODES.get(config.apply)
     per_example = env_params.config.per_example
+    quiet = without_validation(env_params)  # the decisions themselves never validate (but a run's last)
 
-    def epoch(state: JointState, key):
+    def epoch(state: JointState, key, validate):
         # This epoch's batch order is drawn from `key` exactly as `fit` draws it (`scan_batches`),
         # so seed s sees the same batches as under every other strategy: rows differ by selection.
         order_key, _ = jax.random.split(key)
         start, agent = state.env.replace(batches=decision_batches(order_key, env_params)), state.agent
         select = _selector(policy, mode, per_example, agent.params)
         # Each epoch's order is set here, so the decisions never draw one (`new_orders`).
-        after, trajectory = run_decisions(key, start, env_params, select, env_params.decisions_per_epoch,
+        after, trajectory = run_decisions(key, start, quiet, select, env_params.decisions_per_epoch,
                                           new_orders=False)
+        val_loss, val_accuracy = jax.lax.cond(validate, lambda: validation_metrics(after.student.params, env_params),
+                                              lambda: (after.val_loss, after.val_accuracy))
+        after = after.replace(val_loss=val_loss, val_accuracy=val_accuracy)
         probability = jax.nn.sigmoid(policy.apply(agent.params, policy_rows(trajectory.obs, per_example)))
         metrics = {"loss": trajectory.info["train_loss"].mean(),
                    "selection": trajectory.info["selection"].mean(axis=0),
@@ -261,12 +265,8 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
     state = placement.place_axes(state, JOINT_AXES)
 
     every = config.rounds_every(env_params.num_teachers)
-    # Two programs of the same epoch: with the environment's validation at its end (before a credit
-    # round, which reads it) and without (every other epoch: a validation pass saved).
-    plain_epochs = {evaluated: jax.jit(jax.vmap(make_joint_epoch(env_params if evaluated else without_validation(env_params),
-                                                                 config), in_axes=(JOINT_AXES, 0),
-                                                out_axes=(JOINT_AXES, 0)))
-                    for evaluated in (True, False)}
+    plain_epoch = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0, None),
+                                   out_axes=(JOINT_AXES, 0)))
     credit_round = jax.jit(jax.vmap(make_credit_round(env_params, config), in_axes=(JOINT_AXES, 0, 0)))
     rounds: list[dict] = []
     if checkpoints is not None:
@@ -279,7 +279,7 @@ def train_jointly(logits: dict, splits, teacher_val_accuracy: Sequence[float], s
         # train a policy that nothing uses). The epoch runs under the selector as it was at its
         # start; the round branches from the same start and gives the selector of the next epoch.
         is_round = bool(every) and (epoch - 1) % every == 0 and epoch < train.epochs
-        after, metrics = plain_epochs[needs_validation(epoch, train.epochs, every)](state, keys)
+        after, metrics = plain_epoch(state, keys, jnp.bool_(needs_validation(epoch, train.epochs, every)))
         if is_round:
             agent, credit = credit_round(state, keys, metrics["selection"])
             after = JointState(after.env, agent)

@@ -133,9 +133,9 @@ def test_credit_round_equals_a_step_by_step_reference():
                                       selector_env_config(STUDENT, TRAIN, config, decisions))
     state = init_joint_state(env_params, config, [0], [0.9, 0.9, 0.9])
     keys = jax.random.split(jax.random.key(5), 1)
-    epoch = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0),
+    epoch = jax.jit(jax.vmap(make_joint_epoch(env_params, config), in_axes=(JOINT_AXES, 0, None),
                              out_axes=(JOINT_AXES, 0)))
-    _, metrics = epoch(state, keys)
+    _, metrics = epoch(state, keys, jnp.bool_(True))
     credit_round = jax.jit(jax.vmap(make_credit_round(env_params, config), in_axes=(JOINT_AXES, 0, 0)))
     _, credit = credit_round(state, keys, metrics["selection"])
 
