@@ -25,7 +25,6 @@ import orbax.checkpoint as ocp
 
 from mtkd.distributed import agree, is_writer
 from mtkd.checkpoint_config import CheckpointConfig  # noqa: F401  (its home is light: the CLI reads it)
-from mtkd.errors import ConfigError
 from mtkd.runs import CHECKPOINTS, claim_output_dir, finished_before, replace_text
 
 KEEP = 2

@@ -6,7 +6,7 @@ import pytest
 from agents.config import AgentConfig
 from agents.selector_config import SelectorConfig
 from envs.config import EnvConfig
-from mtkd.ablation.config import AblationConfig, LossFamily, ablation_config_from_dict
+from mtkd.ablation.config import LossFamily, ablation_config_from_dict
 from mtkd.ablation.sections import ByotSection, DmlSection
 from mtkd.checkpoint_config import CheckpointConfig
 from mtkd.distill.byot import ByotConfig

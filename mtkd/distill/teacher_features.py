@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from mtkd.data import DatasetSplits
 from mtkd.distill.composition import CompositeLoss, model_feature_shapes
-from mtkd.distill.steps import apply_model
 from mtkd.errors import ConfigError
-from mtkd.models import ModelSpec, abstract_model
+from mtkd.models import ModelSpec
 from mtkd.teachers.pool import SPLITS, TeacherPool
 
 
