@@ -40,13 +40,9 @@ def register(subparsers) -> None:
 
     # One flag per config field (`mtkd.config_flags`): the flag, the field and the ablation's [rl]
     # key are one name. A setting both procedures have (policy_arch, reward, ...) is one flag.
-    from agents.config import AgentConfig
-    from agents.selector_config import SelectorConfig
-    from envs.config import EnvConfig
-
     add_config_flags(train.add_argument_group("selector (joint: SelectorConfig; episodic: AgentConfig and "
                                               "EnvConfig; names as in an ablation's [rl] section)"),
-                     [("joint", SelectorConfig), ("episodic", AgentConfig), ("episodic", EnvConfig)])
+                     [(procedure, cls) for procedure, classes in procedure_configs().items() for cls in classes])
     episodic = train.add_argument_group("episodic procedure only")
     episodic.add_argument("--episode-epochs", type=int, default=2,
                           help="student epochs per episode (default: %(default)s)")
@@ -64,19 +60,24 @@ def run_train(args: argparse.Namespace) -> int:
     return PROCEDURES[args.procedure](args)
 
 
-def _procedure_options(args: argparse.Namespace, configs) -> dict[str, dict]:
-    """{config name: the options given for it}; a flag of the other procedure only is refused,
-    naming the procedure it belongs to. --agent-seed (a `SelectorConfig` field) seeds both."""
+def procedure_configs() -> dict[str, tuple]:
+    """The configs whose fields are each procedure's flags (light imports: no JAX)."""
     from agents.config import AgentConfig
     from agents.selector_config import SelectorConfig
     from envs.config import EnvConfig
 
-    every = {"joint": [SelectorConfig], "episodic": [AgentConfig, EnvConfig]}
-    ours = {field for cls in configs for field in given_values(args, cls)} | {"agent_seed"}
+    return {"joint": (SelectorConfig,), "episodic": (AgentConfig, EnvConfig)}
+
+
+def _procedure_options(args: argparse.Namespace) -> dict[str, dict]:
+    """{config name: the options given for it} for `args.procedure`; a flag of the other procedure
+    only is refused, naming it. --agent-seed (a `SelectorConfig` field) seeds both."""
+    every = procedure_configs()
+    ours = {field for cls in every[args.procedure] for field in given_values(args, cls)} | {"agent_seed"}
     for procedure, classes in every.items():
         for name in sorted({field for cls in classes for field in given_values(args, cls)} - ours):
             raise ConfigError(f"{flag_name(name)} applies to --procedure {procedure} only")
-    return {cls.__name__: given_values(args, cls) for cls in configs}
+    return {cls.__name__: given_values(args, cls) for cls in every[args.procedure]}
 
 
 def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, interval, **own):
@@ -108,7 +109,7 @@ def run_joint(args: argparse.Namespace) -> int:
     student = student_spec_from(args)
     seeds = seeds_from(args)
     interval = checkpoint_config_from(args)
-    options = _procedure_options(args, [SelectorConfig])["SelectorConfig"]
+    options = _procedure_options(args)["SelectorConfig"]
     selector = SelectorConfig.from_dict(options, "mtkd select train")
     splits, pool, compared, out, checkpoints = _claim_run(args, "select-joint", config, student, seeds, interval,
                                                           selector=selector.to_dict())
@@ -143,7 +144,7 @@ def run_episodic(args: argparse.Namespace) -> int:
     seeds = seeds_from(args)
     if args.warmup_epochs < 0:
         raise ConfigError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
-    options = _procedure_options(args, [AgentConfig, EnvConfig])
+    options = _procedure_options(args)
     env_config = config_from_values(EnvConfig, {"student": student, "train": config.replace(epochs=args.episode_epochs),
                                                 **options["EnvConfig"]}, "mtkd select train")
     agent_config = AgentConfig.from_dict(options["AgentConfig"], "mtkd select train")
