@@ -56,12 +56,19 @@ class FitResult:
 def init_students(spec: ModelSpec, input_shape, num_classes: int, seeds: Sequence[int]):
     """Graph definition and parameters stacked over seeds (one fresh student per seed)."""
     graphdef = graphdef_of(spec, input_shape, num_classes)
+    # One compiled program rather than a hundred eager operations (each its own small program to
+    # compile or read back at start-up); the parameters are bitwise the eager ones.
+    params = jax.jit(lambda seed_array: student_params(spec, input_shape, num_classes, seed_array))(
+        jnp.asarray(seeds, dtype=jnp.uint32))
+    return graphdef, params
 
+
+def student_params(spec: ModelSpec, input_shape, num_classes: int, seed_array):
+    """Fresh parameters stacked over the seeds in `seed_array` (uint32); traceable."""
     def init(key):
         return nnx.split(build_model(spec, input_shape, num_classes, nnx.Rngs(params=key)))[1]
 
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, dtype=jnp.uint32))
-    return graphdef, jax.vmap(init)(keys)
+    return jax.vmap(init)(jax.vmap(jax.random.key)(seed_array))
 
 
 def fit(
@@ -91,14 +98,18 @@ def fit(
     graphdef = graphdef_of(spec, input_shape, num_classes)
     epoch = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, batch_size)
 
-    def build(seeds, placement):
-        _, params = init_students(spec, input_shape, num_classes, seeds)
+    shapes = StrategyShapes(int(train.teacher_logits.shape[0]), num_classes, tuple(input_shape), train.x.dtype,
+                            batch_size, int(train.x.shape[0]) // batch_size)
+
+    def initial_state(seed_array):
+        params = student_params(spec, input_shape, num_classes, seed_array)
         students = StudentState(params, jax.vmap(optimizer.init)(params))
-        shapes = StrategyShapes(int(train.teacher_logits.shape[0]), num_classes, tuple(input_shape), train.x.dtype,
-                                batch_size, int(train.x.shape[0]) // batch_size)
         # A learning strategy's own randomness: per seed, apart from the student's (fold_in 1, 2).
-        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 3))(jnp.asarray(seeds, dtype=jnp.uint32))
-        state = jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, keys)
+        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 3))(seed_array)
+        return jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, keys)
+
+    def build(seeds, placement):
+        state = jax.jit(initial_state)(jnp.asarray(seeds, dtype=jnp.uint32))  # one program (see init_students)
         masks = () if teacher_masks is None else (jnp.asarray(placement.pad(teacher_masks), jnp.float32),)
         return Method(epoch, student_evaluation(graphdef, config.eval_batch_size),
                       (train.x, train.y, train.teacher_logits), masks, params_of=lambda state: state.student.params), state
