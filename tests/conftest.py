@@ -21,6 +21,8 @@ from mtkd.teachers.spec import pool_spec_from_dict
 # Two test workers may share one GPU: neither may take most of its memory up front.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("MTKD_COMPILATION_CACHE", tempfile.mkdtemp(prefix="mtkd-jax-cache-"))
+# Teacher logits kept between runs go to the session's own folder too, not the user's HOME.
+os.environ.setdefault("MTKD_TEACHER_CACHE", tempfile.mkdtemp(prefix="mtkd-teacher-cache-"))
 # Compilation is about 40% of the suite's time on a 2-core CPU (measured: a warm cache runs
 # test_agents_joint and test_composition in 92 s against 147 s cold). XLA's backend optimisation
 # level 0 compiles faster (134 s against 152 s there). The tests check numbers against independent

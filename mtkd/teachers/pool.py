@@ -1,8 +1,8 @@
 """A loaded, frozen teacher pool and its cached outputs.
 
 Teachers are never trained here. Their logits on each split are computed once (inputs are not
-augmented) and kept; teachers that share an architecture and its options are stacked and run
-under one `jax.vmap`.
+augmented) and kept, in memory and on disk for the next run (`mtkd.teachers.output_cache`);
+teachers that share an architecture and its options are stacked and run under one `jax.vmap`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from mtkd.fusion.strategies import StrategyContext
 from mtkd.models import ModelSpec, abstract_model
 from mtkd.models.apply import apply_model, predict
 from mtkd.teachers.external import file_checksum, read_external_logits
+from mtkd.teachers.output_cache import cached_outputs, outputs_key
 
 POOL_FILE = "pool.json"
 POOL_FORMAT = "mtkd-pool/1"
 SPLITS = ("train", "val", "test")
+PREDICT_BATCH = 1024  # examples per forward pass of the teachers
 
 
 def teacher_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -91,18 +93,24 @@ class TeacherPool:
         """Teacher logits on the train, val and test splits: each (K, N_split, C), pool order."""
         key = _splits_key(splits)
         if key not in self._logits_cache:
-            per_teacher: dict[str, dict[str, np.ndarray]] = {}
-            for group in self._architecture_groups():
-                stacked = self._group_outputs(group, splits, layer=None)
-                for i, name in enumerate(group):
-                    per_teacher[name] = {split: stacked[split][i] for split in SPLITS}
-            for name, logits in self._external.items():
-                per_teacher[name] = {"train": logits["train"][splits.train_index],
-                                     "val": logits["train"][splits.val_index], "test": logits["test"]}
-            self._logits_cache[key] = {
-                split: jnp.asarray(np.stack([np.asarray(per_teacher[name][split]) for name in self.names]))
-                for split in SPLITS}
+            inputs = {split: splits.split(split)[0] for split in SPLITS}
+            disk_key = outputs_key(self.entries, inputs, {"train": splits.train_index, "val": splits.val_index},
+                                   {"predict_batch": PREDICT_BATCH})
+            shapes = {split: (len(self), len(inputs[split]), self.num_classes) for split in SPLITS}
+            stored = cached_outputs(disk_key, shapes, lambda: self._compute_logits(splits))
+            self._logits_cache[key] = {split: jnp.asarray(stored[split]) for split in SPLITS}
         return self._logits_cache[key]
+
+    def _compute_logits(self, splits: DatasetSplits) -> dict[str, np.ndarray]:
+        per_teacher: dict[str, dict[str, np.ndarray]] = {}
+        for group in self._architecture_groups():
+            stacked = self._group_outputs(group, splits, layer=None)
+            for i, name in enumerate(group):
+                per_teacher[name] = {split: stacked[split][i] for split in SPLITS}
+        for name, logits in self._external.items():
+            per_teacher[name] = {"train": logits["train"][splits.train_index],
+                                 "val": logits["train"][splits.val_index], "test": logits["test"]}
+        return {split: np.stack([np.asarray(per_teacher[name][split]) for name in self.names]) for split in SPLITS}
 
     def features(self, splits: DatasetSplits, layer: str) -> dict[str, list[jax.Array]]:
         """A named intermediate feature of every model teacher, per split: lists in pool order
@@ -131,7 +139,7 @@ class TeacherPool:
         graphdef = self._models[names[0]][0]
         params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[self._models[n][1] for n in names])
         if layer is None:
-            run = jax.jit(jax.vmap(lambda p, x: predict(graphdef, p, x, 1024), in_axes=(0, None)))
+            run = jax.jit(jax.vmap(lambda p, x: predict(graphdef, p, x, PREDICT_BATCH), in_axes=(0, None)))
         else:
             def features(p, x):
                 out = apply_model(graphdef, p, x)[1]
