@@ -35,7 +35,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import jax
+
     from mtkd.bench import peer_costs, plot_scaling, scaling_costs, student_epoch_costs
+    from mtkd.machine import describe_machine, device_memory
     from mtkd.data import load_dataset
     from mtkd.distill.pool_training import pool_for
     from mtkd.progress import stderr_line
@@ -48,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         import_torch()  # fails here, before any work, when PyTorch is missing
     splits = load_dataset("mnist1d", data_dir=args.data_dir)
     pool = pool_for(splits, "default", args.teachers or default_pool_dir("mnist1d"), args.data_dir)
+    machine = describe_machine()
+    stderr_line(f"machine: {machine['backend']} {machine['device_kind']} x{machine['device_count']}"
+                f"{_gib(machine['device_memory']['bytes_limit'], ' device memory')}; host {machine['host']['cpu']}, "
+                f"{machine['host']['cores_usable']} cores{_gib(machine['host']['memory_bytes'], '')}")
     report = student_epoch_costs(splits, pool, repeats=args.repeats,
                                  log=stderr_line)
     if args.peer is not None:
@@ -57,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     if args.scaling:
         report["scaling"] = scaling_costs(splits, pool, log=stderr_line)
         plot_scaling(report["scaling"], out / "scaling.png")
+    # The device's peak memory is read at the end, over everything the bench ran (None on CPU).
+    machine["device_memory"] = device_memory(jax.local_devices()[0])
+    report["machine"] = machine
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     return 0
+
+
+def _gib(size: int | None, what: str) -> str:
+    return "" if size is None else f", {size / 2**30:.1f} GiB{what}"
