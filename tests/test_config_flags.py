@@ -100,3 +100,17 @@ def test_episodic_rl_keys_are_the_config_fields():
     assert env.reward == "val_acc_gain" and env.epochs == 3
     with pytest.raises(ConfigError, match="unknown option.*num_episodes"):
         episodic_configs({"num_episodes": 4}, ModelSpec("mlp"), TrainConfig())
+
+
+def test_help_names_every_environment_setting_the_code_reads():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    read = set()
+    for path in [*root.glob("mtkd/**/*.py"), *root.glob("envs/**/*.py"), *root.glob("agents/**/*.py")]:
+        if path.name != "main.py":
+            read |= set(re.findall(r'"(MTKD_[A-Z_]+)"', path.read_text()))
+    assert {"MTKD_DATA_DIR", "MTKD_POOL_DIR", "MTKD_COMPILATION_CACHE", "MTKD_TEACHER_CACHE"} <= read
+    text = build_parser().format_help()
+    assert [name for name in sorted(read) if name not in text] == []

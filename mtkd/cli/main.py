@@ -24,6 +24,16 @@ COMMAND_MODULES = (
 )
 
 
+# Settings read from the environment (each command's own options are under `mtkd COMMAND --help`).
+ENVIRONMENT_HELP = """environment:
+  MTKD_DATA_DIR           prepared data sets (default ~/.cache/mtkd/tensorflow_datasets)
+  MTKD_POOL_DIR           default teacher pools (default ~/.cache/mtkd/pools)
+  MTKD_COMPILATION_CACHE  JAX's compiled programs kept between runs: off, or a directory
+                          (default ~/.cache/mtkd/jax_cache)
+  MTKD_TEACHER_CACHE      teacher logits kept between runs: off, or a directory
+                          (default ~/.cache/mtkd/teacher_logits)"""
+
+
 class UserError(Exception):
     """A problem with the user's input: reported as one line, exit code 2, no traceback."""
 
@@ -32,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtkd",
         description="Multi-teacher knowledge distillation with a learned teacher selector.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
