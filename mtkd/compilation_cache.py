@@ -8,12 +8,12 @@ executable is the one the compiler would build again, so no number changes.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import jax
 
-OFF = ("0", "off", "false", "no")
+from mtkd.cache_dirs import cache_setting
+
 # Every program is kept, however small: a run compiles about a hundred small ones (parameter
 # initialisation, the pool's forward passes, eager array operations) at about 25 ms each, and on a
 # 2-core CPU reading them back made a rerun's start-up 7.5 s -> 5.2 s against a 0.2 s threshold.
@@ -21,10 +21,7 @@ MIN_COMPILE_SECONDS = 0.0
 
 
 def compilation_cache_dir() -> Path | None:
-    setting = os.environ.get("MTKD_COMPILATION_CACHE", "")
-    if setting.lower() in OFF:
-        return None
-    return Path(setting).expanduser() if setting else Path.home() / ".cache" / "mtkd" / "jax_cache"
+    return cache_setting("MTKD_COMPILATION_CACHE", "jax_cache")
 
 
 def enable_compilation_cache() -> Path | None:

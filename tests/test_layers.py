@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Bottom up. A module belongs to the layer of the longest prefix that names it (or a package above it).
 LAYERS = [
     ("foundations", ["mtkd", "mtkd.errors", "mtkd.registry", "mtkd.config_files", "mtkd.checkpoints",
-                     "mtkd.run_checkpoints", "mtkd.runs", "mtkd.distributed", "mtkd.devices", "mtkd.progress", "mtkd.compilation_cache", "mtkd.timing", "mtkd.machine",
+                     "mtkd.run_checkpoints", "mtkd.runs", "mtkd.distributed", "mtkd.devices", "mtkd.progress", "mtkd.compilation_cache", "mtkd.cache_dirs", "mtkd.timing", "mtkd.machine",
                      "mtkd.train_config", "mtkd.optimizers", "mtkd.data", "mtkd.models", "mtkd.losses"]),
     ("fusion", ["mtkd.fusion"]),
     ("teachers", ["mtkd.teachers"]),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from mtkd.cache_dirs import cache_root
+
 # Environment variable that overrides the default data directory.
 DATA_DIR_ENV = "MTKD_DATA_DIR"
 
@@ -13,7 +15,7 @@ def default_data_dir() -> str:
     from_env = os.environ.get(DATA_DIR_ENV)
     if from_env:
         return os.path.expanduser(from_env)
-    return os.path.join(os.path.expanduser("~"), ".cache", "mtkd", "tensorflow_datasets")
+    return str(cache_root() / "tensorflow_datasets")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mtkd.cache_dirs import cache_root
 
 POOL_DIR_ENV = "MTKD_POOL_DIR"
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -17,5 +18,5 @@ def preset_names() -> list[str]:
 
 def default_pool_dir(dataset: str, spec: str = "default") -> Path:
     """`$MTKD_POOL_DIR/<dataset>-<spec>`, else `~/.cache/mtkd/pools/<dataset>-<spec>`."""
-    root = os.environ.get(POOL_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "mtkd", "pools")
+    root = os.environ.get(POOL_DIR_ENV) or str(cache_root() / "pools")
     return Path(root) / f"{dataset}-{Path(str(spec)).stem}"

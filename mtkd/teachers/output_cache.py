@@ -25,15 +25,13 @@ import jax
 import jaxlib
 import numpy as np
 
+from mtkd.cache_dirs import cache_setting
+
 FORMAT = "mtkd-teacher-logits/1"
-OFF = ("0", "off", "false", "no")
 
 
 def teacher_cache_dir() -> Path | None:
-    setting = os.environ.get("MTKD_TEACHER_CACHE", "")
-    if setting.lower() in OFF:
-        return None
-    return Path(setting).expanduser() if setting else Path.home() / ".cache" / "mtkd" / "teacher_logits"
+    return cache_setting("MTKD_TEACHER_CACHE", "teacher_logits")
 
 
 def outputs_key(teachers: Sequence[Mapping[str, Any]], inputs: Mapping[str, np.ndarray],
