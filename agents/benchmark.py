@@ -130,3 +130,34 @@ def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_s
             "ratio_joint_epoch_unvalidated_uniform_summary": unvalidated_ratio,
             "ratio_credit_round_uniform": round_ratio["median"], "ratio_credit_round_uniform_summary": round_ratio,
             "rounds_every": every, "ratio_joint_amortised_uniform": amortised, "goal_ratio_joint_epoch_uniform": 1.05}
+
+
+def population_cost(splits, pool, population: int = 16, seeds: int = 5, rounds: int = 5,
+                    budget_seconds: float = 60.0) -> dict[str, Any]:
+    """The population selector's epoch (`agents.population`): `population` students vmapped, each
+    with its own teacher mask (a masked uniform epoch costs what a uniform one does), against one
+    student and against the `seeds` students of an ordinary row, in interleaved rounds. Gives
+    students per second for each, and what the default `rl` row (generations x population
+    students for the run's epochs, then `seeds` reported students) costs against a uniform row
+    of `seeds` students, from these epoch times."""
+    import statistics
+
+    from agents.population_config import PopulationConfig
+    from mtkd.distill.timed_epochs import seeds_epoch_runner
+    from mtkd.timing import interleaved_rounds, ratio_summary
+
+    logits = pool.logits(splits)["train"]
+    cases = {"one": seeds_epoch_runner(splits, logits, 1), "row": seeds_epoch_runner(splits, logits, seeds),
+             "population": seeds_epoch_runner(splits, logits, population)}
+    times = interleaved_rounds(cases, min_rounds=rounds, max_rounds=rounds, budget_seconds=budget_seconds)
+    seconds = {name: statistics.median(values) for name, values in times.items()}
+    generations = PopulationConfig().generations
+    ratio = ratio_summary(times["population"], times["row"])
+    report = {"population": population, "seeds": seeds, "generations": generations, "epoch_seconds": seconds,
+              "students_per_second_one": 1.0 / seconds["one"],
+              "students_per_second_population": population / seconds["population"],
+              "vmap_speedup": (population / seconds["population"]) / (1.0 / seconds["one"]),
+              "ratio_population_epoch_row_epoch": ratio["median"], "ratio_population_epoch_row_epoch_summary": ratio,
+              # generations population epochs plus the reported row's own, per row epoch
+              "predicted_ratio_rl_uniform": generations * ratio["median"] + 1.0}
+    return report

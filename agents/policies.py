@@ -21,11 +21,14 @@ from mtkd.registry import Registry
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """`init(key, observation_size, num_teachers) -> params`; `apply(params, rows (..., D)) -> (..., K)`."""
+    """`init(key, observation_size, num_teachers) -> params`; `apply(params, rows (..., D)) -> (..., K)`.
+    `reads_state`: False for a policy whose logits do not depend on the rows (then the `rl`
+    strategy computes no observation, and needs no student forward pass for one)."""
 
     name: str
     init: Callable[[jax.Array, int, int], Any]
     apply: Callable[[Any, jax.Array], jax.Array]
+    reads_state: bool = True
 
 
 POLICIES: Registry[Callable[..., Policy]] = Registry("policy")
@@ -135,3 +138,20 @@ def teacher_logistic_policy(initial_probability: float = 0.5, clip: float = 3.0)
         return jnp.mean(jnp.clip(z, -clip, clip) * params["w"], axis=-1) + params["b"]
 
     return Policy("teacher_logistic", init, apply)
+
+
+@POLICIES.register("teacher_bias")
+def teacher_bias_policy(initial_probability: float = 0.5) -> Policy:
+    """`sigmoid(b_k)`: one logit per teacher, whatever the state. What the population selector
+    (`agents.population`) learns: its credit is each teacher's effect on the final student over
+    whole runs, one number per teacher, so there is no per-state signal to fit a state term to."""
+    bias = _logit(initial_probability)
+
+    def init(key, observation_size: int, num_teachers: int):
+        del key, observation_size
+        return {"b": jnp.full((num_teachers,), bias)}
+
+    def apply(params, rows):
+        return jnp.broadcast_to(params["b"], rows.shape[:-1] + params["b"].shape)
+
+    return Policy("teacher_bias", init, apply, reads_state=False)

@@ -250,3 +250,15 @@ def joint_config(section: dict[str, Any], name: str = "rl"):
     if argument not in JOINT_ARGUMENTS:
         raise ConfigError(f"strategy {name!r}: the trained selector takes 'rl' or 'rl:per_example'")
     return SelectorConfig.from_dict({**section, **JOINT_ARGUMENTS[argument]}, "[rl]")
+
+
+def population_config(section: dict[str, Any], name: str = "rl"):
+    """The population selector's `PopulationConfig` from an ablation's `[rl]` options;
+    `rl:per_example` selects per example. ConfigError names an unknown option or argument."""
+    from agents.population_config import PopulationConfig
+    from mtkd.errors import ConfigError
+
+    argument = name.partition(":")[2] or None
+    if argument not in JOINT_ARGUMENTS:
+        raise ConfigError(f"strategy {name!r}: the trained selector takes 'rl' or 'rl:per_example'")
+    return PopulationConfig.from_dict({**section, **JOINT_ARGUMENTS[argument]}, "[rl]")

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from agents.bernoulli import ACTION_MODES
 from agents.checkpoint import PolicyMeta, load_policy
 from agents.policies import Policy, policy_rows
-from envs.observation import observation_features, observation_size
+from envs.observation import observation_features, observation_shape, observation_size
 from mtkd.errors import CheckpointError, ConfigError
 from mtkd.fusion.strategies import FusionStrategy, StrategyContext, StrategyInput
 
@@ -30,13 +30,17 @@ def make_rl_strategy(policy: Policy, params: Any, meta: PolicyMeta, greedy: bool
     act = ACTION_MODES.get(mode or ("greedy" if greedy else meta.apply))
 
     def weights(batch: StrategyInput) -> jax.Array:
-        obs = observation_features(batch.teacher_logits, batch.labels, batch.student_logits, batch.progress,
-                                   meta.temperature, meta.per_example)
+        if policy.reads_state:
+            obs = observation_features(batch.teacher_logits, batch.labels, batch.student_logits, batch.progress,
+                                       meta.temperature, meta.per_example)
+        else:  # the logits ignore the rows: only their shape is needed, and no student forward pass
+            shape = observation_shape(meta.num_teachers, meta.per_example, batch.labels.shape[0])
+            obs = jnp.zeros(shape, jnp.float32)
         logits = policy.apply(params, policy_rows(obs, meta.per_example))  # (K,) or (B, K)
         return jnp.broadcast_to(act(batch.key, logits), (batch.labels.shape[0], meta.num_teachers))
 
     # Named `rl` either way, so results rows are found by one name; results.json records the mode.
-    return FusionStrategy("rl", weights, uses_teachers=True, needs_student=True)
+    return FusionStrategy("rl", weights, uses_teachers=True, needs_student=policy.reads_state)
 
 
 def check_policy_fits(meta: PolicyMeta, num_teachers: int, where: str, teacher_names=None) -> None:

@@ -312,6 +312,13 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
         f"{joint['ratio_credit_round_uniform']:.2f}x "
         f"a uniform epoch, one every {joint['rounds_every']} epochs: {joint['ratio_joint_amortised_uniform']:.3f}x "
         f"per epoch in all")
+    population = report["population_selector"] = selector.population_cost(splits, pool)
+    log(f"population selector: {population['population']} students vmapped train "
+        f"{population['students_per_second_population']:.1f} student-epochs/s against "
+        f"{population['students_per_second_one']:.1f} for one student ({population['vmap_speedup']:.2f}x); a population "
+        f"epoch costs {population['ratio_population_epoch_row_epoch']:.2f}x a {population['seeds']}-seed row's, so the "
+        f"default rl row ({population['generations']} generations) should cost about "
+        f"{population['predicted_ratio_rl_uniform']:.1f}x a uniform row")
     return report
 
 

@@ -143,7 +143,7 @@ def test_pools_run_the_same_ablation_on_each_pool(data_dir, tiny_pool_dir, tmp_p
     ("byot", {"alpha": 0.5}, "'alpha' is now 'kd_weight'"),
     ("rl", {"credit_evry": 3}, "credit_evry"),
     ("rl", {"procedure": "episodic", "episods": 3}, r"\[rl\] has unknown option\(s\) episods"),
-    ("rl", {"procedure": "episodc"}, "procedure must be joint or episodic"),
+    ("rl", {"procedure": "episodc"}, "procedure must be one of population, joint, episodic"),
     ("rl", {"policy": "somewhere", "credit_every": 2}, "only apply when no policy is given"),
 ])
 def test_every_section_is_checked_before_any_training(data_dir, tiny_pool_dir, tmp_path, section, raw, message):

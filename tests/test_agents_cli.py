@@ -56,7 +56,7 @@ def test_bad_options_fail_before_anything_is_written(common, tmp_path, capsys):
     assert "unknown reward 'accuracy'" in capsys.readouterr().err
 
 
-JOINT_RUN = ["--epochs", "4", "--seeds", "2", "--batch-size", "64", "--student-options", '{"widths": [16]}',
+JOINT_RUN = ["--procedure", "joint", "--epochs", "4", "--seeds", "2", "--batch-size", "64", "--student-options", '{"widths": [16]}',
              "--credit-every", "1"]
 
 

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import pytest
 
 from agents.config import AgentConfig
+from agents.population_config import PopulationConfig
 from agents.procedure import episodic_configs
 from agents.selector_config import SelectorConfig
 from envs.config import EnvConfig
@@ -54,7 +55,7 @@ def test_a_shared_field_is_one_flag_and_its_help_names_each_default():
 
 
 @pytest.mark.parametrize("command,configs", [
-    (["select", "train"], [SelectorConfig, AgentConfig, EnvConfig, TrainConfig]),
+    (["select", "train"], [PopulationConfig, SelectorConfig, AgentConfig, EnvConfig, TrainConfig]),
     (["distill"], [TrainConfig]),
 ])
 def test_cli_flags_are_the_config_fields(command, configs):

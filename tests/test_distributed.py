@@ -197,8 +197,13 @@ def test_ablation_on_two_processes_matches_one_device(data_dir, tmp_path):
     assert len(runs["one"]["rows"]) == 5 and not any("error" in row for row in runs["two"]["rows"])
     # The selector's files, written once: its rounds and its policy, the same as one device's.
     rounds = [(tmp_path / run / "selector" / "rl" / "selector.jsonl").read_text() for run in ("one", "two")]
-    assert len(rounds[1].splitlines()) == 1 and json.loads(rounds[1])["teachers"] == json.loads(rounds[0])["teachers"]
-    np.testing.assert_allclose(json.loads(rounds[1])["probability"], json.loads(rounds[0])["probability"], atol=1e-5)
+    # The population selector's generations: the same students, masks and returns on both.
+    generations = [[json.loads(line) for line in text.splitlines()] for text in rounds]
+    assert len(generations[1]) == 2 and [g["teachers"] for g in generations[1]] == [g["teachers"] for g in generations[0]]
+    for one, two in zip(*generations):
+        assert one["masks"] == two["masks"] and one["seeds"] == two["seeds"]
+        np.testing.assert_allclose(two["returns"], one["returns"], atol=1e-5)
+        np.testing.assert_allclose(two["next_probability"], one["next_probability"], atol=1e-5)
     from agents import load_policy
 
     policies = [load_policy(tmp_path / run / "selector" / "rl" / "policy")[1] for run in ("one", "two")]
@@ -216,7 +221,8 @@ def test_a_multi_process_ablation_refuses_only_the_episodic_selector(monkeypatch
     monkeypatch.setattr(ablation_run, "process_count", lambda: 2)
     with pytest.raises(ConfigError, match="episodic.*single process"):
         ablation_run.check_processes(["uniform", "rl"], config({"procedure": "episodic"}))
-    ablation_run.check_processes(["uniform", "rl"], config({}))  # the joint selector: split like any row
+    ablation_run.check_processes(["uniform", "rl"], config({}))  # the population selector: split like any row
+    ablation_run.check_processes(["uniform", "rl"], config({"procedure": "joint"}))
     ablation_run.check_processes(["uniform"], config({"procedure": "episodic"}))  # no rl row
     monkeypatch.setattr(ablation_run, "process_count", lambda: 1)
     ablation_run.check_processes(["uniform", "rl"], config({"procedure": "episodic"}))

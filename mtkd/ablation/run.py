@@ -27,12 +27,12 @@ from mtkd.progress import stderr_line
 def check_processes(names: list[str], config: AblationConfig) -> None:
     """The episodic selector procedure (`[rl] procedure = "episodic"`) trains its policy in one
     process (its environments are not split over processes): refused in a multi-process run. The
-    joint selector, the default `rl`, splits its seeds like every other row."""
+    population selector (the default `rl`) and the joint one split their students like every other row."""
     episodic = config.section("rl").get("procedure") == "episodic" and "policy" not in config.section("rl")
     if process_count() > 1 and episodic and any(name.partition(":")[0] == "rl" for name in names):
-        raise ConfigError("[rl] procedure = \"episodic\" trains its policy in a single process: use the joint "
-                          "procedure (the default) in a multi-process ablation (--coordinator-address), or run "
-                          "it in one process")
+        raise ConfigError("[rl] procedure = \"episodic\" trains its policy in a single process: use the "
+                          "population procedure (the default) or the joint one in a multi-process ablation "
+                          "(--coordinator-address), or run it in one process")
 
 
 def check_strategies(names: list[str], pool, config: AblationConfig | None = None) -> None:

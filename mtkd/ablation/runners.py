@@ -102,15 +102,25 @@ def run_family(run: AblationRun, name: str) -> list:
 @RUNNERS.register("rl")
 def run_rl(run: AblationRun, name: str) -> list:
     """The learned selector. `[rl] policy = DIR` applies a saved policy (`rl:MODE` as in `mtkd
-    distill`); otherwise each seed's student is trained beside its own selector (`agents.joint`,
-    options from `[rl]`; `rl:per_example` selects per example), and `procedure = "episodic"`
-    trains a policy on short episodes first (the earlier procedure, its options in `[rl]`)."""
+    distill`). Otherwise, by `[rl] procedure`: `population` (the default, `agents.population`)
+    learns each teacher's effect on the final student from a vmapped population of whole runs,
+    then distils the run's seeds with the policy it gives (`rl` and `rl:per_example` with the same
+    options share one search); `joint` trains each seed's student beside its own selector from
+    half-epoch counterfactual credit (`agents.joint`); `episodic` trains a policy on short
+    episodes first. `rl:per_example` selects per example."""
     procedure = importlib.import_module("agents.procedure")
     policy, greedy, kind, section = _rl_section(run.config)
     if policy is None and kind == "episodic":
         policy = procedure.train_policy_for_ablation(run.splits, run.pool, run.out / "selector", section,
                                                      student=run.config.student, train=run.config.train,
                                                      log=run.log, checkpoints=run.part(f"{name}_policy"))
+    elif policy is None and kind == "population":
+        population = importlib.import_module("agents.population")
+        config = procedure.population_config(section, name)
+        return [population.run_population_selector(
+            run.splits, run.pool, run.out / "selector" / name.replace(":", "_"), name, config, run.config.student,
+            run.config.train, run.seeds, run.metrics_dir, run.log, checkpoints=run.checkpoints,
+            devices=run.config.devices, search_folder=run.out / "selector")]
     elif policy is None:
         config = procedure.joint_config(section, name)
         if is_writer():
@@ -125,22 +135,28 @@ def run_rl(run: AblationRun, name: str) -> list:
     return run_fusion(run, name, {"policy": str(policy), "greedy": greedy})
 
 
+PROCEDURES = ("population", "joint", "episodic")
+
+
 def _rl_section(config: AblationConfig):
     """[rl] as (saved policy or None, greedy, procedure, the remaining options)."""
     section = config.section("rl")
-    return section.pop("policy", None), bool(section.pop("greedy", False)), section.pop("procedure", "joint"), section
+    return section.pop("policy", None), bool(section.pop("greedy", False)), section.pop("procedure", "population"), \
+        section
 
 
 @CHECKS.register("rl")
 def check_rl(config: AblationConfig, name: str, pool: TeacherPool) -> None:
     policy, greedy, kind, section = _rl_section(config)
     procedure = importlib.import_module("agents.procedure")
-    if kind not in ("joint", "episodic"):
-        raise ConfigError(f"[rl] procedure must be joint or episodic, got {kind!r}")
+    if kind not in PROCEDURES:
+        raise ConfigError(f"[rl] procedure must be one of {', '.join(PROCEDURES)}, got {kind!r}")
     if policy is not None:
         if section:
             raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
         build_strategies([name], pool, {"policy": str(policy), "greedy": greedy})  # a policy of other teachers
+    elif kind == "population":
+        procedure.population_config(section, name).check_pool(len(pool.names))
     elif kind == "joint":
         procedure.joint_config(section, name)
     else:

@@ -1,8 +1,11 @@
 """`mtkd select train`: learn a teacher selector, then distil (or, jointly, train) a student with it.
 
-Two procedures: `joint` (default; `agents.joint`): each seed's final student is trained beside its
-own selector, which learns from counterfactual per-teacher credit; `episodic`: REINFORCE on short
-episodes first, then a final student with the saved policy (the earlier procedure).
+Three procedures: `population` (default; `agents.population`): a vmapped population of students,
+each trained for the whole run from its own random teacher mask, gives each teacher's effect on the
+final student; the policy it moves is saved and the final students are distilled with it;
+`joint` (`agents.joint`): each seed's final student is trained beside its own selector, which
+learns from half-epoch counterfactual credit; `episodic`: REINFORCE on short episodes first, then a
+final student with the saved policy (the earliest procedure).
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="select_command", metavar="ACTION", required=True)
     train = commands.add_parser(
         "train", help="train a selector policy, then distil a final student with it",
-        description="--procedure joint (default): train each of --seeds students beside its own selector, "
+        description="--procedure population (default): train --generations generations of --population "
+                    "students, each for the whole run (or --horizon epochs) from its own random teacher mask, all "
+                    "vmapped; fit each teacher's effect on the students' final validation metric by least squares; "
+                    "move the policy by that evidence; save it and distil --seeds students with it. "
+                    "--procedure joint: train each of --seeds students beside its own selector, "
                     "which learns from per-teacher counterfactual credit rounds (branches of the student's own "
                     "state, same batches, rewarded by the validation gain); write results.json, metrics/, "
                     "selector.jsonl and policy/. --procedure episodic: optionally warm up a student, train a "
@@ -34,14 +41,16 @@ def register(subparsers) -> None:
     add_out_option(train, "policy/, selection.jsonl or selector.jsonl, results.json, metrics/")
     add_run_options(train, "selector run")
     add_student_options(train)
-    train.add_argument("--procedure", default="joint", choices=sorted(PROCEDURES),
-                       help="joint: train each student beside its own selector (default); episodic: REINFORCE on "
-                            "short episodes, then a final student with the saved policy")
+    train.add_argument("--procedure", default="population", choices=sorted(PROCEDURES),
+                       help="population: credit from whole runs of a vmapped population of students (default); "
+                            "joint: train each student beside its own selector from half-epoch credit; episodic: "
+                            "REINFORCE on short episodes, then a final student with the saved policy")
 
     # One flag per config field (`mtkd.config_flags`): the flag, the field and the ablation's [rl]
     # key are one name. A setting both procedures have (policy_arch, reward, ...) is one flag.
-    add_config_flags(train.add_argument_group("selector (joint: SelectorConfig; episodic: AgentConfig and "
-                                              "EnvConfig; names as in an ablation's [rl] section)"),
+    add_config_flags(train.add_argument_group("selector (population: PopulationConfig; joint: SelectorConfig; "
+                                              "episodic: AgentConfig and EnvConfig; names as in an ablation's [rl] "
+                                              "section)"),
                      [(procedure, cls) for procedure, classes in procedure_configs().items() for cls in classes])
     episodic = train.add_argument_group("episodic procedure only")
     episodic.add_argument("--episode-epochs", type=int, default=2,
@@ -63,10 +72,11 @@ def run_train(args: argparse.Namespace) -> int:
 def procedure_configs() -> dict[str, tuple]:
     """The configs whose fields are each procedure's flags (light imports: no JAX)."""
     from agents.config import AgentConfig
+    from agents.population_config import PopulationConfig
     from agents.selector_config import SelectorConfig
     from envs.config import EnvConfig
 
-    return {"joint": (SelectorConfig,), "episodic": (AgentConfig, EnvConfig)}
+    return {"population": (PopulationConfig,), "joint": (SelectorConfig,), "episodic": (AgentConfig, EnvConfig)}
 
 
 def _procedure_options(args: argparse.Namespace) -> dict[str, dict]:
@@ -80,7 +90,7 @@ def _procedure_options(args: argparse.Namespace) -> dict[str, dict]:
     return {cls.__name__: given_values(args, cls) for cls in every[args.procedure]}
 
 
-def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, interval, **own):
+def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, interval, check=None, **own):
     """Loads the data and the pool, checks --compare, and claims --out for the run's signature (the
     shared options plus the procedure's `own`): (splits, pool, compared, out, checkpoints), with
     checkpoints None when a resumed run had already finished."""
@@ -91,6 +101,8 @@ def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, inte
 
     splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
     compared = build_strategies(args.compare, pool)  # bad names fail before training
+    if check is not None:  # the procedure's own checks against the pool, before --out is claimed
+        check(pool)
     signature = {"kind": kind, "dataset": args.dataset, "teachers": args.teachers, "student": student.to_dict(),
                  "config": config.__dict__, "seeds": seeds, **own, "compare": args.compare,
                  "val_fraction": args.val_fraction, "split_seed": args.split_seed}
@@ -125,6 +137,37 @@ def run_joint(args: argparse.Namespace) -> int:
                                checkpoints=checkpoints)[0]
     write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
                   config=config.__dict__, selector={"policy": str(out / "policy"), **selector.to_dict()})
+    checkpoints.remove()
+    print(format_table(rows, teacher_rows(pool)))
+    return 0
+
+
+def run_population(args: argparse.Namespace) -> int:
+    from agents.population import run_population_selector
+    from agents.population_config import PopulationConfig
+    from mtkd.distill.experiment import run_strategies, teacher_rows
+    from mtkd.distill.results import format_table, write_results
+    from mtkd.progress import stderr_line
+
+    config = train_config_from(args)
+    student = student_spec_from(args)
+    seeds = seeds_from(args)
+    interval = checkpoint_config_from(args)
+    selector = PopulationConfig.from_dict(_procedure_options(args)["PopulationConfig"], "mtkd select train")
+    splits, pool, compared, out, checkpoints = _claim_run(
+        args, "select-population", config, student, seeds, interval,
+        check=lambda pool: selector.check_pool(len(pool.names)), selector=selector.to_dict())
+    if checkpoints is None:
+        return 0
+    log = stderr_line
+    rows = [run_population_selector(splits, pool, out, "rl", selector, student, config, seeds, out / "metrics", log,
+                                    checkpoints=checkpoints)]
+    if compared:
+        rows += run_strategies(splits, pool, compared, student, config, seeds, metrics_dir=out / "metrics", log=log,
+                               checkpoints=checkpoints)[0]
+    write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
+                  config=config.__dict__, selector={"policy": str(out / "policy"), "procedure": "population",
+                                                    **selector.to_dict()})
     checkpoints.remove()
     print(format_table(rows, teacher_rows(pool)))
     return 0
@@ -174,4 +217,4 @@ def run_episodic(args: argparse.Namespace) -> int:
     return 0
 
 
-PROCEDURES = {"joint": run_joint, "episodic": run_episodic}
+PROCEDURES = {"population": run_population, "joint": run_joint, "episodic": run_episodic}

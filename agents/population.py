@@ -1,0 +1,256 @@
+"""The population selector: credit from whole runs of a vmapped population of students.
+
+A generation draws one 0/1 teacher mask per student from the policy (teacher k in with
+probability p_k = sigmoid(logit_k), clipped to [exploration, 1 - exploration]), trains every
+student of the population for the whole horizon as one vmapped program (`fit` with
+`teacher_masks`), and reads each student's return once, at its end: the validation metric of its
+best epoch. Least squares over every generation's students so far (`agents.population_credit`)
+gives each teacher's effect on the final student and its own standard error; the policy's logit
+for teacher k is then its start moved by `policy_learning_rate` times the evidence t_k =
+effect / se (capped at `evidence_cap`): the natural-gradient step of REINFORCE with a population
+baseline, in noise units. Evidence pools every generation, and the next generation samples around
+the moved policy, so a teacher that hurts is measured less and the others in better company.
+
+The reported students (the run's seeds) are then trained from scratch with the final policy,
+through the `rl` fusion strategy and the saved policy itself, so the saved policy reproduces the
+row exactly. The population's seeds and masks come from `agent_seed` and a constant of their
+own (`POPULATION_STREAM`), never from a student seed's stream. Runs whose credit was computed
+with the same options (say `rl` and `rl:per_example` in one ablation) share it through
+`generations.json` in the run's selector folder, which also resumes an interrupted search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.population_config import POPULATION_REWARDS, PopulationConfig
+from agents.population_credit import Credit, draw_masks, least_squares_credit
+from agents.selector_config import INITS
+from mtkd.distill.config import TrainConfig
+from mtkd.distill.fit import SplitArrays, fit
+from mtkd.distill.objective import calibrated_cross_entropy
+from mtkd.distributed import is_writer, to_host
+from mtkd.fusion.strategies import make_strategy
+from mtkd.models import ModelSpec
+from mtkd.models.apply import predict
+from mtkd.progress import stderr_line
+from mtkd.runs import replace_text
+
+# Folded into every population seed, so no population student ever shares a student seed's stream
+# (student seeds are small integers; these have the top bit set).
+POPULATION_STREAM = 0x5E1EC7
+GENERATIONS_FILE = "generations.json"
+
+
+@dataclasses.dataclass
+class Generation:
+    """One generation: the policy's probabilities it sampled from, its students' seeds, masks and
+    returns, the credit fitted on every generation up to it and the probabilities that gave."""
+
+    probability: list[float]
+    seeds: list[int]
+    masks: list[list[float]]
+    returns: list[float]
+    val_accuracy: list[float]
+    credit: dict
+    next_probability: list[float]
+    seconds: float
+
+
+@dataclasses.dataclass
+class SearchResult:
+    logits: np.ndarray  # the final policy's logits (K,)
+    generations: list[Generation]
+    credit: Credit
+    seconds: float
+
+
+def initial_logits(config: PopulationConfig, teacher_val_accuracy: Sequence[float], num_classes: int) -> np.ndarray:
+    probability = np.asarray(INITS.get(config.init)(teacher_val_accuracy, num_classes), np.float64)
+    return np.log(probability / (1.0 - probability))
+
+
+def policy_logits(start: np.ndarray, credit: Credit, config: PopulationConfig) -> np.ndarray:
+    """The start moved by the evidence: logit_k = start_k + lr * evidence(t_k), the part of |t_k|
+    beyond the threshold, capped (`agents.credit.evidence` with unit noise)."""
+    step = np.sign(credit.t) * np.clip(np.abs(credit.t) - config.evidence_threshold, 0.0, config.evidence_cap)
+    return start + config.policy_learning_rate * step
+
+
+def population_seeds(agent_seed: int, generation: int, count: int) -> list[int]:
+    """Student seeds of one generation: from (POPULATION_STREAM, agent_seed, generation), top bit set."""
+    state = np.random.SeedSequence([POPULATION_STREAM, agent_seed, generation]).generate_state(count)
+    return [int(s) | 0x80000000 for s in state]
+
+
+def population_masks(agent_seed: int, generation: int, probability: np.ndarray, count: int,
+                     exploration: float) -> np.ndarray:
+    rng = np.random.default_rng([POPULATION_STREAM, agent_seed, generation, 1])
+    return draw_masks(rng, probability, count, exploration)
+
+
+def _calibrated_losses(fitted, x_val, y_val, batch_size: int) -> np.ndarray:
+    """Each population student's calibrated validation loss, at its best epoch's parameters."""
+    def one(params):
+        return calibrated_cross_entropy(predict(fitted.graphdef, params, x_val, batch_size), y_val)
+
+    return np.asarray(to_host(jax.jit(jax.vmap(one))(fitted.params)), np.float64)
+
+
+def run_generation(splits, logits, student: ModelSpec, train: TrainConfig, config: PopulationConfig,
+                   seeds: list[int], masks: np.ndarray, checkpoints=None, devices: int | None = None):
+    """Trains one student per (seed, mask) for the horizon, all vmapped: (returns, val accuracies)."""
+    horizon = train.replace(epochs=config.horizon or train.epochs)
+    uniform = make_strategy("uniform", _context(logits))
+    x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
+    fitted = fit(student, splits.input_shape, splits.num_classes,
+                 SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"]),
+                 SplitArrays(x_val, y_val), uniform, horizon, seeds, teacher_masks=masks, checkpoints=checkpoints,
+                 devices=devices)
+    accuracy = np.asarray(fitted.val_accuracy, np.float64)
+    if POPULATION_REWARDS.get(config.reward) == "accuracy":
+        return accuracy, accuracy
+    return -_calibrated_losses(fitted, x_val, y_val, train.eval_batch_size), accuracy
+
+
+def _context(logits):
+    from mtkd.fusion.strategies import StrategyContext
+
+    k = int(np.asarray(logits["train"]).shape[0])
+    return StrategyContext(tuple(f"t{i}" for i in range(k)), (1.0,) * k)
+
+
+def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: Sequence[float], student: ModelSpec,
+           train: TrainConfig, config: PopulationConfig, folder: Path | None = None, checkpoints=None,
+           log: Callable[[str], None] = stderr_line, devices: int | None = None) -> SearchResult:
+    """Runs the generations (reusing those already in `folder/generations.json` for the same
+    options) and returns the final policy's logits with the credit it came from."""
+    started = time.perf_counter()
+    num_teachers = len(teacher_names)
+    config.check_pool(num_teachers)
+    start = initial_logits(config, teacher_val_accuracy, splits.num_classes)
+    key = {"config": config.search_key(), "teachers": list(teacher_names), "student": student.to_dict(),
+           "train": train.__dict__ if not hasattr(train, "to_dict") else train.to_dict()}
+    done = _read_generations(folder, key)
+    logits_now = start
+    generations: list[Generation] = []
+    credit = None
+    horizon = config.horizon or train.epochs
+    for g in range(config.generations):
+        probability = 1.0 / (1.0 + np.exp(-logits_now))
+        if g < len(done):
+            generation = done[g]
+            log(f"  population: generation {g + 1}/{config.generations} reused from {GENERATIONS_FILE}")
+        else:
+            seeds = population_seeds(config.agent_seed, g, config.population)
+            masks = population_masks(config.agent_seed, g, probability, config.population, config.exploration)
+            log(f"  population: generation {g + 1}/{config.generations}: {config.population} students x {horizon} "
+                f"epochs, sampling " + ", ".join(f"{n} {p:.2f}" for n, p in zip(teacher_names, probability)))
+            began = time.perf_counter()
+            returns, accuracy = run_generation(splits, logits, student, train, config, seeds, masks,
+                                               checkpoints.loop(f"generation_{g + 1}") if checkpoints is not None
+                                               else None, devices)
+            generation = Generation(probability.round(6).tolist(), seeds, masks.tolist(), returns.tolist(),
+                                    accuracy.tolist(), {}, [], round(time.perf_counter() - began, 2))
+        generations.append(generation)
+        credit = _pooled_credit(generations)
+        logits_now = policy_logits(start, credit, config)
+        generation.credit = credit.to_dict()
+        generation.next_probability = (1.0 / (1.0 + np.exp(-logits_now))).round(6).tolist()
+        log("    credit (t): " + ", ".join(f"{n} {t:+.1f}" for n, t in zip(teacher_names, credit.t))
+            + "; policy: " + ", ".join(f"{n} {p:.2f}" for n, p in zip(teacher_names, generation.next_probability)))
+        _write_generations(folder, key, generations)
+    return SearchResult(logits_now.astype(np.float32), generations, credit, round(time.perf_counter() - started, 2))
+
+
+def _pooled_credit(generations: list[Generation]) -> Credit:
+    masks = np.concatenate([np.asarray(g.masks) for g in generations])
+    returns = np.concatenate([np.asarray(g.returns) for g in generations])
+    labels = np.concatenate([np.full(len(g.returns), i) for i, g in enumerate(generations)])
+    return least_squares_credit(masks, returns, labels)
+
+
+def _read_generations(folder: Path | None, key: dict) -> list[Generation]:
+    path = None if folder is None else Path(folder) / GENERATIONS_FILE
+    if path is None or not path.is_file():
+        return []
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        return []  # written atomically: damage from outside, so search again
+    if saved.get("key") != json.loads(json.dumps(key)):
+        return []
+    return [Generation(**g) for g in saved["generations"]]
+
+
+def _write_generations(folder: Path | None, key: dict, generations: list[Generation]) -> None:
+    if folder is None or not is_writer():
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    replace_text(Path(folder) / GENERATIONS_FILE, json.dumps(
+        {"key": key, "generations": [dataclasses.asdict(g) for g in generations]}) + "\n")
+
+
+def run_population_selector(splits, pool, out: Path, name: str, config: PopulationConfig, student: ModelSpec,
+                            train: TrainConfig, seeds: Sequence[int], metrics_dir: Path | None,
+                            log: Callable[[str], None] = stderr_line, checkpoints=None,
+                            devices: int | None = None, search_folder: Path | None = None) -> dict[str, Any]:
+    """The population search, the policy saved in `out/policy/`, then the reported students
+    (`seeds`) distilled with it as the `rl` strategy named `name`: their `results.json` row.
+    `checkpoints` is the run's `RunCheckpoints`; `search_folder` where the generations are kept
+    (default `out`), shared by rows of one run that search with the same options."""
+    from agents.procedure import save_policy_in_place
+    from agents.rl_strategy import make_rl_strategy
+    from agents.checkpoint import PolicyMeta
+    from agents.policies import make_policy
+    from envs.observation import observation_size
+    from mtkd.distill.experiment import run_strategies
+
+    horizon = config.horizon or train.epochs
+    log(f"  {name}: population selector, {config.generations} generations x {config.population} students x "
+        f"{horizon} epochs, reward {config.reward}, teachers {', '.join(pool.names)}")
+    logits = pool.logits(splits)
+    result = search(splits, logits, pool.names, pool.val_accuracy, student, train, config,
+                    folder=search_folder or out,
+                    checkpoints=checkpoints.part("population") if checkpoints is not None else None,
+                    log=log, devices=devices)
+    policy = make_policy("teacher_bias")
+    params = {"b": jnp.asarray(result.logits)}
+    meta = PolicyMeta("teacher_bias", {}, len(pool.names), observation_size(len(pool.names), config.per_example),
+                      config.per_example, train.temperature, list(pool.names), config.apply)
+    policy_dir = Path(out) / "policy"
+    if is_writer():
+        policy_dir = save_policy_in_place(out, {"b": np.asarray(result.logits)}, meta, {
+            "selector": {"procedure": "population", **config.to_dict()}, "student": student.to_dict(),
+            "credit": result.credit.to_dict()})
+        replace_text(Path(out) / "selector.jsonl", "".join(json.dumps(
+            {"generation": i + 1, "teachers": list(pool.names), **dataclasses.asdict(g)}) + "\n"
+            for i, g in enumerate(result.generations)))
+    probability = 1.0 / (1.0 + np.exp(-result.logits))
+    log(f"  {name}: final policy " + ", ".join(f"{n} {p:.2f}" for n, p in zip(pool.names, probability))
+        + f" ({config.apply}); distilling {len(seeds)} students with it")
+    strategy = dataclasses.replace(make_rl_strategy(policy, params, meta), name=name)
+    rows, fits = run_strategies(splits, pool, [strategy], student, train, seeds, metrics_dir=metrics_dir, log=log,
+                             checkpoints=checkpoints, devices=devices)
+    row = rows[0]
+    # The weights the reported students trained with, per seed, averaged over the run (S, K).
+    selection = np.mean([np.asarray(r["selection"]) for r in fits[name].history], axis=0)
+    final_seconds = row["seconds"]
+    row.update(seconds=round(final_seconds + sum(g.seconds for g in result.generations), 2),
+               final_seconds=final_seconds, policy=str(policy_dir),
+               selector={"procedure": "population", **config.to_dict()},
+               credit=result.credit.to_dict(), population_students=sum(len(g.returns) for g in result.generations),
+               mean_selection={n: [round(float(v), 4) for v in selection[:, k]] for k, n in enumerate(pool.names)})
+    return row
+
+
+__all__ = ["POPULATION_STREAM", "PopulationConfig", "SearchResult", "initial_logits", "policy_logits",
+           "population_masks", "population_seeds", "run_population_selector", "search"]
