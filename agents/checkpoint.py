@@ -40,6 +40,7 @@ class PolicyMeta:
     temperature: float
     teacher_names: Sequence[str]
     apply: str = "sample"  # how `rl` turns logits into weights unless told otherwise (agents.ACTION_MODES)
+    fusion: str = "uniform"  # the fusion strategy the selected teachers are combined with
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -77,7 +78,8 @@ def read_policy_meta(directory: str | Path) -> tuple[PolicyMeta, dict]:
             raise CheckpointError(f"{path} has format {data.get('format')!r}, expected {POLICY_FORMAT!r}")
         meta = PolicyMeta(str(data["policy"]), dict(data["policy_options"]), int(data["num_teachers"]),
                           int(data["observation_size"]), bool(data["per_example"]), float(data["temperature"]),
-                          list(data["teacher_names"]), str(data.get("apply", "sample")))
+                          list(data["teacher_names"]), str(data.get("apply", "sample")),
+                          str(data.get("fusion", "uniform")))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{path} is not a valid policy description: {type(error).__name__}: {error}") from None
     if meta.observation_size != observation_size(meta.num_teachers, meta.per_example):

@@ -38,7 +38,7 @@ from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.distill.objective import calibrated_cross_entropy
 from mtkd.distributed import is_writer, to_host
-from mtkd.fusion.strategies import make_strategy
+from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
 from mtkd.models.apply import predict
 from mtkd.progress import stderr_line
@@ -106,26 +106,21 @@ def _calibrated_losses(fitted, x_val, y_val, batch_size: int) -> np.ndarray:
 
 
 def run_generation(splits, logits, student: ModelSpec, train: TrainConfig, config: PopulationConfig,
-                   seeds: list[int], masks: np.ndarray, checkpoints=None, devices: int | None = None):
-    """Trains one student per (seed, mask) for the horizon, all vmapped: (returns, val accuracies)."""
+                   seeds: list[int], masks: np.ndarray, context: StrategyContext, checkpoints=None,
+                   devices: int | None = None):
+    """Trains one student per (seed, mask) for the horizon, all vmapped, each from `config.fusion`
+    over its mask's teachers: (returns, val accuracies)."""
     horizon = train.replace(epochs=config.horizon or train.epochs)
-    uniform = make_strategy("uniform", _context(logits))
+    fusion = make_strategy(config.fusion, context)
     x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
     fitted = fit(student, splits.input_shape, splits.num_classes,
                  SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"]),
-                 SplitArrays(x_val, y_val), uniform, horizon, seeds, teacher_masks=masks, checkpoints=checkpoints,
+                 SplitArrays(x_val, y_val), fusion, horizon, seeds, teacher_masks=masks, checkpoints=checkpoints,
                  devices=devices)
     accuracy = np.asarray(fitted.val_accuracy, np.float64)
     if POPULATION_REWARDS.get(config.reward) == "accuracy":
         return accuracy, accuracy
     return -_calibrated_losses(fitted, x_val, y_val, train.eval_batch_size), accuracy
-
-
-def _context(logits):
-    from mtkd.fusion.strategies import StrategyContext
-
-    k = int(np.asarray(logits["train"]).shape[0])
-    return StrategyContext(tuple(f"t{i}" for i in range(k)), (1.0,) * k)
 
 
 def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: Sequence[float], student: ModelSpec,
@@ -144,6 +139,7 @@ def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: S
     generations: list[Generation] = []
     credit = None
     horizon = config.horizon or train.epochs
+    context = StrategyContext(tuple(teacher_names), tuple(float(a) for a in teacher_val_accuracy))
     for g in range(config.generations):
         probability = 1.0 / (1.0 + np.exp(-logits_now))
         if g < len(done):
@@ -155,7 +151,7 @@ def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: S
             log(f"  population: generation {g + 1}/{config.generations}: {config.population} students x {horizon} "
                 f"epochs, sampling " + ", ".join(f"{n} {p:.2f}" for n, p in zip(teacher_names, probability)))
             began = time.perf_counter()
-            returns, accuracy = run_generation(splits, logits, student, train, config, seeds, masks,
+            returns, accuracy = run_generation(splits, logits, student, train, config, seeds, masks, context,
                                                checkpoints.loop(f"generation_{g + 1}") if checkpoints is not None
                                                else None, devices)
             generation = Generation(probability.round(6).tolist(), seeds, masks.tolist(), returns.tolist(),
@@ -216,7 +212,8 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
 
     horizon = config.horizon or train.epochs
     log(f"  {name}: population selector, {config.generations} generations x {config.population} students x "
-        f"{horizon} epochs, reward {config.reward}, teachers {', '.join(pool.names)}")
+        f"{horizon} epochs, reward {config.reward}, {config.fusion} over the selected teachers, teachers "
+        f"{', '.join(pool.names)}")
     logits = pool.logits(splits)
     result = search(splits, logits, pool.names, pool.val_accuracy, student, train, config,
                     folder=search_folder or out,
@@ -225,7 +222,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
     policy = make_policy("teacher_bias")
     params = {"b": jnp.asarray(result.logits)}
     meta = PolicyMeta("teacher_bias", {}, len(pool.names), observation_size(len(pool.names), config.per_example),
-                      config.per_example, train.temperature, list(pool.names), config.apply)
+                      config.per_example, train.temperature, list(pool.names), config.apply, config.fusion)
     policy_dir = Path(out) / "policy"
     if is_writer():
         policy_dir = save_policy_in_place(out, {"b": np.asarray(result.logits)}, meta, {
@@ -237,7 +234,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
     probability = 1.0 / (1.0 + np.exp(-result.logits))
     log(f"  {name}: final policy " + ", ".join(f"{n} {p:.2f}" for n, p in zip(pool.names, probability))
         + f" ({config.apply}); distilling {len(seeds)} students with it")
-    strategy = dataclasses.replace(make_rl_strategy(policy, params, meta), name=name)
+    strategy = dataclasses.replace(make_rl_strategy(policy, params, meta, context=pool.strategy_context()), name=name)
     rows, fits = run_strategies(splits, pool, [strategy], student, train, seeds, metrics_dir=metrics_dir, log=log,
                              checkpoints=checkpoints, devices=devices)
     row = rows[0]

@@ -60,9 +60,11 @@ class PopulationConfig(DictConfig):
                                             "to [exploration, 1 - exploration]")
     init: str = setting("all", help="where selection starts: above_chance, val_accuracy or all")
     policy_learning_rate: float = setting(2.0, help="population: logit moved per unit of evidence (t value)")
-    evidence_threshold: float = setting(1.0, help="noise units of a gain that move nothing")
+    evidence_threshold: float = setting(0.5, help="noise units of a gain that move nothing")
     evidence_cap: float = setting(6.0, help="largest step of one credit round, in noise units")
     apply: str = setting("greedy", help="how the policy's weights are used: expected, greedy or sample")
+    fusion: str = setting("uniform", help="population: the fusion strategy the selected teachers are combined with "
+                                          "(uniform, weighted, confidence, ae_kd, ...)")
     per_example: bool = setting(False, help="select teachers per example, not per batch")
     agent_seed: int = setting(0, help="seed of the selector (population: its students' seeds and masks)")
 
@@ -82,6 +84,13 @@ class PopulationConfig(DictConfig):
         _number("policy_learning_rate", self.policy_learning_rate, 0.0, 1e3, open_low=True)
         _number("evidence_cap", self.evidence_cap, 0.0, 1e3, open_low=True)
         _number("evidence_threshold", self.evidence_threshold, 0.0, 1e3)
+        import mtkd.fusion  # noqa: F401  (registers the strategies)
+        from mtkd.fusion.strategies import STRATEGIES
+
+        if not isinstance(self.fusion, str) or self.fusion.partition(":")[0] in ("rl", "none", "random"):
+            raise ConfigError(f"fusion must name a fusion strategy of the selected teachers (uniform, weighted, "
+                              f"ae_kd, ...), got {self.fusion!r}")
+        STRATEGIES.get(self.fusion.partition(":")[0])
         if not isinstance(self.per_example, bool):
             raise ConfigError(f"per_example must be true or false, got {self.per_example!r}")
 

@@ -9,6 +9,7 @@ and computes, for each batch, the environment's own observation features
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -19,13 +20,15 @@ from agents.checkpoint import PolicyMeta, load_policy
 from agents.policies import Policy, policy_rows
 from envs.observation import observation_features, observation_shape, observation_size
 from mtkd.errors import CheckpointError, ConfigError
-from mtkd.fusion.strategies import FusionStrategy, StrategyContext, StrategyInput
+from mtkd.fusion.strategies import FusionStrategy, StrategyContext, StrategyInput, make_strategy
 
 
 def make_rl_strategy(policy: Policy, params: Any, meta: PolicyMeta, greedy: bool = False,
-                     mode: str | None = None) -> FusionStrategy:
+                     mode: str | None = None, context: StrategyContext | None = None) -> FusionStrategy:
     """A strategy from a policy in memory: weights (B, K) by `mode` (`agents.ACTION_MODES`:
-    greedy, expected, sample; default: greedy if `greedy`, else the policy's own `meta.apply`)."""
+    greedy, expected, sample; default: greedy if `greedy`, else the policy's own `meta.apply`).
+    A policy whose `meta.fusion` is not `uniform` multiplies that fusion's own weights (built from
+    `context`, the pool's) by its selection, as the population it was trained on did."""
     params = jax.tree.map(jnp.asarray, params)
     act = ACTION_MODES.get(mode or ("greedy" if greedy else meta.apply))
 
@@ -40,7 +43,28 @@ def make_rl_strategy(policy: Policy, params: Any, meta: PolicyMeta, greedy: bool
         return jnp.broadcast_to(act(batch.key, logits), (batch.labels.shape[0], meta.num_teachers))
 
     # Named `rl` either way, so results rows are found by one name; results.json records the mode.
-    return FusionStrategy("rl", weights, uses_teachers=True, needs_student=policy.reads_state)
+    selector = FusionStrategy("rl", weights, uses_teachers=True, needs_student=policy.reads_state)
+    return selector if meta.fusion == "uniform" else over_fusion(selector, meta.fusion, context)
+
+
+def over_fusion(selector: FusionStrategy, fusion: str, context: StrategyContext | None) -> FusionStrategy:
+    """The selector's weights times those of the fusion strategy `fusion` (uniform's are all 1)."""
+    if context is None:
+        raise ConfigError(f"a policy over the {fusion!r} fusion needs the pool's context")
+    base = make_strategy(fusion, context)
+
+    def combined(batch: StrategyInput) -> jax.Array:
+        return selector.weights(batch) * base.weights(batch)
+
+    def combined_stateful(state, batch: StrategyInput):
+        weights, state = base.stateful_weights(state, batch)
+        return selector.weights(batch) * weights, state
+
+    needs_student = selector.needs_student or base.needs_student
+    if base.stateful:
+        return dataclasses.replace(base, name="rl", weights=None, stateful_weights=combined_stateful,
+                                   needs_student=needs_student)
+    return FusionStrategy("rl", combined, uses_teachers=True, needs_student=needs_student)
 
 
 def check_policy_fits(meta: PolicyMeta, num_teachers: int, where: str, teacher_names=None) -> None:
@@ -69,4 +93,4 @@ def rl_strategy(context: StrategyContext, argument: str | None) -> FusionStrateg
     policy, params, meta = load_policy(directory)
     check_policy_fits(meta, context.num_teachers, str(directory), context.teacher_names)
     greedy = bool(context.options.get("greedy", False))
-    return make_rl_strategy(policy, params, meta, greedy, mode=argument)
+    return make_rl_strategy(policy, params, meta, greedy, mode=argument, context=context)

@@ -13,8 +13,9 @@ Builds, in OUT/pool/, a pool of six MNIST-1D teachers:
 
 The external teachers are fitted on the whole TFDS training split, as a user's teacher from
 another framework would be, so their validation accuracy is slightly optimistic (mtkd carves the
-validation split from the same rows). Then it runs the ablation (none, uniform, weighted,
-confidence, rl, rl:per_example; 5 seeds, 150 epochs) into OUT/ and prints its table.
+validation split from the same rows: these teachers saw the validation split). Then it runs the
+ablation (none, uniform, weighted, confidence, ebkd, ca_mkd, ae_kd, best_subset, rl,
+rl:per_example; 5 seeds, 150 epochs) into OUT/ablation/ and prints its table.
 
     python experiments/foreign_pool.py --out runs/foreign_pool
 """
@@ -72,7 +73,8 @@ ABLATION = """description = "The selector on teachers from another framework (ex
 dataset = "mnist1d"
 pool = "pool/foreign.toml"
 seeds = {seeds}
-strategies = ["none", "uniform", "weighted", "confidence", "rl", "rl:per_example"]
+strategies = ["none", "uniform", "weighted", "confidence", "ebkd", "ca_mkd", "ae_kd", "best_subset", "rl",
+              "rl:per_example"]
 
 [student]
 arch = "mlp"

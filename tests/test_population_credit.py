@@ -111,3 +111,27 @@ def test_config_refuses_bad_options(options):
 def test_config_refuses_unknown_names(options):
     with pytest.raises(UnknownNameError):
         PopulationConfig.from_dict(options)
+
+
+def test_a_policy_over_another_fusion_multiplies_its_weights():
+    """`fusion = "weighted"`: the rl strategy's weights are the selection times weighted's own."""
+    import jax
+    import jax.numpy as jnp
+
+    from agents.checkpoint import PolicyMeta
+    from agents.policies import make_policy
+    from agents.rl_strategy import make_rl_strategy
+    from mtkd.fusion.strategies import StrategyContext, StrategyInput, make_strategy
+
+    context = StrategyContext(("a", "b", "c"), (0.9, 0.6, 0.3))
+    meta = PolicyMeta("teacher_bias", {}, 3, 19, False, 4.0, ["a", "b", "c"], "greedy", "weighted")
+    strategy = make_rl_strategy(make_policy("teacher_bias"), {"b": jnp.asarray([2.0, -1.0, 0.5])}, meta,
+                                context=context)
+    batch = StrategyInput(jax.random.key(0), jnp.ones((3, 4, 5)), jnp.zeros(4, jnp.int32), None, 0.0)
+    expected = np.asarray(make_strategy("weighted", context).weights(batch)) * np.array([1.0, 0.0, 1.0])
+    np.testing.assert_allclose(np.asarray(strategy.weights(batch)), expected)
+    assert strategy.name == "rl" and not strategy.needs_student
+    with pytest.raises(ConfigError, match="fusion must name a fusion strategy"):
+        PopulationConfig(fusion="rl")
+    with pytest.raises(UnknownNameError):
+        PopulationConfig(fusion="median")
