@@ -126,3 +126,20 @@ def test_a_population_too_small_for_the_pool_is_refused_before_any_work(data_dir
     (tmp_path / "small.toml").write_text(config)
     assert main(["ablate", "--config", str(tmp_path / "small.toml"), "--out", str(tmp_path / "ablate")]) == 2
     assert not (tmp_path / "ablate").exists()
+
+
+def test_select_train_runs_the_population_procedure_by_default(data_dir, tiny_pool_dir, tmp_path):
+    import agents
+
+    out = tmp_path / "select"
+    common = ["--dataset", "mnist1d", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir)]
+    assert main(["select", "train", *common, "--out", str(out), "--population", "5", "--generations", "1",
+                 "--epochs", "2", "--seeds", "2", "--batch-size", "128", "--student-options", '{"widths": [16]}',
+                 "--compare", "uniform"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [row["strategy"] for row in results["rows"]] == ["rl", "uniform"]
+    assert results["selector"]["procedure"] == "population" and results["rows"][0]["population_students"] == 5
+    saved = json.loads((out / "generations.json").read_text())
+    assert len(saved["generations"]) == 1 and len(saved["generations"][0]["returns"]) == 5
+    _, params, meta = agents.load_policy(out / "policy")
+    assert meta.policy == "teacher_bias" and meta.apply == "greedy" and params["b"].shape == (3,)
