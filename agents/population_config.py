@@ -51,7 +51,7 @@ class PopulationConfig(DictConfig):
     it and a constant of their own, never from a student seed's stream."""
 
     population: int = setting(16, help="students per generation of the population selector")
-    generations: int = setting(2, help="generations of the population selector")
+    generations: int = setting(3, help="generations of the population selector")
     horizon: int | None = setting(None, help="epochs each population student trains (None: the run's epochs)")
     reward: str = setting("final_val_calibrated_loss",
                           help="population: final_val_calibrated_loss or final_val_accuracy, read at a student's "

@@ -8,11 +8,13 @@ test column is the truth a reader cares about (it is never used to choose anythi
 validation column is what any selector can see.
 
 Credit signals read from finished ablation runs (RUN_DIR holds `best_subset.json`):
-- `population`: the population selector's pooled t values (`selector/generations.json`);
+- `population`: the population selector's pooled t values (`selector/generations.json` of RUN_DIR
+  itself, or of each selector seed's run listed after it);
 - `joint`: the half-epoch counterfactual credit of `[rl] procedure = "joint"`, averaged over its
   rounds and seeds (`selector/rl/selector.jsonl` of a run given with `--joint RUN`).
 
-    python experiments/credit_calibration.py --run runs/misleading [--joint runs/misleading_joint] ...
+    python experiments/credit_calibration.py --run runs/misleading [SELECTOR_SEED_RUN ...] \
+        [--joint runs/misleading_joint] ...
 (repeat --run per pool; --joint pairs with the --run before it)
 """
 
@@ -47,11 +49,15 @@ def joint_credit(run: Path, name: str = "rl") -> tuple[list[str], np.ndarray]:
     return rounds[0]["teachers"], np.mean([np.asarray(r["credit"]).mean(axis=0) for r in rounds], axis=0)
 
 
-def report(run: Path, joint: Path | None) -> list[str]:
+def report(runs: list[Path], joint: Path | None) -> list[str]:
+    run = runs[0]
     table = json.loads((run / "best_subset.json").read_text())["subsets"]
-    names, population = population_credit(run)
+    seeds = [population_credit(r) for r in (runs[1:] or runs)]
+    names = seeds[0][0]
+    population = np.mean([t for _, t in seeds], axis=0)
     truth = {column: subset_effects(table, names, column) for column in ("test_accuracy", "val_accuracy")}
-    lines = [f"## {run}", "", "| teacher | whole-run effect, test (pts) | whole-run effect, val (pts) | population t |"
+    lines = [f"## {run}", "", "| teacher | whole-run effect, test (pts) | whole-run effect, val (pts) | "
+             f"population t (mean of {len(seeds)}) |"
              + (" joint credit |" if joint else ""), "| --- | --- | --- | --- |" + (" --- |" if joint else "")]
     signals = {"population": population}
     if joint is not None:
@@ -63,6 +69,10 @@ def report(run: Path, joint: Path | None) -> list[str]:
             cells.append(f"{signals['joint'][k]:+.5f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
+    if len(seeds) > 1:
+        per_seed = [spearman(t, truth["test_accuracy"]) for _, t in seeds]
+        lines.append(f"- population, each selector seed: Spearman with the test effect "
+                     + ", ".join(f"{r:+.2f}" for r in per_seed) + f" (mean {np.mean(per_seed):+.2f})")
     for label, signal in signals.items():
         lines.append(f"- {label}: Spearman with the test effect {spearman(signal, truth['test_accuracy']):+.2f}, "
                      f"with the validation effect {spearman(signal, truth['val_accuracy']):+.2f}")
@@ -71,7 +81,8 @@ def report(run: Path, joint: Path | None) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", action="append", required=True, type=Path, help="an ablation run with best_subset")
+    parser.add_argument("--run", action="append", required=True, type=Path, nargs="+",
+                        help="an ablation run with best_subset, then (optionally) runs of its selector seeds")
     parser.add_argument("--joint", action="append", default=[], type=Path,
                         help="a run of the same pool with [rl] procedure = \"joint\" (pairs with the --run before)")
     args = parser.parse_args()
