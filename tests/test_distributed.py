@@ -199,7 +199,10 @@ def test_ablation_on_two_processes_matches_one_device(data_dir, tmp_path):
     rounds = [(tmp_path / run / "selector" / "rl" / "selector.jsonl").read_text() for run in ("one", "two")]
     # The population selector's generations: the same students, masks and returns on both.
     generations = [[json.loads(line) for line in text.splitlines()] for text in rounds]
-    assert len(generations[1]) == 2 and [g["teachers"] for g in generations[1]] == [g["teachers"] for g in generations[0]]
+    from agents.population_config import PopulationConfig
+
+    assert len(generations[1]) == PopulationConfig().generations
+    assert [g["teachers"] for g in generations[1]] == [g["teachers"] for g in generations[0]]
     for one, two in zip(*generations):
         assert one["masks"] == two["masks"] and one["seeds"] == two["seeds"]
         np.testing.assert_allclose(two["returns"], one["returns"], atol=1e-5)
