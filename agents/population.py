@@ -110,7 +110,7 @@ def run_generation(splits, logits, student: ModelSpec, train: TrainConfig, confi
                    devices: int | None = None):
     """Trains one student per (seed, mask) for the horizon, all vmapped, each from `config.fusion`
     over its mask's teachers: (returns, val accuracies)."""
-    horizon = train.replace(epochs=config.horizon or train.epochs)
+    horizon = train.replace(epochs=config.horizon_epochs(train.epochs))
     fusion = make_strategy(config.fusion, context)
     x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
     fitted = fit(student, splits.input_shape, splits.num_classes,
@@ -138,7 +138,7 @@ def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: S
     logits_now = start
     generations: list[Generation] = []
     credit = None
-    horizon = config.horizon or train.epochs
+    horizon = config.horizon_epochs(train.epochs)
     context = StrategyContext(tuple(teacher_names), tuple(float(a) for a in teacher_val_accuracy))
     for g in range(config.generations):
         probability = 1.0 / (1.0 + np.exp(-logits_now))
@@ -210,7 +210,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
     from envs.observation import observation_size
     from mtkd.distill.experiment import run_strategies
 
-    horizon = config.horizon or train.epochs
+    horizon = config.horizon_epochs(train.epochs)
     log(f"  {name}: population selector, {config.generations} generations x {config.population} students x "
         f"{horizon} epochs, reward {config.reward}, {config.fusion} over the selected teachers, teachers "
         f"{', '.join(pool.names)}")

@@ -135,3 +135,8 @@ def test_a_policy_over_another_fusion_multiplies_its_weights():
         PopulationConfig(fusion="rl")
     with pytest.raises(UnknownNameError):
         PopulationConfig(fusion="median")
+
+
+def test_the_default_horizon_is_half_the_run_rounded_up():
+    assert PopulationConfig().horizon_epochs(150) == 75 and PopulationConfig().horizon_epochs(5) == 3
+    assert PopulationConfig(horizon=40).horizon_epochs(150) == 40
