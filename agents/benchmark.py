@@ -138,7 +138,7 @@ def population_cost(splits, pool, population: int = 16, seeds: int = 5, rounds: 
     with its own teacher mask (a masked uniform epoch costs what a uniform one does), against one
     student and against the `seeds` students of an ordinary row, in interleaved rounds. Gives
     students per second for each, and what the default `rl` row (generations x population
-    students for the run's epochs, then `seeds` reported students) costs against a uniform row
+    students for the default horizon, then `seeds` reported students) costs against a uniform row
     of `seeds` students, from these epoch times."""
     import statistics
 
@@ -151,13 +151,15 @@ def population_cost(splits, pool, population: int = 16, seeds: int = 5, rounds: 
              "population": seeds_epoch_runner(splits, logits, population)}
     times = interleaved_rounds(cases, min_rounds=rounds, max_rounds=rounds, budget_seconds=budget_seconds)
     seconds = {name: statistics.median(values) for name, values in times.items()}
-    generations = PopulationConfig().generations
+    defaults = PopulationConfig()
+    generations, share = defaults.generations, defaults.horizon_epochs(150) / 150  # of a run's epochs
     ratio = ratio_summary(times["population"], times["row"])
     report = {"population": population, "seeds": seeds, "generations": generations, "epoch_seconds": seconds,
               "students_per_second_one": 1.0 / seconds["one"],
               "students_per_second_population": population / seconds["population"],
               "vmap_speedup": (population / seconds["population"]) / (1.0 / seconds["one"]),
               "ratio_population_epoch_row_epoch": ratio["median"], "ratio_population_epoch_row_epoch_summary": ratio,
-              # generations population epochs plus the reported row's own, per row epoch
-              "predicted_ratio_rl_uniform": generations * ratio["median"] + 1.0}
+              # per epoch of the row: the generations' population epochs (for `share` of the epochs),
+              # plus the reported row's own
+              "predicted_ratio_rl_uniform": generations * share * ratio["median"] + 1.0}
     return report
