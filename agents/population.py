@@ -228,8 +228,11 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
         policy_dir = save_policy_in_place(out, {"b": np.asarray(result.logits)}, meta, {
             "selector": {"procedure": "population", **config.to_dict()}, "student": student.to_dict(),
             "credit": result.credit.to_dict()})
+        # The credit's record (wall-clock times stay in generations.json: a resumed run writes this
+        # file byte for byte as an uninterrupted one).
         replace_text(Path(out) / "selector.jsonl", "".join(json.dumps(
-            {"generation": i + 1, "teachers": list(pool.names), **dataclasses.asdict(g)}) + "\n"
+            {"generation": i + 1, "teachers": list(pool.names),
+             **{k: v for k, v in dataclasses.asdict(g).items() if k != "seconds"}}) + "\n"
             for i, g in enumerate(result.generations)))
     probability = 1.0 / (1.0 + np.exp(-result.logits))
     log(f"  {name}: final policy " + ", ".join(f"{n} {p:.2f}" for n, p in zip(pool.names, probability))

@@ -10,7 +10,7 @@ from mtkd.errors import ConfigError, UnknownNameError
 
 
 def test_registries_hold_the_documented_names():
-    assert POLICIES.names() == ["logistic", "mlp", "teacher_logistic"]
+    assert POLICIES.names() == ["logistic", "mlp", "teacher_bias", "teacher_logistic"]
     assert BASELINES.names() == ["leave_one_out", "moving_average", "none"]
     with pytest.raises(UnknownNameError, match="policy 'transformer'"):
         make_policy("transformer")

@@ -28,7 +28,7 @@ from mtkd.run_checkpoints import CheckpointConfig, EpochCheckpoints
 from mtkd.runs import claim_output_dir, differing_keys
 
 COMMAND = [sys.executable, "-c", "import sys; from mtkd.cli.main import main; sys.exit(main())"]
-TIMINGS = {"seconds"}  # wall-clock fields: the only ones a resumed run may not reproduce
+TIMINGS = {"seconds", "final_seconds"}  # wall-clock fields: the only ones a resumed run may not reproduce
 
 
 def start(args: list[str]) -> subprocess.Popen:
@@ -100,7 +100,9 @@ options = {{ widths = [16] }}
 epochs = 6
 batch_size = 256
 [rl]
-credit_every = 2
+population = 5
+generations = 2
+horizon = 6
 [checkpoint]
 every_epochs = 1
 """)
@@ -111,6 +113,9 @@ every_epochs = 1
     kill_in(args, resumed / "checkpoints" / "dml")
     # The finished strategies are not rerun: uniform's row comes from the checkpointed list.
     assert [r["strategy"] for r in json.loads((resumed / "results.json").read_text())["rows"]] == ["uniform"]
+    # Inside the population's second generation (the first is kept in selector/generations.json),
+    # then inside the reported students' loop.
+    kill_in(args + ["--resume"], resumed / "checkpoints" / "population" / "generation_2")
     kill_in(args + ["--resume"], resumed / "checkpoints" / "rl")
     capsys.readouterr()
     finish(args + ["--resume"])
