@@ -63,6 +63,7 @@ class Generation:
     credit: dict
     next_probability: list[float]
     seconds: float
+    fusions: list[int] = dataclasses.field(default_factory=list)  # per student: its index in `config.fusions`
 
 
 @dataclasses.dataclass
@@ -71,6 +72,7 @@ class SearchResult:
     generations: list[Generation]
     credit: Credit
     seconds: float
+    fusion: str = "uniform"  # the fusion chosen among `config.fusions`
 
 
 def initial_logits(config: PopulationConfig, teacher_val_accuracy: Sequence[float], num_classes: int) -> np.ndarray:
@@ -107,20 +109,29 @@ def _calibrated_losses(fitted, x_val, y_val, batch_size: int) -> np.ndarray:
 
 def run_generation(splits, logits, student: ModelSpec, train: TrainConfig, config: PopulationConfig,
                    seeds: list[int], masks: np.ndarray, context: StrategyContext, checkpoints=None,
-                   devices: int | None = None):
-    """Trains one student per (seed, mask) for the horizon, all vmapped, each from `config.fusion`
-    over its mask's teachers: (returns, val accuracies)."""
+                   devices: int | None = None, fusions: np.ndarray | None = None):
+    """Trains one student per (seed, mask) for the horizon, each from its fusion (`fusions`: an
+    index into `config.fusions` per student, default all the first) over its mask's teachers; the
+    students of one fusion are one vmapped program: (returns, val accuracies)."""
     horizon = train.replace(epochs=config.horizon_epochs(train.epochs))
-    fusion = make_strategy(config.fusion, context)
+    fusions = np.zeros(len(seeds), int) if fusions is None else np.asarray(fusions)
     x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
-    fitted = fit(student, splits.input_shape, splits.num_classes,
-                 SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"]),
-                 SplitArrays(x_val, y_val), fusion, horizon, seeds, teacher_masks=masks, checkpoints=checkpoints,
-                 devices=devices)
-    accuracy = np.asarray(fitted.val_accuracy, np.float64)
-    if POPULATION_REWARDS.get(config.reward) == "accuracy":
-        return accuracy, accuracy
-    return -_calibrated_losses(fitted, x_val, y_val, train.eval_batch_size), accuracy
+    returns, accuracy = np.zeros(len(seeds)), np.zeros(len(seeds))
+    for index, name in enumerate(config.fusions):
+        members = np.flatnonzero(fusions == index)
+        if members.size == 0:
+            continue
+        loop = None if checkpoints is None else (checkpoints if len(config.fusions) == 1 else checkpoints.part(name))
+        fitted = fit(student, splits.input_shape, splits.num_classes,
+                     SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"]),
+                     SplitArrays(x_val, y_val), make_strategy(name, context), horizon, [seeds[i] for i in members],
+                     teacher_masks=masks[members], checkpoints=loop, devices=devices)
+        accuracy[members] = np.asarray(fitted.val_accuracy, np.float64)
+        if POPULATION_REWARDS.get(config.reward) == "accuracy":
+            returns[members] = accuracy[members]
+        else:
+            returns[members] = -_calibrated_losses(fitted, x_val, y_val, train.eval_batch_size)
+    return returns, accuracy
 
 
 def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: Sequence[float], student: ModelSpec,
@@ -151,27 +162,46 @@ def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: S
             log(f"  population: generation {g + 1}/{config.generations}: {config.population} students x {horizon} "
                 f"epochs, sampling " + ", ".join(f"{n} {p:.2f}" for n, p in zip(teacher_names, probability)))
             began = time.perf_counter()
-            returns, accuracy = run_generation(splits, logits, student, train, config, seeds, masks, context,
-                                               checkpoints.loop(f"generation_{g + 1}") if checkpoints is not None
-                                               else None, devices)
+            fusions = np.arange(config.population) % len(config.fusions)  # an even split over the candidates
+            loop = None
+            if checkpoints is not None:
+                loop = checkpoints.loop(f"generation_{g + 1}") if len(config.fusions) == 1 else \
+                    checkpoints.part(f"generation_{g + 1}")
+            returns, accuracy = run_generation(splits, logits, student, train, config, seeds, masks, context, loop,
+                                               devices, fusions)
             generation = Generation(probability.round(6).tolist(), seeds, masks.tolist(), returns.tolist(),
-                                    accuracy.tolist(), {}, [], round(time.perf_counter() - began, 2))
+                                    accuracy.tolist(), {}, [], round(time.perf_counter() - began, 2),
+                                    fusions.tolist())
         generations.append(generation)
-        credit = _pooled_credit(generations)
+        credit = _pooled_credit(generations, len(config.fusions))
         logits_now = policy_logits(start, credit, config)
         generation.credit = credit.to_dict()
         generation.next_probability = (1.0 / (1.0 + np.exp(-logits_now))).round(6).tolist()
         log("    credit (t): " + ", ".join(f"{n} {t:+.1f}" for n, t in zip(teacher_names, credit.t))
+            + "".join(f", {f} over {config.fusions[0]} {t:+.1f}" for f, t in zip(config.fusions[1:], credit.extra_t))
             + "; policy: " + ", ".join(f"{n} {p:.2f}" for n, p in zip(teacher_names, generation.next_probability)))
         _write_generations(folder, key, generations)
-    return SearchResult(logits_now.astype(np.float32), generations, credit, round(time.perf_counter() - started, 2))
+    fusion = chosen_fusion(start, credit, config)
+    return SearchResult(logits_now.astype(np.float32), generations, credit, round(time.perf_counter() - started, 2),
+                        fusion)
 
 
-def _pooled_credit(generations: list[Generation]) -> Credit:
+def chosen_fusion(start: np.ndarray, credit: Credit, config: PopulationConfig) -> str:
+    """The first candidate fusion unless another beats it by as much evidence as it takes to drop a
+    teacher from "select all" (t above log 9 / lr + threshold, 1.6 by default); then the best of those."""
+    cut = float(np.log(9.0)) / config.policy_learning_rate + config.evidence_threshold
+    better = [(effect, name) for effect, t, name in zip(credit.extra_effect, credit.extra_t, config.fusions[1:])
+              if t > cut]
+    return max(better)[1] if better else config.fusions[0]
+
+
+def _pooled_credit(generations: list[Generation], num_fusions: int = 1) -> Credit:
     masks = np.concatenate([np.asarray(g.masks) for g in generations])
     returns = np.concatenate([np.asarray(g.returns) for g in generations])
     labels = np.concatenate([np.full(len(g.returns), i) for i, g in enumerate(generations)])
-    return least_squares_credit(masks, returns, labels)
+    fusions = np.concatenate([np.asarray(g.fusions or [0] * len(g.returns)) for g in generations])
+    extra = (fusions[:, None] == np.arange(1, num_fusions)[None, :]).astype(np.float64)  # one column per other fusion
+    return least_squares_credit(masks, returns, labels, extra)
 
 
 def _read_generations(folder: Path | None, key: dict) -> list[Generation]:
@@ -212,7 +242,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
 
     horizon = config.horizon_epochs(train.epochs)
     log(f"  {name}: population selector, {config.generations} generations x {config.population} students x "
-        f"{horizon} epochs, reward {config.reward}, {config.fusion} over the selected teachers, teachers "
+        f"{horizon} epochs, reward {config.reward}, {' or '.join(config.fusions)} over the selected teachers, teachers "
         f"{', '.join(pool.names)}")
     logits = pool.logits(splits)
     result = search(splits, logits, pool.names, pool.val_accuracy, student, train, config,
@@ -222,7 +252,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
     policy = make_policy("teacher_bias")
     params = {"b": jnp.asarray(result.logits)}
     meta = PolicyMeta("teacher_bias", {}, len(pool.names), observation_size(len(pool.names), config.per_example),
-                      config.per_example, train.temperature, list(pool.names), config.apply, config.fusion)
+                      config.per_example, train.temperature, list(pool.names), config.apply, result.fusion)
     policy_dir = Path(out) / "policy"
     if is_writer():
         policy_dir = save_policy_in_place(out, {"b": np.asarray(result.logits)}, meta, {
@@ -236,7 +266,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
             for i, g in enumerate(result.generations)))
     probability = 1.0 / (1.0 + np.exp(-result.logits))
     log(f"  {name}: final policy " + ", ".join(f"{n} {p:.2f}" for n, p in zip(pool.names, probability))
-        + f" ({config.apply}); distilling {len(seeds)} students with it")
+        + f" ({config.apply}, over {result.fusion}); distilling {len(seeds)} students with it")
     strategy = dataclasses.replace(make_rl_strategy(policy, params, meta, context=pool.strategy_context()), name=name)
     rows, fits = run_strategies(splits, pool, [strategy], student, train, seeds, metrics_dir=metrics_dir, log=log,
                              checkpoints=checkpoints, devices=devices)
@@ -248,6 +278,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
                final_seconds=final_seconds, policy=str(policy_dir),
                selector={"procedure": "population", **config.to_dict()},
                credit=result.credit.to_dict(), population_students=sum(len(g.returns) for g in result.generations),
+               fusion=result.fusion,
                mean_selection={n: [round(float(v), 4) for v in selection[:, k]] for k, n in enumerate(pool.names)})
     return row
 

@@ -66,7 +66,9 @@ class PopulationConfig(DictConfig):
     evidence_cap: float = setting(6.0, help="largest step of one credit round, in noise units")
     apply: str = setting("greedy", help="how the policy's weights are used: expected, greedy or sample")
     fusion: str = setting("uniform", help="population: the fusion strategy the selected teachers are combined with "
-                                          "(uniform, weighted, confidence, ae_kd, ...)")
+                                          "(uniform, weighted, confidence, ae_kd, ...), or several, comma-separated: "
+                                          "the population splits over them and the first is kept unless the "
+                                          "evidence favours another")
     per_example: bool = setting(False, help="select teachers per example, not per batch")
     agent_seed: int = setting(0, help="seed of the selector (population: its students' seeds and masks)")
 
@@ -89,10 +91,16 @@ class PopulationConfig(DictConfig):
         import mtkd.fusion  # noqa: F401  (registers the strategies)
         from mtkd.fusion.strategies import STRATEGIES
 
-        if not isinstance(self.fusion, str) or self.fusion.partition(":")[0] in ("rl", "none", "random"):
-            raise ConfigError(f"fusion must name a fusion strategy of the selected teachers (uniform, weighted, "
+        if not isinstance(self.fusion, str) or not self.fusion.strip():
+            raise ConfigError(f"fusion must name fusion strategies of the selected teachers (uniform, weighted, "
                               f"ae_kd, ...), got {self.fusion!r}")
-        STRATEGIES.get(self.fusion.partition(":")[0])
+        for name in self.fusions:
+            if name.partition(":")[0] in ("rl", "none", "random"):
+                raise ConfigError(f"fusion must name fusion strategies of the selected teachers (uniform, weighted, "
+                                  f"ae_kd, ...), got {name!r}")
+            STRATEGIES.get(name.partition(":")[0])
+        if len(set(self.fusions)) != len(self.fusions):
+            raise ConfigError(f"fusion names a strategy twice: {self.fusion!r}")
         if not isinstance(self.per_example, bool):
             raise ConfigError(f"per_example must be true or false, got {self.per_example!r}")
 
@@ -101,10 +109,17 @@ class PopulationConfig(DictConfig):
         and its noise (fewer students than teachers + 2)."""
         from agents.population_credit import minimum_population
 
-        need = minimum_population(num_teachers)
+        need = minimum_population(num_teachers) + len(self.fusions) - 1
         if self.population < need:
-            raise ConfigError(f"population {self.population} is too small for {num_teachers} teachers: least-squares "
-                              f"credit needs at least teachers + 2 = {need} students per generation")
+            extra = f" + {len(self.fusions) - 1} more fusion(s)" if len(self.fusions) > 1 else ""
+            raise ConfigError(f"population {self.population} is too small for {num_teachers} teachers{extra}: "
+                              f"least-squares credit needs at least teachers + 2{extra} = {need} students per "
+                              f"generation")
+
+    @property
+    def fusions(self) -> tuple[str, ...]:
+        """The candidate fusions, the default first."""
+        return tuple(name.strip() for name in self.fusion.split(","))
 
     def horizon_epochs(self, run_epochs: int) -> int:
         """Epochs each population student trains in a run of `run_epochs`."""

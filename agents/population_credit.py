@@ -33,10 +33,15 @@ class Credit:
     t: np.ndarray
     dof: int
     students: int
+    extra_effect: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    extra_t: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def to_dict(self) -> dict:
-        return {"effect": self.effect.round(6).tolist(), "se": self.se.round(6).tolist(),
+        data = {"effect": self.effect.round(6).tolist(), "se": self.se.round(6).tolist(),
                 "t": self.t.round(4).tolist(), "dof": self.dof, "students": self.students}
+        if self.extra_effect.size:
+            data.update(extra_effect=self.extra_effect.round(6).tolist(), extra_t=self.extra_t.round(4).tolist())
+        return data
 
 
 def minimum_population(num_teachers: int) -> int:
@@ -44,9 +49,12 @@ def minimum_population(num_teachers: int) -> int:
     return num_teachers + 2
 
 
-def least_squares_credit(masks: np.ndarray, returns: np.ndarray, generation: np.ndarray | None = None) -> Credit:
+def least_squares_credit(masks: np.ndarray, returns: np.ndarray, generation: np.ndarray | None = None,
+                         extra: np.ndarray | None = None) -> Credit:
     """`masks` (N, K) of 0/1, `returns` (N,), `generation` (N,) ints (one intercept each; default
-    all 0). A teacher whose mask never varies (within the data) gets effect 0, se inf, t 0."""
+    all 0), `extra` (N, E) more regressors fitted alongside (say, which fusion a student used),
+    their coefficients and t values returned as `extra_effect` and `extra_t`. A teacher whose mask
+    never varies (within the data) gets effect 0, se inf, t 0."""
     masks = np.asarray(masks, np.float64)
     returns = np.asarray(returns, np.float64)
     n, k = masks.shape
@@ -54,18 +62,21 @@ def least_squares_credit(masks: np.ndarray, returns: np.ndarray, generation: np.
     groups = np.unique(generation)
     intercepts = (generation[:, None] == groups[None, :]).astype(np.float64)
     varied = np.array([np.ptp(masks[:, j]) > 0 for j in range(k)])
-    design = np.concatenate([intercepts, masks[:, varied]], axis=1)
+    extra = np.zeros((n, 0)) if extra is None else np.asarray(extra, np.float64)
+    design = np.concatenate([intercepts, masks[:, varied], extra], axis=1)
     coef, _, rank, _ = np.linalg.lstsq(design, returns, rcond=None)
     dof = n - int(rank)
     effect, se = np.zeros(k), np.full(k, np.inf)
+    extra_effect, extra_t = np.zeros(extra.shape[1]), np.zeros(extra.shape[1])
     if dof > 0 and rank == design.shape[1]:
         residual = returns - design @ coef
         sigma2 = float(residual @ residual) / dof
-        covariance = sigma2 * np.linalg.inv(design.T @ design)
-        effect[varied] = coef[len(groups):]
-        se[varied] = np.sqrt(np.maximum(np.diag(covariance)[len(groups):], 1e-30))
+        errors = np.sqrt(np.maximum(np.diag(sigma2 * np.linalg.inv(design.T @ design)), 1e-30))
+        start, end = len(groups), len(groups) + int(varied.sum())
+        effect[varied], se[varied] = coef[start:end], errors[start:end]
+        extra_effect, extra_t = coef[end:], coef[end:] / errors[end:]
     t = np.where(np.isfinite(se), effect / np.where(np.isfinite(se), se, 1.0), 0.0)
-    return Credit(effect, se, t, max(dof, 0), n)
+    return Credit(effect, se, t, max(dof, 0), n, extra_effect, extra_t)
 
 
 def draw_masks(rng: np.random.Generator, probability: np.ndarray, count: int, exploration: float) -> np.ndarray:

@@ -131,7 +131,7 @@ def test_a_policy_over_another_fusion_multiplies_its_weights():
     expected = np.asarray(make_strategy("weighted", context).weights(batch)) * np.array([1.0, 0.0, 1.0])
     np.testing.assert_allclose(np.asarray(strategy.weights(batch)), expected)
     assert strategy.name == "rl" and not strategy.needs_student
-    with pytest.raises(ConfigError, match="fusion must name a fusion strategy"):
+    with pytest.raises(ConfigError, match="fusion must name fusion strategies"):
         PopulationConfig(fusion="rl")
     with pytest.raises(UnknownNameError):
         PopulationConfig(fusion="median")
@@ -140,3 +140,27 @@ def test_a_policy_over_another_fusion_multiplies_its_weights():
 def test_the_default_horizon_is_half_the_run_rounded_up():
     assert PopulationConfig().horizon_epochs(150) == 75 and PopulationConfig().horizon_epochs(5) == 3
     assert PopulationConfig(horizon=40).horizon_epochs(150) == 40
+
+
+def test_extra_regressors_are_fitted_alongside_and_decide_the_fusion():
+    """A fusion indicator as an extra column: its coefficient by hand, and the choice it gives."""
+    from agents.population import chosen_fusion
+
+    rng = np.random.default_rng(5)
+    masks = _design(48, 3, seed=6)
+    other = (np.arange(48) % 2).astype(float)[:, None]  # every other student used the second fusion
+    returns = masks @ np.array([0.5, -0.3, 0.1]) + 0.8 * other[:, 0] + rng.normal(scale=0.1, size=48)
+    credit = least_squares_credit(masks, returns, extra=other)
+    x = np.hstack([np.ones((48, 1)), masks, other])
+    beta = np.linalg.lstsq(x, returns, rcond=None)[0]
+    np.testing.assert_allclose(credit.effect, beta[1:4], rtol=1e-9)
+    np.testing.assert_allclose(credit.extra_effect, beta[4:], rtol=1e-9)
+    assert credit.extra_t[0] > 10
+    config = PopulationConfig(fusion="uniform,ae_kd")
+    assert config.fusions == ("uniform", "ae_kd") and chosen_fusion(np.zeros(3), credit, config) == "ae_kd"
+    weak = least_squares_credit(masks, returns - 0.8 * other[:, 0], extra=other)  # no real difference
+    assert chosen_fusion(np.zeros(3), weak, config) == "uniform"
+    with pytest.raises(ConfigError, match="at least teachers \\+ 2 \\+ 1 more fusion"):
+        PopulationConfig(population=8, fusion="uniform,ae_kd").check_pool(6)
+    with pytest.raises(ConfigError, match="twice"):
+        PopulationConfig(fusion="uniform,uniform")

@@ -48,7 +48,8 @@ def test_null_reward_control(monkeypatch):
 
     rng = np.random.default_rng(0)
 
-    def noise(splits, logits, student, train, config, seeds, masks, context, checkpoints=None, devices=None):
+    def noise(splits, logits, student, train, config, seeds, masks, context, checkpoints=None, devices=None,
+              fusions=None):
         returns = rng.normal(scale=0.02, size=len(seeds))
         return returns, returns
 
