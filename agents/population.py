@@ -121,7 +121,8 @@ def run_generation(splits, logits, student: ModelSpec, train: TrainConfig, confi
         members = np.flatnonzero(fusions == index)
         if members.size == 0:
             continue
-        loop = None if checkpoints is None else (checkpoints if len(config.fusions) == 1 else checkpoints.part(name))
+        # One fusion: `checkpoints` is the generation's loop; several: the generation's folder, a loop each.
+        loop = None if checkpoints is None else (checkpoints if len(config.fusions) == 1 else checkpoints.loop(name))
         fitted = fit(student, splits.input_shape, splits.num_classes,
                      SplitArrays(jnp.asarray(splits.x_train), jnp.asarray(splits.y_train), logits["train"]),
                      SplitArrays(x_val, y_val), make_strategy(name, context), horizon, [seeds[i] for i in members],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -27,7 +28,9 @@ from mtkd.ablation.run import run_ablation
 
 
 def parse_setting(text: str) -> dict:
-    return tomllib.loads("\n".join(part.strip() for part in text.split(",") if part.strip())) if text else {}
+    """`a=1,b="x,y"` -> {"a": 1, "b": "x,y"}: pairs split at the commas that start a new key."""
+    parts = re.split(r",\s*(?=[A-Za-z_]\w*\s*=)", text)
+    return tomllib.loads("\n".join(part.strip() for part in parts if part.strip())) if text else {}
 
 
 def paired(rl: np.ndarray, base: np.ndarray) -> tuple[float, float]:

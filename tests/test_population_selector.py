@@ -116,6 +116,19 @@ def test_rows_share_one_search_and_the_saved_policy_reproduces_the_row(data_dir,
     assert again["test_accuracy"] == rows["rl"]["test_accuracy"] and again["best_epoch"] == rows["rl"]["best_epoch"]
 
 
+def test_several_candidate_fusions_split_the_population_and_one_is_kept(data_dir, tiny_pool_dir, tmp_path):
+    config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["rl"], 'fusion = "uniform,weighted"').read_text()
+    (tmp_path / "fusions.toml").write_text(config.replace("population = 5", "population = 6"))
+    out = tmp_path / "run"
+    assert main(["ablate", "--config", str(tmp_path / "fusions.toml"), "--out", str(out)]) == 0
+    (row,) = json.loads((out / "results.json").read_text())["rows"]
+    saved = json.loads((out / "selector" / "generations.json").read_text())
+    assert [g["fusions"] for g in saved["generations"]] == [[0, 1, 0, 1, 0, 1]] * 2
+    assert len(saved["generations"][-1]["credit"]["extra_t"]) == 1 and row["fusion"] in ("uniform", "weighted")
+    _, _, meta = __import__("agents").load_policy(out / "selector" / "rl" / "policy")
+    assert meta.fusion == row["fusion"]
+
+
 def test_a_population_too_small_for_the_pool_is_refused_before_any_work(data_dir, tiny_pool_dir, tmp_path, capsys):
     common = ["--dataset", "mnist1d", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir)]
     out = tmp_path / "select"
