@@ -1,6 +1,7 @@
 """An adversarial MNIST-1D pool of *accurate but misleading* teachers, for the selector.
 
-Writes OUT/ (default `runs/pools/soft_liars`): three external teacher files and `soft_liars.toml`,
+Writes OUT/ (default `runs/pools/soft_liars`): three external teacher files and `soft_liars.toml`
+(`soft_liars_seedN.toml` for `--seed N`),
 a pool spec with the default pool's honest `cnn`, `resnet` and `mlp_wide` recipes (trained by
 mtkd) and three teachers derived from the honest CNNs' own logits, each with *exactly* their
 arg-max, so their accuracy on every split equals the honest teacher's:
@@ -133,7 +134,8 @@ def write_pool(out: Path, seed: int = 0) -> Path:
         np.savez(out / f"{name}.npz", train=train, test=test)
         print(f"{name}: train-split accuracy {100 * np.mean(train.argmax(1) == full_y):.1f}%, "
               f"test {100 * np.mean(test.argmax(1) == splits.y_test):.1f}%")
-    spec = out / "soft_liars.toml"
+    # Another seed, another file name: an ablation caches a spec's pool under its name.
+    spec = out / ("soft_liars.toml" if seed == 0 else f"soft_liars_seed{seed}.toml")
     spec.write_text(seeded(SPEC, seed))
     return spec
 
