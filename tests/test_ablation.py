@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mtkd.ablation import RUNNERS, ablation_config_from_dict, run_ablation
+from mtkd.cli.main import main
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.errors import ConfigError
@@ -271,3 +272,31 @@ def test_a_family_under_a_learning_strategy_is_refused_before_training(data_dir,
     with pytest.raises(ConfigError, match="family 'learned'"):
         run_ablation(ablation_config_from_dict(raw), tmp_path / "out", log=lambda line: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_row_makes_the_command_exit_non_zero_naming_it(data_dir, tiny_pool_dir, tmp_path, capsys,
+                                                               exploding_runner):
+    """Every row runs and is written; the exit code is 1 and the last line names the failed row."""
+    path = tmp_path / "ablation.toml"
+    path.write_text("\n".join([
+        'dataset = "mnist1d"', f'data_dir = "{data_dir}"', f'pool_dir = "{tiny_pool_dir}"', "seeds = 2",
+        'strategies = ["explode", "uniform"]', "[student]", 'arch = "mlp"', "options = { widths = [16] }",
+        "[train]", "epochs = 2", "batch_size = 256"]) + "\n")
+    assert main(["ablate", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mtkd: 1 of 2 row(s) failed: explode")
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
+    assert [("error" in row, row["strategy"]) for row in rows] == [(True, "explode"), (False, "uniform")]
+
+
+@pytest.mark.parametrize("strategies", [["uniform", "uniform"], ["single:*", "single:cnn"]])
+def test_a_strategy_listed_twice_is_refused_before_any_work(data_dir, tiny_pool_dir, tmp_path, capsys, strategies):
+    path = tmp_path / "ablation.toml"
+    path.write_text("\n".join([
+        'dataset = "mnist1d"', f'data_dir = "{data_dir}"', f'pool_dir = "{tiny_pool_dir}"', "seeds = 2",
+        f"strategies = {json.dumps(strategies)}"]) + "\n")
+    assert main(["ablate", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    assert "listed twice" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    assert main(["distill", "--teachers", str(tiny_pool_dir), "--data-dir", data_dir, "--strategy", "uniform",
+                 "--strategy", "uniform", "--out", str(tmp_path / "distill")]) == 2
+    assert "'uniform' is listed twice" in capsys.readouterr().err and not (tmp_path / "distill").exists()

@@ -64,6 +64,20 @@ class PreparedAblation:
     placement: SeedPlacement
 
 
+def refuse_duplicates(names, where: str = "strategies") -> None:
+    """ConfigError naming a strategy listed twice (its second run would overwrite the first's files)."""
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"{where}: {name!r} is listed twice; each strategy runs once per command")
+        seen.add(name)
+
+
+def failed_rows(rows: list[dict]) -> list[str]:
+    """The strategies whose rows hold an error (results.json marks them with `error`)."""
+    return [row["strategy"] for row in rows if "error" in row]
+
+
 def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> PreparedAblation:
     """Loads the data, loads or trains the pool (a cache) and checks every strategy and option."""
     placement = seed_placement(config.seeds, config.devices)  # a --devices this host cannot give fails here
@@ -76,6 +90,7 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     # Teachers saw all of the training split; the student only its share of it.
     splits = training_fraction(splits, config.student_data_fraction)
     names = expand_strategies(config.strategies, pool.names)
+    refuse_duplicates(names + [family.name for family in config.families], "strategies (single:* expanded)")
     check_strategies(names, pool, config)
     check_processes(names, config)
     if config.losses is not None:

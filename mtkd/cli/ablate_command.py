@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mtkd import distributed
     from mtkd.ablation import load_ablation_config, run_ablation
+    from mtkd.cli.options import report_failures
 
     config = load_ablation_config(args.config)
     changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir), ("devices", args.devices))
@@ -38,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
     if args.strategies:
         config = config.only(name.strip() for name in args.strategies.split(",") if name.strip())
     distributed.start(distributed_config_from(args))  # before any other JAX work
-    run_ablation(config, args.out, overwrite=args.overwrite, resume=args.resume)
-    return 0
+    rows = run_ablation(config, args.out, overwrite=args.overwrite, resume=args.resume)
+    return report_failures(rows)

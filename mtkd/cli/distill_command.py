@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from mtkd.run_checkpoints import start_run
 
     strategies = args.strategy or ["uniform"]
+    from mtkd.ablation.run import refuse_duplicates
+
+    refuse_duplicates(strategies, "--strategy")
     config = train_config_from(args)
     student = student_spec_from(args)
     seeds = seeds_from(args)

@@ -123,3 +123,18 @@ def distributed_config_from(args: argparse.Namespace):
     from mtkd.distributed import DistributedConfig
 
     return DistributedConfig(args.coordinator_address, args.num_processes, args.process_id, args.distributed_auto)
+
+
+def report_failures(rows: list[dict]) -> int:
+    """The exit code of a command whose rows are written: 1, with a last line naming them, when any
+    row failed (SLURM and CI must not count the job as a success); else 0."""
+    import sys
+
+    from mtkd.ablation.run import failed_rows
+
+    failed = failed_rows(rows)
+    if failed:
+        print(f"mtkd: {len(failed)} of {len(rows)} row(s) failed: {', '.join(failed)} (the others' results are "
+              f"written; results.json gives each failure)", file=sys.stderr)
+        return 1
+    return 0

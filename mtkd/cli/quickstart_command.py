@@ -36,6 +36,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mtkd.ablation import load_ablation_config, run_ablation
+    from mtkd.cli.options import report_failures
 
     config = load_ablation_config(PRESET)
     changes = {"seeds": args.seeds or config.seeds, "train": config.train.replace(epochs=args.epochs or config.train.epochs),
@@ -43,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
                "checkpoint": checkpoint_config_from(args, config.checkpoint)}
     if args.strategies:
         changes["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-    run_ablation(dataclasses.replace(config, **changes), args.out, overwrite=args.overwrite, resume=args.resume)
-    return 0
+    rows = run_ablation(dataclasses.replace(config, **changes), args.out, overwrite=args.overwrite, resume=args.resume)
+    return report_failures(rows)
