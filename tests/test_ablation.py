@@ -45,14 +45,14 @@ def test_ablation_writes_every_file_and_reports_agree(data_dir, tiny_pool_dir, t
     assert names == ["none", "uniform", "single:mlp_a", "single:mlp_b", "single:cnn", "random:0.5", "explode"]
     assert "boom" in results["rows"][-1]["error"]  # the failure is reported ...
     assert all(len(r["test_accuracy"]) == 2 for r in results["rows"][:-1])  # ... and the others kept
-    # results.md states, per strategy, exactly mean ± std of results.json's values.
+    # results.md states, per strategy, exactly mean ± sample std of results.json's values.
     markdown = (out / "results.md").read_text()
     for row in results["rows"][:-1]:
         line = next(l for l in markdown.splitlines() if l.startswith(f"| {row['strategy']} |"))
         val, test = re.findall(r"([\d.]+) ± ([\d.]+)", line)
         values = 100 * np.asarray(row["test_accuracy"])
         assert float(test[0]) == pytest.approx(values.mean(), abs=0.006)
-        assert float(test[1]) == pytest.approx(values.std(), abs=0.006)
+        assert float(test[1]) == pytest.approx(values.std(ddof=1), abs=0.006)
         assert float(val[0]) == pytest.approx(100 * np.mean(row["val_accuracy"]), abs=0.006)
     with open(out / "results.csv") as handle:
         lines = list(csv.DictReader(handle))
@@ -300,3 +300,11 @@ def test_a_strategy_listed_twice_is_refused_before_any_work(data_dir, tiny_pool_
     assert main(["distill", "--teachers", str(tiny_pool_dir), "--data-dir", data_dir, "--strategy", "uniform",
                  "--strategy", "uniform", "--out", str(tmp_path / "distill")]) == 2
     assert "'uniform' is listed twice" in capsys.readouterr().err and not (tmp_path / "distill").exists()
+
+
+def test_tables_give_the_sample_std_and_no_spread_for_one_seed():
+    from mtkd.distill.results import mean_std
+
+    values = [0.60, 0.62, 0.67]
+    assert mean_std(values).strip() == f"{100 * np.mean(values):.2f} ± {100 * np.std(values, ddof=1):.2f}"
+    assert mean_std([0.6]).strip() == "60.00 (n = 1)"

@@ -28,7 +28,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def markdown_table(rows: list[dict], teachers: list[dict]) -> str:
-    lines = ["| strategy | validation accuracy % (mean ± std) | test accuracy % (mean ± std) | seeds |",
+    lines = ["| strategy | validation accuracy % (mean ± sample std) | test accuracy % (mean ± sample std) | seeds |",
              "| --- | --- | --- | --- |"]
     for row in rows:
         if "error" in row:
@@ -111,10 +111,10 @@ def plot_all(out: Path, rows: list[dict], teacher_names: list[str]) -> list[Path
     done = [r for r in rows if "error" not in r]
     figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(done) + 2), 4.5))
     means = [100 * np.mean(r["test_accuracy"]) for r in done]
-    stds = [100 * np.std(r["test_accuracy"]) for r in done]
+    stds = [100 * np.std(r["test_accuracy"], ddof=1) if len(r["test_accuracy"]) > 1 else 0.0 for r in done]
     axis.bar(range(len(done)), means, yerr=stds, capsize=4, color="tab:blue")
     axis.set_xticks(range(len(done)), [r["strategy"] for r in done], rotation=45, ha="right", fontsize=8)
-    axis.set(ylabel="test accuracy % (mean ± std over seeds)", title="Final accuracy")
+    axis.set(ylabel="test accuracy % (mean ± sample std over seeds)", title="Final accuracy")
     if means:
         axis.set_ylim(max(0, min(means) - 10), min(100, max(means) + 5))
     figure.tight_layout()

@@ -146,6 +146,6 @@ def unstack(params, index: int):
 
 
 def summary(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and (population) standard deviation."""
+    """Mean and sample standard deviation (ddof = 1; 0.0 for a single value)."""
     values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(values.std()) if values.size > 1 else 0.0
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0

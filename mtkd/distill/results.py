@@ -24,12 +24,15 @@ def write_results(path: str | Path, dataset: str, rows: list[dict], **extra: Any
 
 
 def mean_std(values: Sequence[float]) -> str:
+    """Mean ± the *sample* standard deviation (ddof = 1) in %; one value has no spread: "(n = 1)"."""
     values = np.asarray(values, dtype=np.float64) * 100
-    return f"{values.mean():6.2f} ± {values.std():4.2f}"
+    if values.size < 2:
+        return f"{values.mean():6.2f} (n = 1)"
+    return f"{values.mean():6.2f} ± {values.std(ddof=1):4.2f}"
 
 
 def format_table(rows: list[dict], teachers: list[dict] | None = None) -> str:
-    """A plain-text table: each teacher's test accuracy, then each strategy's mean ± std (%)."""
+    """A plain-text table: each teacher's test accuracy, then each strategy's mean ± sample std (%)."""
     lines = []
     if teachers:
         lines.append(f"{'teacher':<24} {'val %':>15} {'test %':>15}")
@@ -39,7 +42,7 @@ def format_table(rows: list[dict], teachers: list[dict] | None = None) -> str:
         if not rows:
             return "\n".join(lines)
         lines.append("")
-    lines.append(f"{'student strategy':<24} {'val % (mean±std)':>15} {'test % (mean±std)':>15}  seeds")
+    lines.append(f"{'student strategy':<24} {'val % (mean±sd)':>15} {'test % (mean±sd)':>15}  seeds")
     for row in rows:
         if "error" in row:
             lines.append(f"{row['strategy']:<24} failed: {row['error']}")
