@@ -2,12 +2,12 @@
 
 A generation draws one 0/1 teacher mask per student from the policy (teacher k in with
 probability p_k = sigmoid(logit_k), clipped to [exploration, 1 - exploration]), trains every
-student of the population for the whole horizon as one vmapped program (`fit` with
-`teacher_masks`), and reads each student's return once, at its end: the validation metric of its
-best epoch. Least squares over every generation's students so far (`agents.population_credit`)
+student of the population for the horizon (default: the first half of the run) as one vmapped
+program (`fit` with `teacher_masks`), and reads each student's return once, at its end: the
+validation metric of its best epoch. Least squares over every generation's students so far (`agents.population_credit`)
 gives each teacher's effect on the final student and its own standard error; the policy's logit
 for teacher k is then its start moved by `policy_learning_rate` times the evidence t_k =
-effect / se (capped at `evidence_cap`): the natural-gradient step of REINFORCE with a population
+effect / se (soft-thresholded at `evidence_threshold`, capped at `evidence_cap`): the natural-gradient step of REINFORCE with a population
 baseline, in noise units. Evidence pools every generation, and the next generation samples around
 the moved policy, so a teacher that hurts is measured less and the others in better company.
 
