@@ -31,7 +31,7 @@ from agents.bernoulli import ACTION_MODES
 from agents.credit import (evidence, far_ends, natural_gradient_loss, set_teacher, signed_gains, update_noise,
                            update_statistics)
 from agents.policies import make_policy, policy_rows, teacher_rows
-from agents.selector_config import INITS, SelectorConfig
+from agents.selector_config import SelectorConfig, start_logits
 from envs.config import EnvConfig
 from envs.core import EnvState, decision_batches, start_state, validation_metrics
 from envs.observation import observation_size
@@ -93,8 +93,7 @@ def selector_env_config(student: ModelSpec, train: TrainConfig, config: Selector
 
 
 def initial_logits(config: SelectorConfig, teacher_val_accuracy: Sequence[float], num_classes: int) -> np.ndarray:
-    probabilities = np.asarray(INITS.get(config.init)(teacher_val_accuracy, num_classes), np.float64)
-    return np.log(probabilities / (1.0 - probabilities)).astype(np.float32)
+    return start_logits(config.init, teacher_val_accuracy, num_classes).astype(np.float32)
 
 
 NEVER = 2**30  # an `eval_every` no branch reaches: branches are evaluated once, at their end

@@ -33,7 +33,7 @@ import numpy as np
 
 from agents.population_config import POPULATION_REWARDS, PopulationConfig
 from agents.population_credit import Credit, draw_masks, least_squares_credit
-from agents.selector_config import INITS
+from agents.selector_config import start_logits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.distill.objective import calibrated_cross_entropy
@@ -73,11 +73,6 @@ class SearchResult:
     credit: Credit
     seconds: float
     fusion: str = "uniform"  # the fusion chosen among `config.fusions`
-
-
-def initial_logits(config: PopulationConfig, teacher_val_accuracy: Sequence[float], num_classes: int) -> np.ndarray:
-    probability = np.asarray(INITS.get(config.init)(teacher_val_accuracy, num_classes), np.float64)
-    return np.log(probability / (1.0 - probability))
 
 
 def policy_logits(start: np.ndarray, credit: Credit, config: PopulationConfig) -> np.ndarray:
@@ -143,7 +138,7 @@ def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: S
     started = time.perf_counter()
     num_teachers = len(teacher_names)
     config.check_pool(num_teachers)
-    start = initial_logits(config, teacher_val_accuracy, splits.num_classes)
+    start = start_logits(config.init, teacher_val_accuracy, splits.num_classes)
     key = {"config": config.search_key(), "teachers": list(teacher_names), "student": student.to_dict(),
            "train": train.__dict__ if not hasattr(train, "to_dict") else train.to_dict()}
     done = _read_generations(folder, key)
@@ -284,5 +279,5 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
     return row
 
 
-__all__ = ["POPULATION_STREAM", "PopulationConfig", "SearchResult", "initial_logits", "policy_logits",
+__all__ = ["POPULATION_STREAM", "PopulationConfig", "SearchResult", "policy_logits",
            "population_masks", "population_seeds", "run_population_selector", "search"]

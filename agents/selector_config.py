@@ -31,6 +31,14 @@ INITS.add("val_accuracy", lambda accuracies, classes: _clipped(accuracies))
 INITS.add("all", lambda accuracies, classes: [0.9] * len(accuracies))
 
 
+def start_logits(init: str, teacher_val_accuracy, num_classes: int):
+    """The logits (float64, K) of the start `init` (a name in `INITS`): log(p / (1 - p))."""
+    import numpy as np
+
+    probability = np.asarray(INITS.get(init)(teacher_val_accuracy, num_classes), np.float64)
+    return np.log(probability / (1.0 - probability))
+
+
 @dataclasses.dataclass(frozen=True)
 class SelectorConfig(DictConfig):
     """policy_arch / policy_options: a name in `agents.POLICIES` (default `teacher_logistic`) and its

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mtkd.distributed import barrier, is_writer
-from mtkd.errors import OutputExistsError
+from mtkd.errors import ConfigError, OutputExistsError
 
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"  # OUT/checkpoints/: every command's checkpoints (`mtkd.run_checkpoints`)
@@ -79,6 +79,20 @@ def finished_before(out: Path, results: str = "results.json", log=None) -> bool:
     if done:
         (log or (lambda line: None))(f"the run in {out} had finished; its {results} is unchanged")
     return done
+
+
+def refuse_duplicates(names, where: str = "strategies") -> None:
+    """ConfigError naming a strategy listed twice (its second run would overwrite the first's files)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"{where}: {name!r} is listed twice; each strategy runs once per command")
+        seen.add(name)
+
+
+def failed_rows(rows: list[dict]) -> list[str]:
+    """The strategies whose rows hold an error (results.json marks them with `error`)."""
+    return [row["strategy"] for row in rows if "error" in row]
 
 
 def replace_text(path: str | Path, text: str) -> None:

@@ -10,6 +10,7 @@ from typing import Callable
 
 from mtkd.distributed import is_writer, process_count
 from mtkd.errors import ConfigError
+from mtkd.runs import refuse_duplicates
 from mtkd.ablation.config import AblationConfig
 from mtkd.ablation.report import markdown_table, plot_all, write_csv
 from mtkd.ablation.runners import CHECKS, RUNNERS, AblationRun, expand_strategies, family_strategy, runner_for
@@ -62,20 +63,6 @@ class PreparedAblation:
     pool: object
     names: list[str]
     placement: SeedPlacement
-
-
-def refuse_duplicates(names, where: str = "strategies") -> None:
-    """ConfigError naming a strategy listed twice (its second run would overwrite the first's files)."""
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise ConfigError(f"{where}: {name!r} is listed twice; each strategy runs once per command")
-        seen.add(name)
-
-
-def failed_rows(rows: list[dict]) -> list[str]:
-    """The strategies whose rows hold an error (results.json marks them with `error`)."""
-    return [row["strategy"] for row in rows if "error" in row]
 
 
 def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> PreparedAblation:

@@ -43,10 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from mtkd.distill.results import format_table, write_results
     from mtkd.progress import stderr_line
     from mtkd.run_checkpoints import start_run
+    from mtkd.runs import refuse_duplicates
 
     strategies = args.strategy or ["uniform"]
-    from mtkd.ablation.run import refuse_duplicates
-
     refuse_duplicates(strategies, "--strategy")
     config = train_config_from(args)
     student = student_spec_from(args)

@@ -130,7 +130,7 @@ def report_failures(rows: list[dict]) -> int:
     row failed (SLURM and CI must not count the job as a success); else 0."""
     import sys
 
-    from mtkd.ablation.run import failed_rows
+    from mtkd.runs import failed_rows
 
     failed = failed_rows(rows)
     if failed:
