@@ -78,8 +78,10 @@ def train_selector(env_params: EnvParams, config: AgentConfig, seed: int, teache
         selection = ", ".join(f"{n} {f:.2f}" for n, f in chunk[-1]["selection"].items())
         log(f"  episode {last}/{config.episodes}: return {chunk[-1]['return']:+.4f}, "
             f"val accuracy {chunk[-1]['val_accuracy']:.3f}, selection {selection}")
-        if checkpoints is not None and last < config.episodes and checkpoints.due(last):
+        decision = checkpoints.decide(last) if checkpoints is not None and last < config.episodes else 0
+        if decision:  # a checkpoint due, or a stop signal: save, then stop
             checkpoints.save(last, {"carry": carry}, {"records": records})
+            checkpoints.stop(decision, last, config.episodes, unit="episode")
     log(f"  selector trained: {config.episodes} episodes x {config.num_envs} students in "
         f"{time.perf_counter() - started:.1f}s")
     return jax.tree.map(jnp.asarray, carry[0]), records

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from mtkd.config_flags import setting
 from mtkd.errors import ConfigError
 from mtkd.train_config import TrainConfig
+from mtkd.typed_fields import check_fields
 
 DEFAULT_STUDENT = {"arch": "mlp"}  # a ModelSpec's dict: `mtkd.models` (Flax) is imported when a config is made
 
@@ -88,6 +89,7 @@ class EnvConfig:
         for name, value in (("student", _spec_json(student)), ("train", train.replace(**train_changes)),
                             *own.items()):
             object.__setattr__(self, name, value)
+        check_fields(self, "environment", skip=("student",))  # the student: checked by _spec_json
         for name in ("updates_per_decision", "eval_every"):
             _positive_int(name, getattr(self, name))
         if self.val_subset is not None:

@@ -17,6 +17,7 @@ import typing
 from typing import Any, Mapping, Sequence
 
 from mtkd.errors import ConfigError
+from mtkd.typed_fields import check_fields
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING):
@@ -117,7 +118,23 @@ def _plain(value: Any) -> Any:
 class DictConfig:
     """`to_dict()` and `from_dict()` for a frozen config dataclass: the keys are the field names,
     and an unknown key fails on construction, naming the known ones. A config whose file form
-    differs (nested specs, flat keys) defines its own."""
+    differs (nested specs, flat keys) defines its own.
+
+    Every field's value is checked against its annotation before the class's own
+    `__post_init__` runs (`mtkd.typed_fields`): a string, a float or a bool where the field
+    wants something else is refused in one line, whatever the value came from."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+
+        def __post_init__(self):
+            check_fields(self)
+            validate = own or getattr(super(cls, self), "__post_init__", None)
+            if validate is not None:
+                validate(self) if own is not None else validate()
+
+        cls.__post_init__ = __post_init__
 
     def to_dict(self) -> dict[str, Any]:
         return {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
@@ -138,6 +155,10 @@ def config_from_values(cls, values: Mapping[str, Any], where: str):
         return cls(**values)
     except TypeError as error:
         raise ConfigError(f"{where}: {error}") from None
+    except ConfigError as error:  # a value's check names the field; this names where it was given
+        if str(error).startswith(where):
+            raise
+        raise type(error)(f"{where}: {error}") from None
 
 
 __all__ = ["DictConfig", "add_config_flags", "config_from_values", "flag_fields", "flag_name", "given_values",

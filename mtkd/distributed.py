@@ -102,6 +102,16 @@ def agree(value: bool) -> bool:
     return bool(multihost_utils.broadcast_one_to_all(np.asarray(value)))
 
 
+def agree_number(value: int) -> int:
+    """Process 0's whole number on every process (a choice among several, such as "save a
+    checkpoint" or "stop on a signal")."""
+    if jax.process_count() == 1:
+        return int(value)
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.asarray(value, dtype=np.int32)))
+
+
 def barrier(name: str) -> None:
     """Waits until every process reaches the barrier `name` (e.g. the writer has created a folder)."""
     if jax.process_count() > 1:

@@ -29,5 +29,9 @@ class OutputExistsError(MtkdError):
     """An output directory that already holds a different run."""
 
 
+class OutputError(MtkdError):
+    """An output directory that cannot be written (read-only, no permission, a file in its path)."""
+
+
 class TrainingDivergedError(MtkdError):
     """A loss became NaN or infinite."""

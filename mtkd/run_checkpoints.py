@@ -23,7 +23,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mtkd.distributed import agree, is_writer
+from mtkd.distributed import agree, agree_number, is_writer
+from mtkd.interrupts import RunStopped, requested
 from mtkd.checkpoint_config import CheckpointConfig  # noqa: F401  (its home is light: the CLI reads it)
 from mtkd.runs import CHECKPOINTS, claim_output_dir, finished_before, replace_text
 
@@ -48,8 +49,9 @@ class EpochCheckpoints:
     """Checkpoints of one loop in `directory`; `log` tells the user about fallbacks."""
 
     def __init__(self, directory: str | Path, config: CheckpointConfig = CheckpointConfig(),
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, label: str | None = None):
         self.directory = Path(directory).absolute()
+        self.label = label or self.directory.name  # the loop's name in messages (a strategy, a teacher)
         self.config = config
         self.log = log or (lambda line: None)
         self._last_save = time.monotonic()
@@ -74,6 +76,16 @@ class EpochCheckpoints:
         by_time = (self.config.every_seconds is not None
                    and time.monotonic() - self._last_save >= self.config.every_seconds)
         return by_epochs or by_time
+
+    def decide(self, epoch: int) -> int:
+        """What to do at this epoch boundary, process 0's word on every process: a stop signal's
+        number (> 0: save, then `stop`), -1 (a checkpoint is due) or 0 (go on)."""
+        return agree_number(requested() or (-1 if self.due(epoch) else 0))
+
+    def stop(self, decision: int, epoch: int, of: int, unit: str = "epoch") -> None:
+        """After the checkpoint of a `decide` that asked for a stop: raises `RunStopped`."""
+        if decision > 0:
+            raise RunStopped(decision, f"at {unit} {epoch} of {of} of {self.label}")
 
     def save(self, epoch: int, arrays: Any, record: Mapping[str, Any]) -> None:
         record = {**record, **{name: get() for name, (get, _) in self._extras.items()}}
@@ -126,7 +138,7 @@ class EpochCheckpoints:
     def part(self, name: str) -> "EpochCheckpoints":
         """The checkpoints of a sub-loop (e.g. one peer of several trained in turn), in a subfolder;
         a loop that has parts does not save checkpoints of its own."""
-        return EpochCheckpoints(self.directory / name, self.config, self.log)
+        return EpochCheckpoints(self.directory / name, self.config, self.log, f"{self.label}/{name}")
 
     def remove(self) -> None:
         """Drops the checkpoints once the loop's results are written (they are not needed for them)."""
@@ -141,20 +153,24 @@ class RunCheckpoints:
     """The checkpoints of one command's run (`OUT/checkpoints/`): one `EpochCheckpoints` per loop."""
 
     def __init__(self, root: str | Path, config: CheckpointConfig = CheckpointConfig(),
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, label: str = ""):
         self.root = Path(root)
         self.config = config
         self.log = log
+        self.label = label  # the run's part these loops belong to ("" for the run itself)
 
     def _folder(self, name: str) -> Path:
         return self.root / name.replace(":", "_").replace("/", "_")  # strategy names as folder names
 
     def loop(self, name: str) -> EpochCheckpoints:
-        return EpochCheckpoints(self._folder(name), self.config, self.log)
+        return EpochCheckpoints(self._folder(name), self.config, self.log, self._named(name))
 
     def part(self, name: str) -> "RunCheckpoints":
         """The checkpoints of one step of this run that has loops of its own, in a subfolder."""
-        return RunCheckpoints(self._folder(name), self.config, self.log)
+        return RunCheckpoints(self._folder(name), self.config, self.log, self._named(name))
+
+    def _named(self, name: str) -> str:
+        return f"{self.label}/{name}" if self.label else name
 
     def remove_loops(self) -> None:
         """Drops every loop's checkpoints (plain files under `root`, such as the finished list, stay)."""

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from mtkd.distributed import barrier, is_writer
-from mtkd.errors import ConfigError, OutputExistsError
+from mtkd.errors import ConfigError, OutputError, OutputExistsError
+from mtkd.progress import stderr_line
 
 RUN_FILE = "run.json"
+PROVENANCE = "provenance"  # run.json's key for where and when the run was made (not its signature)
 CHECKPOINTS = "checkpoints"  # OUT/checkpoints/: every command's checkpoints (`mtkd.run_checkpoints`)
 
 
 def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool = False,
-                     resume: bool = False) -> Path:
+                     resume: bool = False, announce: bool = True) -> Path:
     """Makes `out` ready for the run described by `signature` (a JSON-able dict).
 
     An empty or missing directory is claimed. One that holds a run (started or finished):
@@ -33,6 +35,9 @@ def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"output {out} exists and is not a directory")
     signature = _normalise(signature)
+    if resume and announce and not _has_progress(out):  # `announce`: the user asked for --resume
+        stderr_line(f"--resume: {out} holds nothing to resume (no checkpoint, no results); "
+                    f"starting the run from its beginning")
     if out.is_dir() and any(out.iterdir()):
         previous = _read_signature(out)
         if overwrite:
@@ -41,7 +46,7 @@ def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool
             if not resume:
                 raise OutputExistsError(f"output directory {out} already holds this run (started or finished); "
                                         f"pass --resume to continue it or --overwrite to start it again")
-            return out
+            return out  # run.json unchanged: a resumed run keeps its first start (and a finished one every byte)
         elif previous is None:
             raise OutputExistsError(f"output directory {out} holds files of another program; choose another --out "
                                     f"or pass --overwrite")
@@ -51,10 +56,25 @@ def claim_output_dir(out: str | Path, signature: dict[str, Any], overwrite: bool
         else:
             raise OutputExistsError(f"output directory {out} already holds a different run; choose another --out, "
                                     f"or pass --overwrite (or --resume with the same config)")
-    out.mkdir(parents=True, exist_ok=True)
-    replace_text(out / RUN_FILE, json.dumps(signature, indent=2, sort_keys=True) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_run_file(out, signature)
+    except OSError as error:  # a read-only file system, a missing permission, a file in the path
+        raise OutputError(f"cannot write the output directory {out}: {error.strerror or error}") from None
     barrier(f"mtkd: claimed {out}")
     return out
+
+
+def _has_progress(out: Path) -> bool:
+    """Whether `out` holds anything a resume continues from: a checkpoint, a results file, a
+    saved teacher (anything but the run's signature, empty files and per-epoch metrics, which a
+    run rewrites from its checkpoint)."""
+    if not out.is_dir():
+        return False
+    for path in out.rglob("*"):
+        if path.is_file() and path.name != RUN_FILE and path.stat().st_size > 0 and path.parent.name != "metrics":
+            return True
+    return False
 
 
 def differing_keys(first: Any, second: Any, prefix: str = "") -> list[str]:
@@ -121,8 +141,31 @@ def _normalise(signature: dict[str, Any]) -> Any:
     return json.loads(json.dumps(signature, sort_keys=True, default=str))
 
 
-def _read_signature(out: Path) -> Any:
+def _read_run_file(out: Path) -> Any:
     try:
         return json.loads((out / RUN_FILE).read_text())
     except (OSError, ValueError):
         return None
+
+
+def _read_signature(out: Path) -> Any:
+    """The run's signature: run.json but its provenance (which no two starts share)."""
+    recorded = _read_run_file(out)
+    if isinstance(recorded, dict):
+        recorded.pop(PROVENANCE, None)
+    return recorded
+
+
+def run_started(out: str | Path) -> str | None:
+    """When the run in `out` was first started (run.json's provenance), if it says."""
+    recorded = _read_run_file(Path(out))
+    return recorded.get(PROVENANCE, {}).get("started") if isinstance(recorded, dict) else None
+
+
+def _write_run_file(out: Path, signature: Any) -> None:
+    """run.json: the signature and, under `provenance`, the code, libraries and machine and when
+    the run started."""
+    from mtkd.provenance import now, provenance
+
+    record = provenance(started=now())
+    replace_text(out / RUN_FILE, json.dumps({**signature, PROVENANCE: record}, indent=2, sort_keys=True) + "\n")

@@ -99,3 +99,12 @@ def tiny_pool_dir(tmp_path_factory, data_dir, mnist1d):
         if not (out / POOL_FILE).is_file():  # trained once, by the first worker that needs it
             train_pool("mnist1d", pool_spec_from_dict(TINY_POOL, "tiny"), out, data_dir=data_dir, log=lambda line: None)
     return out
+
+
+def metrics_without_times(path) -> list[dict]:
+    """A metrics file's records without `wall_time`, the one value a rerun or a resume does not
+    reproduce (every other number must match exactly)."""
+    import json
+
+    return [{k: v for k, v in json.loads(line).items() if k != "wall_time"}
+            for line in open(path).read().splitlines()]

@@ -6,6 +6,8 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from conftest import metrics_without_times
 import pytest
 
 from mtkd.distill.seed_loop import run_epochs
@@ -38,7 +40,7 @@ def run(tmp_path, sync_every, nan_at=None):
     result = run_epochs(jnp.zeros(3), toy_epoch(nan_at), validate, lambda s: s, 12, SEEDS,
                         on_epoch=lambda record: seen.append(record["epoch"]), metrics_path=path,
                         sync_every=sync_every)
-    return result, seen, path.read_text()
+    return result, seen, metrics_without_times(path)
 
 
 def test_buffered_reads_change_nothing(tmp_path):

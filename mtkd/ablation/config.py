@@ -53,6 +53,7 @@ from mtkd.distill.loss_config import LossConfig
 from mtkd.errors import ConfigError, MtkdError
 from mtkd.models import ModelSpec
 from mtkd.run_checkpoints import CheckpointConfig
+from mtkd.typed_fields import check_fields, check_value
 
 TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
                   "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name",
@@ -79,7 +80,9 @@ class LossFamily:
             loss = LossConfig.from_dicts(raw["losses"])
         except MtkdError as error:
             raise type(error)(f"family {raw['name']!r}: {error}") from None
-        return cls(str(raw["name"]), loss, str(raw.get("strategy", "uniform")))
+        family = cls(raw["name"], loss, raw.get("strategy", "uniform"))
+        check_fields(family, f"[[families]] entry {index + 1}", skip=("loss",))
+        return family
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "strategy": self.strategy, "losses": self.loss.to_dicts()}
@@ -107,6 +110,7 @@ class AblationConfig:
     families: tuple[LossFamily, ...] = ()  # rows of their own, each with its composite loss
 
     def __post_init__(self):
+        check_fields(self, "ablation config")
         if self.pools:
             if self.pool is not None or self.pool_dir is not None:
                 raise ConfigError("give either pools or pool / pool_dir, not both")
@@ -187,11 +191,11 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         raise ConfigError(f"ablation config has unknown key(s): {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(TOP_LEVEL_KEYS))}")
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    train = dict(raw.get("train", {}))
+    train = dict(_table_of(raw, "train"))
     bad_train = sorted(set(train) - train_fields)
     if bad_train:
         raise ConfigError(f"ablation config [train] has unknown key(s): {', '.join(bad_train)}")
-    student = dict(raw.get("student", {"arch": "mlp", "options": {"widths": [100, 100]}}))
+    student = dict(_table_of(raw, "student", {"arch": "mlp", "options": {"widths": [100, 100]}}))
     bad_student = sorted(set(student) - {"arch", "options"})
     if bad_student:
         raise ConfigError(f"ablation config [student] has unknown key(s): {', '.join(bad_student)}")
@@ -201,22 +205,38 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
     if "pools" in raw and not pools:
         raise ConfigError("pools is empty; list at least one pool, or use pool")
     pool = raw.get("pool")
+    check_value(pool, str | None, "ablation config pool")
+    check_value(raw.get("pool_dir"), str | None, "ablation config pool_dir")
     if pool is None and raw.get("pool_dir") is None and not pools:
         pool = "default"
     pool = _resolve_pool(pool, base_dir)
     return AblationConfig(
         pools=tuple(_resolve_pool(p, base_dir) for p in pools),
-        dataset=str(raw.get("dataset", "mnist1d")), pool=pool, pool_dir=raw.get("pool_dir"),
-        data_dir=raw.get("data_dir"), seeds=int(raw.get("seeds", 3)),
-        strategies=tuple(str(s) for s in raw.get("strategies", () if "families" in raw else ("none", "uniform"))),
+        dataset=raw.get("dataset", "mnist1d"), pool=pool, pool_dir=raw.get("pool_dir"),
+        data_dir=raw.get("data_dir"), seeds=raw.get("seeds", 3),
+        strategies=_strings(raw, "strategies", () if "families" in raw else ("none", "uniform")),
         families=tuple(LossFamily.from_dict(family, i) for i, family in enumerate(_list_of(raw, "families"))),
-        student=ModelSpec(student.get("arch", "mlp"), dict(student.get("options", {}))),
-        train=TrainConfig(**train), val_fraction=float(raw.get("val_fraction", 0.1)),
-        split_seed=int(raw.get("split_seed", 0)),
-        student_data_fraction=float(raw.get("student_data_fraction", 1.0)),
+        student=ModelSpec(student.get("arch", "mlp"), student.get("options", {})),
+        train=_train_config(train), val_fraction=raw.get("val_fraction", 0.1),
+        split_seed=raw.get("split_seed", 0),
+        student_data_fraction=raw.get("student_data_fraction", 1.0),
         losses=LossConfig.from_dicts(raw["losses"]) if "losses" in raw else None,
-        sections={k: dict(raw[k]) for k in ("dml", "rl", "byot") if k in raw},
+        sections={k: dict(_table_of(raw, k)) for k in ("dml", "rl", "byot") if k in raw},
         checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")), devices=raw.get("devices"))
+
+
+def _train_config(train: Mapping[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig(**train)
+    except ConfigError as error:
+        raise ConfigError(f"ablation config [train]: {error}") from None
+
+
+def _strings(raw: Mapping[str, Any], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = raw.get(name, default)
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"ablation config {name} = {value!r}: expected a list of strings")
+    return tuple(value)
 
 
 def _list_of(raw: Mapping[str, Any], name: str) -> list:
@@ -226,8 +246,8 @@ def _list_of(raw: Mapping[str, Any], name: str) -> list:
     return value
 
 
-def _table_of(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = raw.get(name, {})
+def _table_of(raw: Mapping[str, Any], name: str, default: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    value = raw.get(name, {} if default is None else default)
     if not isinstance(value, Mapping):
         raise ConfigError(f"[{name}] must be a table, got {value!r}")
     return value

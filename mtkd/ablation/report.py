@@ -17,14 +17,23 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     """One line per strategy and seed."""
     handle = io.StringIO(newline="")
     writer = csv.writer(handle)
-    writer.writerow(["strategy", "seed", "val_accuracy", "test_accuracy", "error"])
+    writer.writerow(["strategy", "seed", "val_accuracy", "test_accuracy", "best_epoch", "seconds", "error"])
     for row in rows:
         if "error" in row:
-            writer.writerow([row["strategy"], "", "", "", row["error"]])
+            writer.writerow([row["strategy"], "", "", "", "", "", row["error"]])
             continue
-        for seed, val, test in zip(row["seeds"], row["val_accuracy"], row["test_accuracy"]):
-            writer.writerow([row["strategy"], seed, f"{val:.6f}", f"{test:.6f}", ""])
+        # best_epoch: the epoch each seed's reported student comes from; seconds: the whole row's
+        # wall time (its seeds train together, as one vmapped program).
+        epochs = row.get("best_epoch") or [""] * len(row["seeds"])
+        seconds = "" if row.get("seconds") is None else f"{row['seconds']:.2f}"
+        for seed, val, test, epoch in zip(row["seeds"], row["val_accuracy"], row["test_accuracy"], epochs):
+            writer.writerow([row["strategy"], seed, f"{val:.6f}", f"{test:.6f}", _epoch(epoch), seconds, ""])
     replace_text(path, handle.getvalue())
+
+
+def _epoch(value) -> str:
+    """A seed's best epoch: one number, or (per-example selectors, several students) the list."""
+    return str(value) if not isinstance(value, list) else " ".join(map(str, value))
 
 
 def markdown_table(rows: list[dict], teachers: list[dict]) -> str:

@@ -21,8 +21,11 @@ from mtkd.run_checkpoints import CHECKPOINTS, FinishedStrategies, RunCheckpoints
 from mtkd.runs import claim_output_dir, replace_text
 from mtkd.devices import SeedPlacement, seed_placement
 from mtkd.distill.pool_training import pool_for
+from mtkd.models import abstract_model
 from mtkd.teachers import default_pool_dir
+from mtkd.teachers.spec import load_pool_spec
 from mtkd.progress import stderr_line
+from mtkd.interrupts import stop_point
 
 
 def check_processes(names: list[str], config: AblationConfig) -> None:
@@ -65,8 +68,22 @@ class PreparedAblation:
     placement: SeedPlacement
 
 
+def check_sections(config: AblationConfig) -> None:
+    """The [rl], [dml] and [byot] options, as far as they can be checked without data or pool:
+    every key and type, before anything is loaded or trained; and every pool spec it names (the
+    second pool's typo must not wait for the first pool's teachers to train)."""
+    for pool in config.pools or ([config.pool] if config.pool is not None else []):
+        load_pool_spec(pool, config.dataset)
+    for section in sorted(set(config.sections) | {name.partition(":")[0] for name in config.strategies}):
+        if section in CHECKS:
+            names = [name for name in config.strategies if name.partition(":")[0] == section] or [section]
+            for name in names:
+                CHECKS.get(section)(config, name, None)
+
+
 def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> PreparedAblation:
     """Loads the data, loads or trains the pool (a cache) and checks every strategy and option."""
+    check_sections(config)
     placement = seed_placement(config.seeds, config.devices)  # a --devices this host cannot give fails here
     splits = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
                           split_seed=config.split_seed)
@@ -76,6 +93,7 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     pool = pool_for(splits, config.pool, pool_dir, config.data_dir, config.val_fraction, config.split_seed)
     # Teachers saw all of the training split; the student only its share of it.
     splits = training_fraction(splits, config.student_data_fraction)
+    abstract_model(config.student, splits.input_shape, splits.num_classes)  # before any training
     names = expand_strategies(config.strategies, pool.names)
     refuse_duplicates(names + [family.name for family in config.families], "strategies (single:* expanded)")
     check_strategies(names, pool, config)
@@ -111,7 +129,8 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
     for label, one in prepared:
         log(f"pool {label}")
         # Part of the run claimed above: empty unless this is a resume of it.
-        pool_out = claim_output_dir(out / label, {"kind": "ablation", **one.config.to_dict()}, resume=True)
+        pool_out = claim_output_dir(out / label, {"kind": "ablation", **one.config.to_dict()}, resume=True,
+                                     announce=False)
         pool_rows = run_prepared(one, pool_out, log)
         rows.extend({"pool": label, **row} for row in pool_rows)
         if is_writer():
@@ -146,6 +165,8 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
         write_reports(out, config, rows, pool, prepared.placement)  # after every strategy, so an interrupted run keeps its rows
         finished.add(name, new)
         checkpoints.remove_loops()  # the finished strategy's checkpoints: no longer needed
+        if index < len(names):
+            stop_point(f"after {name} (its results are written)")
     if is_writer():
         plot_all(out, rows, pool.names)
         print(format_table(rows, teacher_rows(pool)))

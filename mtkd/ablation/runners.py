@@ -18,6 +18,7 @@ from mtkd.data import DatasetSplits
 from mtkd.distill.experiment import build_strategies, run_strategies
 from mtkd.fusion.strategies import require_stateless
 from mtkd.distributed import is_writer
+from mtkd.typed_fields import check_value
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
 from mtkd.run_checkpoints import EpochCheckpoints, RunCheckpoints
@@ -51,7 +52,9 @@ class AblationRun:
 Runner = Callable[[AblationRun, str], list]
 RUNNERS: Registry[Runner] = Registry("ablation runner")
 # Checks a runner's options (config, strategy name, pool), before any strategy trains.
-CHECKS: Registry[Callable[[AblationConfig, str, TeacherPool], None]] = Registry("ablation check")
+# A check reads one strategy's section; given no pool (None) it checks what needs none, which
+# `prepare_ablation` does before it loads any data.
+CHECKS: Registry[Callable[[AblationConfig, str, TeacherPool | None], None]] = Registry("ablation check")
 
 
 def runner_for(name: str, config: AblationConfig | None = None) -> Runner:
@@ -141,8 +144,12 @@ PROCEDURES = ("population", "joint", "episodic")
 def _rl_section(config: AblationConfig):
     """[rl] as (saved policy or None, greedy, procedure, the remaining options)."""
     section = config.section("rl")
-    return section.pop("policy", None), bool(section.pop("greedy", False)), section.pop("procedure", "population"), \
-        section
+    policy, greedy, procedure = section.pop("policy", None), section.pop("greedy", False), \
+        section.pop("procedure", "population")
+    check_value(policy, str | None, "[rl] policy")
+    check_value(greedy, bool, "[rl] greedy")
+    check_value(procedure, str, "[rl] procedure")
+    return policy, greedy, procedure, section
 
 
 @CHECKS.register("rl")
@@ -154,9 +161,12 @@ def check_rl(config: AblationConfig, name: str, pool: TeacherPool) -> None:
     if policy is not None:
         if section:
             raise ConfigError(f"[rl] options {', '.join(sorted(section))} only apply when no policy is given")
-        build_strategies([name], pool, {"policy": str(policy), "greedy": greedy})  # a policy of other teachers
+        if pool is not None:
+            build_strategies([name], pool, {"policy": policy, "greedy": greedy})  # a policy of other teachers
     elif kind == "population":
-        procedure.population_config(section, name).check_pool(len(pool.names))
+        population = procedure.population_config(section, name)
+        if pool is not None:
+            population.check_pool(len(pool.names))
     elif kind == "joint":
         procedure.joint_config(section, name)
     else:

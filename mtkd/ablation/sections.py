@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
+from mtkd.typed_fields import check_fields
 
 
 def _refuse_unknown(section: str, raw: Mapping[str, Any], known: set[str]) -> None:
@@ -41,6 +42,7 @@ class DmlSection:
     temperature: float = 1.0
 
     def __post_init__(self):
+        check_fields(self, "ablation config [dml]", skip=("peers",))  # peers: checked below, with its own words
         if isinstance(self.peers, bool) or (isinstance(self.peers, int) and self.peers < 2) or (
                 isinstance(self.peers, tuple) and len(self.peers) < 2):
             raise ConfigError(f"ablation config [dml] peers must be at least 2 (a count or a list of models), "
@@ -58,7 +60,7 @@ class DmlSection:
             peers = tuple(peer_spec_from(p) for p in peers)
         elif isinstance(peers, bool) or not isinstance(peers, int):
             raise ConfigError(f"ablation config [dml] peers must be a count or a list of models, got {peers!r}")
-        return cls(peers, str(raw.get("update", "sequential")), raw.get("temperature", 1.0))
+        return cls(peers, raw.get("update", "sequential"), raw.get("temperature", 1.0))
 
     def to_dict(self) -> dict[str, Any]:
         peers = self.peers if isinstance(self.peers, int) else [spec.to_dict() for spec in self.peers]

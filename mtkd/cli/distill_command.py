@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from mtkd.distill.experiment import bind_pool_loss, build_strategies, read_loss_file, run_strategies, teacher_rows
     from mtkd.distill.pool_training import pool_for
     from mtkd.distill.results import format_table, write_results
+    from mtkd.models import abstract_model
     from mtkd.progress import stderr_line
     from mtkd.run_checkpoints import start_run
     from mtkd.runs import refuse_duplicates
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         pool = pool_for(splits, None, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
     elif any(name != "none" for name in strategies):
         raise ConfigError("--teachers DIR is needed for every strategy but 'none'")
+    abstract_model(student, splits.input_shape, splits.num_classes)  # a student that cannot be built fails here
     built = build_strategies(strategies, pool, {"policy": args.policy, "greedy": args.greedy})
     losses = read_loss_file(args.losses) if args.losses else None
     if losses is not None:

@@ -60,15 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and bad flags end here, before JAX is imported
-    from mtkd.compilation_cache import enable_compilation_cache
+    from mtkd.interrupts import RunStopped, handling_stops
 
-    enable_compilation_cache()
-    importlib.import_module("mtkd.selector_strategy")  # `rl` among the fusion strategies, for every command
     try:
-        return int(args.func(args) or 0)
+        # From here a signal never interrupts Python mid-way (an XLA compilation included): the run
+        # stops at its next epoch boundary, after a checkpoint (`mtkd.interrupts`).
+        with handling_stops():
+            from mtkd.compilation_cache import enable_compilation_cache
+
+            enable_compilation_cache()
+            importlib.import_module("mtkd.selector_strategy")  # `rl` among the fusion strategies, for every command
+            return int(args.func(args) or 0)
     except (UserError, MtkdError) as error:
         print(f"mtkd: error: {error}", file=sys.stderr)
         return 2
+    except RunStopped as stop:
+        print(f"mtkd: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except OSError as error:  # the machine's, not the user's input: a full disk, a folder gone mid-run
+        print(f"mtkd: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

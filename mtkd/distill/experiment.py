@@ -21,6 +21,7 @@ from mtkd.distill.results import result_row
 from mtkd.errors import ConfigError, MtkdError
 from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy, require_stateless
 from mtkd.models import ModelSpec
+from mtkd.interrupts import stop_point
 from mtkd.run_checkpoints import RunCheckpoints
 from mtkd.teachers.pool import TeacherPool
 from mtkd.progress import reports_epoch, stderr_line
@@ -96,7 +97,9 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
     val = SplitArrays(jnp.asarray(splits.x_val), jnp.asarray(splits.y_val))
     test = SplitArrays(jnp.asarray(splits.x_test), jnp.asarray(splits.y_test))
     rows, fits = [], {}
-    for strategy in strategies:
+    for index, strategy in enumerate(strategies):
+        if index:
+            stop_point(f"after {strategies[index - 1].name}")
         train = SplitArrays(train_x, train_y, logits["train"] if strategy.uses_teachers else None)
         started = time.perf_counter()
 

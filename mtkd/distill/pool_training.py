@@ -22,6 +22,7 @@ from mtkd.errors import ConfigError
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import abstract_model
 from mtkd.progress import stderr_line
+from mtkd.interrupts import stop_point
 from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
 from mtkd.runs import CHECKPOINTS, claim_output_dir, replace_text
 from mtkd.teachers.external import file_checksum, read_external_logits
@@ -71,7 +72,7 @@ def check_pool_spec(spec: PoolSpec, splits: DatasetSplits) -> None:
 def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str | None = None,
                val_fraction: float = 0.1, split_seed: int = 0, overwrite: bool = False,
                log: Callable[[str], None] | None = None, resume: bool = False,
-               checkpoint: CheckpointConfig = CheckpointConfig()) -> TeacherPool:
+               checkpoint: CheckpointConfig = CheckpointConfig(), announce: bool = True) -> TeacherPool:
     """Trains (or, if `out_dir` already holds this very pool, finished, reuses) every teacher of
     `spec`. A pool whose training was interrupted is continued with `resume` (teachers already
     saved are kept, the one interrupted restarts from its checkpoint in `out_dir/checkpoints/`).
@@ -89,8 +90,8 @@ def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str 
         claim_output_dir(out, signature, resume=True)  # a finished pool is a cache; a different one is refused
         log(f"reusing the teacher pool in {out}")
         return load_pool(out, splits)
-    out = claim_output_dir(out, signature, overwrite=overwrite, resume=resume)
-    checkpoints = RunCheckpoints(out / CHECKPOINTS, checkpoint, log)
+    out = claim_output_dir(out, signature, overwrite=overwrite, resume=resume, announce=announce)
+    checkpoints = RunCheckpoints(out / CHECKPOINTS, checkpoint, log, label=f"teacher pool {out.name}, teacher")
     finished = FinishedStrategies(out / CHECKPOINTS / FinishedStrategies.FILE)
 
     entries = []
@@ -110,6 +111,8 @@ def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str 
             finished.add(teacher.name, [entry])
             checkpoints.remove_loops()
         entries.append(entry)
+        if index < len(spec.teachers):
+            stop_point(f"after teacher {teacher.name} of the pool in {out} (saved)")
     manifest = {"format": POOL_FORMAT, "dataset": dataset, "num_classes": splits.num_classes,
                 "input_shape": list(splits.input_shape), "val_fraction": val_fraction,
                 "split_seed": split_seed, "spec": spec.to_dict(), "teachers": entries}
@@ -177,4 +180,4 @@ def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | 
     out = Path(out_dir) if out_dir is not None else default_pool_dir(dataset, spec)
     # The cache's own directory: a training that was interrupted is continued.
     return train_pool(dataset, pool_spec, out, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
-                      resume=True)
+                      resume=True, announce=False)

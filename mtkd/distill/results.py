@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mtkd.runs import replace_text
+from mtkd.provenance import now, provenance
+from mtkd.runs import replace_text, run_started
 
 
 def result_row(strategy: str, seeds: Sequence[int], val_accuracy: Sequence[float],
@@ -19,7 +20,11 @@ def result_row(strategy: str, seeds: Sequence[int], val_accuracy: Sequence[float
 
 
 def write_results(path: str | Path, dataset: str, rows: list[dict], **extra: Any) -> None:
-    payload = {"dataset": dataset, "rows": rows, **extra}
+    """results.json: the rows, what the caller adds, and the run's provenance (code, libraries,
+    machine; started when the run in this folder first started, finished now)."""
+    path = Path(path)
+    payload = {"dataset": dataset, "rows": rows, **extra,
+               "provenance": provenance(started=run_started(path.parent), finished=now())}
     replace_text(path, json.dumps(payload, indent=2) + "\n")
 
 

@@ -8,12 +8,17 @@ NaN check runs, the metrics lines are written and the progress callback sees eac
 dispatches epoch after epoch while the device works (a non-finite loss still stops the run, at
 most `sync_every` - 1 epochs later, naming its epoch). The test split is not touched here: the
 caller evaluates the returned best parameters once, at the end.
+
+A metrics line is the epoch's record plus `wall_time`: the host's clock (Unix seconds) when the
+epoch was handed to the device. With asynchronous dispatch that is within a few epochs of when it
+ran; it is the one value a resumed run does not reproduce.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -22,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtkd.devices import take_seeds
-from mtkd.distributed import agree, is_writer, to_host
+from mtkd.distributed import is_writer, to_host
 from mtkd.distill.steps import keep_best
 from mtkd.run_checkpoints import EpochCheckpoints
 from mtkd.errors import TrainingDivergedError
@@ -107,6 +112,10 @@ def run_epochs(
     best_accuracy = jnp.full(accuracy_shape, -1.0, jnp.float32)  # not weak-typed: keep_best compiles once
     best_epoch = np.zeros((keep, *accuracy_shape[1:]), dtype=int)  # of the seeds kept
     history: list[dict] = []
+    # The host clock (Unix seconds) as each epoch was handed to the device, one per history record:
+    # kept beside the history, not in it, so that the numbers a resumed run reproduces exactly
+    # (`history`) hold no time. The metrics lines carry both.
+    wall_times: list[float | None] = []
     first = 1
     if checkpoints is not None:
         restored = checkpoints.restore({"state": state, "best_params": best_params, "best_accuracy": best_accuracy,
@@ -118,6 +127,7 @@ def run_epochs(
             # a state split over several devices.
             best_accuracy = jnp.asarray(to_host(arrays["best_accuracy"]))
             best_epoch, history, first = to_host(arrays["best_epoch"]), list(record["history"]), done + 1
+            wall_times = list(record.get("wall_times", [None] * len(history)))  # none in older checkpoints
     written = 0
     if not is_writer():  # in a multi-process run, process 0 writes the metrics
         metrics_path = None
@@ -134,18 +144,19 @@ def run_epochs(
         nonlocal written
         if metrics_path is not None and written < len(history):
             with open(metrics_path, "a") as handle:
-                handle.writelines(json.dumps(record) + "\n" for record in history[written:])
+                handle.writelines(json.dumps({**record, "wall_time": at}) + "\n"
+                                  for record, at in zip(history[written:], wall_times[written:]))
             written = len(history)
 
-    pending: list[tuple[int, Any]] = []  # (epoch, its scalars still on the device)
+    pending: list[tuple[int, Any, float]] = []  # (epoch, its scalars still on the device, wall time)
 
     def read_pending():
         """One transfer for the buffered epochs; then, per epoch, the NaN check, the best epoch, the
         history record and the progress callback."""
         nonlocal best_epoch
         # Gathered from every process; the padding's seeds dropped.
-        values = jax.tree.map(lambda value: value[:keep], to_host([scalars for _, scalars in pending]))
-        for (epoch, _), (metrics, val, improved) in zip(pending, values):
+        values = jax.tree.map(lambda value: value[:keep], to_host([scalars for _, scalars, _ in pending]))
+        for (epoch, _, dispatched), (metrics, val, improved) in zip(pending, values):
             losses = metrics["loss"]
             if not np.all(np.isfinite(losses)):
                 if checkpoints is None:  # the epochs before it, as an unbuffered loop would have written
@@ -158,6 +169,7 @@ def run_epochs(
                       **{name: np.asarray(value).tolist() for name, value in val.items()},
                       **{name: np.asarray(value).tolist() for name, value in metrics.items() if name != "loss"}}
             history.append(record)
+            wall_times.append(dispatched)
             if on_epoch:
                 on_epoch(record)
         pending.clear()
@@ -169,16 +181,19 @@ def run_epochs(
         val = run_val(params_of(state))
         best_params, best_accuracy, improved = run_keep_best(best_params, best_accuracy, params_of(state),
                                                              val["val_accuracy"])
-        pending.append((epoch, (metrics, val, improved)))
-        save = checkpoints is not None and epoch < epochs and agree(checkpoints.due(epoch))  # every process, or none
+        pending.append((epoch, (metrics, val, improved), round(time.time(), 3)))
+        # A stop signal (save, then stop), a checkpoint due, or neither; the same on every process.
+        decision = checkpoints.decide(epoch) if checkpoints is not None and epoch < epochs else 0
+        save = decision != 0
         if save or len(pending) >= sync_every or epoch == epochs:
             read_pending()
         if checkpoints is None:
             flush_metrics()
         elif save:
             checkpoints.save(epoch, {"state": state, "best_params": best_params, "best_accuracy": best_accuracy,
-                                     "best_epoch": best_epoch}, {"history": history})
+                                     "best_epoch": best_epoch}, {"history": history, "wall_times": wall_times})
             flush_metrics()  # after the checkpoint: the file never runs ahead of what a resume restores
+            checkpoints.stop(decision, epoch, epochs)
     flush_metrics()
     if keep < len(seeds):
         best_params = take_seeds(best_params, keep)

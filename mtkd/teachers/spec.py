@@ -31,6 +31,7 @@ from mtkd.errors import ConfigError, UnknownNameError
 from mtkd.models import ModelSpec
 from mtkd.teachers.defaults import PRESET_DIR, preset_names
 from mtkd.train_config import TrainConfig
+from mtkd.typed_fields import check_fields, check_value
 
 # The `TrainConfig` fields a pool file may set per teacher (given flat, as `epochs = 40`), and the
 # teacher's own: which data it sees.
@@ -61,6 +62,9 @@ class TeacherTraining:
             raise ConfigError(f"unknown teacher training option(s) {', '.join(unknown)}; known: "
                               f"{', '.join(TRAINING_KEYS)}")
         train = (train or TrainConfig(epochs=TEACHER_EPOCHS)).replace(**train_changes)  # validated there
+        check_value(class_permutation, tuple[int, ...] | None, "teacher training class_permutation")
+        check_value(data_fraction, float, "teacher training data_fraction")
+        check_value(label_noise, float, "teacher training label_noise")
         if class_permutation is not None:
             permutation = tuple(class_permutation)
             if sorted(permutation) != list(range(len(permutation))) or not all(
@@ -74,6 +78,7 @@ class TeacherTraining:
         for name, value in (("train", train), ("data_fraction", data_fraction), ("label_noise", label_noise),
                             ("class_permutation", class_permutation), ("seed", seed)):
             object.__setattr__(self, name, value)
+        check_fields(self, "teacher training")
 
     def __getattr__(self, name: str):
         if name in TEACHER_TRAIN_KEYS:  # called only for names that are not fields
@@ -111,6 +116,7 @@ class TeacherSpec:
     training: TeacherTraining = TeacherTraining()
 
     def __post_init__(self):
+        check_fields(self, f"teacher {self.name!r}")
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"teacher name {self.name!r} must be letters, digits, '-' or '_'")
         if (self.model is None) == (self.external is None):
@@ -124,7 +130,7 @@ class TeacherSpec:
             raise ConfigError(f"teacher {raw.get('name', '?')!r}: unknown key(s) {', '.join(unknown)}")
         model = ModelSpec.from_dict(raw["model"]) if "model" in raw else None
         training = TeacherTraining.from_dict(raw.get("training", {}))
-        return cls(str(raw.get("name", "")), model, raw.get("external"), training)
+        return cls(raw.get("name", ""), model, raw.get("external"), training)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name}
@@ -142,6 +148,7 @@ class PoolSpec:
     teachers: tuple[TeacherSpec, ...]
 
     def __post_init__(self):
+        check_fields(self, "pool spec")
         if not self.teachers:
             raise ConfigError(f"pool spec {self.name!r} lists no teachers")
         names = [t.name for t in self.teachers]
@@ -189,7 +196,9 @@ def pool_spec_from_dict(raw: Mapping[str, Any], name: str, base_dir: Path | None
     unknown = sorted(set(raw) - {"description", "defaults", "teachers"})
     if unknown:
         raise ConfigError(f"pool spec {name!r} has unknown key(s): {', '.join(unknown)}")
-    defaults = dict(raw.get("defaults", {}))
+    defaults = raw.get("defaults", {})
+    check_value(defaults, Mapping, f"pool spec {name!r} [defaults]")
+    check_value(raw.get("teachers", []), list[Mapping], f"pool spec {name!r} teachers")
     bad_defaults = sorted(set(defaults) - set(TRAINING_KEYS))
     if bad_defaults:
         raise ConfigError(f"pool spec {name!r}: unknown default(s) {', '.join(bad_defaults)}")
@@ -200,8 +209,10 @@ def pool_spec_from_dict(raw: Mapping[str, Any], name: str, base_dir: Path | None
         extra = sorted(set(entry) - allowed)
         if extra:
             raise ConfigError(f"teacher {entry.get('name', '?')!r}: unknown key(s) {', '.join(extra)}")
-        teacher_name = str(entry.get("name", ""))
+        teacher_name = entry.get("name", "")
+        check_value(teacher_name, str, f"pool spec {name!r}: teacher name")
         if "external" in entry:
+            check_value(entry["external"], str, f"pool spec {name!r}, teacher {teacher_name!r} external")
             external = Path(entry["external"])
             if not external.is_absolute() and base_dir is not None:
                 external = base_dir / external
@@ -210,6 +221,9 @@ def pool_spec_from_dict(raw: Mapping[str, Any], name: str, base_dir: Path | None
         if "arch" not in entry:
             raise ConfigError(f"teacher {teacher_name!r} needs 'arch' (a model name) or 'external'")
         training = {**defaults, **{k: entry[k] for k in TRAINING_KEYS if k in entry}}
-        teachers.append(TeacherSpec(teacher_name, model=ModelSpec(entry["arch"], dict(entry.get("options", {}))),
-                                    training=TeacherTraining(**training)))
+        try:
+            model, training = ModelSpec(entry["arch"], entry.get("options", {})), TeacherTraining(**training)
+        except ConfigError as error:
+            raise ConfigError(f"pool spec {name!r}, teacher {teacher_name!r}: {error}") from None
+        teachers.append(TeacherSpec(teacher_name, model=model, training=training))
     return PoolSpec(name, tuple(teachers))
