@@ -49,7 +49,7 @@ def test_ablation_writes_every_file_and_reports_agree(data_dir, tiny_pool_dir, t
     markdown = (out / "results.md").read_text()
     for row in results["rows"][:-1]:
         line = next(l for l in markdown.splitlines() if l.startswith(f"| {row['strategy']} |"))
-        val, test = re.findall(r"([\d.]+) ± ([\d.]+)", line)
+        val, test = re.findall(r"([\d.]+) ± ([\d.]+)", line)[:2]  # then the paired difference from uniform
         values = 100 * np.asarray(row["test_accuracy"])
         assert float(test[0]) == pytest.approx(values.mean(), abs=0.006)
         assert float(test[1]) == pytest.approx(values.std(ddof=1), abs=0.006)
@@ -58,6 +58,12 @@ def test_ablation_writes_every_file_and_reports_agree(data_dir, tiny_pool_dir, t
         lines = list(csv.DictReader(handle))
     uniform = [float(l["test_accuracy"]) for l in lines if l["strategy"] == "uniform"]
     np.testing.assert_allclose(uniform, results["rows"][1]["test_accuracy"], atol=1e-6)
+    assert [int(l["best_epoch"]) for l in lines if l["strategy"] == "uniform"] == results["rows"][1]["best_epoch"]
+    assert {float(l["seconds"]) for l in lines if l["strategy"] == "uniform"} == {results["rows"][1]["seconds"]}
+    # Every row but the reference is paired with uniform, seed by seed.
+    none = results["rows"][0]
+    differences = np.subtract(none["test_accuracy"], results["rows"][1]["test_accuracy"])
+    assert none["paired"]["test_accuracy"]["mean"] == pytest.approx(differences.mean())
 
 
 def test_bad_ablation_configs():

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "mtkd.cli.quickstart_command",
     "mtkd.cli.ablate_command",
     "mtkd.cli.bench_command",
+    "mtkd.cli.compare_command",
 )
 
 

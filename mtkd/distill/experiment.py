@@ -23,15 +23,16 @@ from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strateg
 from mtkd.models import ModelSpec
 from mtkd.interrupts import stop_point
 from mtkd.run_checkpoints import RunCheckpoints
+from mtkd.teachers.leak import pool_rows
 from mtkd.teachers.pool import TeacherPool
 from mtkd.progress import reports_epoch, stderr_line
 
 
 def teacher_rows(pool: TeacherPool | None) -> list[dict]:
+    """Each teacher's validation and test accuracy and its `leak` check (`mtkd.teachers.leak`)."""
     if pool is None:
         return []
-    return [{"name": n, "val_accuracy": v, "test_accuracy": t}
-            for n, v, t in zip(pool.names, pool.val_accuracy, pool.test_accuracy)]
+    return pool_rows(pool)
 
 
 def build_strategies(names: Sequence[str], pool: TeacherPool | None,

@@ -23,6 +23,7 @@ from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import abstract_model
 from mtkd.progress import stderr_line
 from mtkd.interrupts import stop_point
+from mtkd.teachers.leak import leak_message, pool_rows
 from mtkd.run_checkpoints import CheckpointConfig, FinishedStrategies, RunCheckpoints
 from mtkd.runs import CHECKPOINTS, claim_output_dir, replace_text
 from mtkd.teachers.external import file_checksum, read_external_logits
@@ -170,7 +171,15 @@ def pool_for(splits: DatasetSplits, spec: str | None = "default", pool_dir: str 
         pool = ensure_pool(splits.name, spec, out_dir=pool_dir, data_dir=data_dir, val_fraction=val_fraction,
                            split_seed=split_seed)
     check_pool_matches_splits(pool, val_fraction, split_seed)
+    warn_of_leaks(pool)
     return pool
+
+
+def warn_of_leaks(pool: TeacherPool, log: Callable[[str], None] | None = None) -> None:
+    """Says, before any training, which teachers look as if they saw the validation split."""
+    message = leak_message(pool_rows(pool))
+    if message:
+        (log or stderr_line)("warning: " + message.replace("**", ""))
 
 
 def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | Path | None = None,

@@ -48,6 +48,8 @@ class TeacherPool:
         self.val_accuracy = [float(entry["val_accuracy"]) for entry in self.entries]
         self.test_accuracy = [float(entry["test_accuracy"]) for entry in self.entries]
         self._check_against(splits)
+        # The sizes the accuracies above were read on (the leak check's standard errors).
+        self.num_val, self.num_test = splits.num_val, splits.num_test
         self._models: dict[str, tuple[Any, Any]] = {}  # name -> (graphdef, params)
         self._external: dict[str, dict[str, np.ndarray]] = {}
         for entry in self.entries:
