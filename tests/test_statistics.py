@@ -150,3 +150,60 @@ def test_a_teacher_fitted_on_all_of_train_is_flagged_and_an_honest_pool_is_not(d
     assert main(common + ["--teachers", str(tiny_pool_dir), "--out", str(tmp_path / "honest")]) == 0
     assert "leak" not in capsys.readouterr().err
     assert "validation_leak" not in json.loads((tmp_path / "honest" / "results.json").read_text())
+
+
+def test_val_indices_give_a_validation_split_the_teachers_never_saw(data_dir, tmp_path, capsys):
+    """The clean alternative to the carve: the user names the rows their teachers left out. A
+    1-NN teacher fitted on every other row is then honest on validation (no leak flagged), and a
+    pool trained for those rows refuses a run on another validation split."""
+    from mtkd.data import load_dataset
+    from mtkd.data.loading import load_full_splits
+
+    full = load_full_splits("mnist1d", data_dir=data_dir)
+    held_out = np.random.default_rng(5).choice(len(full.y_train), 400, replace=False)
+    (tmp_path / "val.txt").write_text(", ".join(map(str, held_out)) + "\n")
+    np.save(tmp_path / "val.npy", held_out)
+    splits = load_dataset("mnist1d", data_dir=data_dir, val_indices=str(tmp_path / "val.txt"))
+    np.testing.assert_array_equal(splits.val_index, np.sort(held_out))
+    np.testing.assert_array_equal(splits.x_val, full.x_train[np.sort(held_out)])
+    assert splits.num_train == len(full.y_train) - 400 and not set(splits.train_index) & set(held_out)
+    np.testing.assert_array_equal(load_dataset("mnist1d", data_dir=data_dir, val_indices=str(tmp_path / "val.npy"))
+                                  .val_index, splits.val_index)
+
+    x_all = full.x_train.reshape(len(full.x_train), -1)
+    fitted = np.setdiff1d(np.arange(len(full.y_train)), held_out)
+
+    def nearest_neighbour(queries):  # fitted on every row but the held-out ones
+        x_fit = x_all[fitted]
+        distances = (queries ** 2).sum(1)[:, None] - 2 * queries @ x_fit.T + (x_fit ** 2).sum(1)[None]
+        return 5.0 * np.eye(10, dtype=np.float32)[full.y_train[fitted][distances.argmin(1)]]
+
+    np.savez(tmp_path / "knn.npz", train=nearest_neighbour(x_all),
+             test=nearest_neighbour(full.x_test.reshape(len(full.x_test), -1)))
+    spec = tmp_path / "pool.toml"
+    spec.write_text('[[teachers]]\nname = "knn"\nexternal = "knn.npz"\n')
+    val = ["--val-indices", str(tmp_path / "val.txt")]
+    assert main(["teachers", "train", "--data-dir", data_dir, "--pool", str(spec), "--out", str(tmp_path / "pool"),
+                 *val]) == 0
+    common = ["distill", "--data-dir", data_dir, "--teachers", str(tmp_path / "pool"), "--seeds", "1", "--epochs", "1",
+              "--student-options", '{"widths": [8]}', "--strategy", "uniform"]
+    capsys.readouterr()
+    assert main(common + val + ["--out", str(tmp_path / "run")]) == 0
+    assert "leak" not in capsys.readouterr().err
+    assert "validation_leak" not in json.loads((tmp_path / "run" / "results.json").read_text())
+    assert main(common + ["--out", str(tmp_path / "carved")]) == 2
+    assert "was trained with another validation split" in capsys.readouterr().err
+    assert not (tmp_path / "carved").exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    ("1 2 2", "lists 1 index(es) twice"),
+    ("1 2 999999", "must lie in 0..3999"),
+    ("1.5 2", "not a list of whole numbers"),
+    ("", "non-empty"),
+])
+def test_bad_val_indices_are_one_line(data_dir, tmp_path, capsys, content, words):
+    (tmp_path / "val.txt").write_text(content)
+    assert main(["data", "info", "mnist1d", "--data-dir", data_dir, "--val-indices", str(tmp_path / "val.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err

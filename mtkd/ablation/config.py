@@ -57,7 +57,7 @@ from mtkd.typed_fields import check_fields, check_value
 
 TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
                   "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name",
-                  "checkpoint", "devices", "families"}
+                  "checkpoint", "devices", "families", "val_indices"}
 FAMILY_KEYS = {"name", "strategy", "losses", "description"}
 
 
@@ -108,6 +108,7 @@ class AblationConfig:
     checkpoint: CheckpointConfig = CheckpointConfig()
     devices: int | None = None  # split the seeds over at most this many local devices (None: all)
     families: tuple[LossFamily, ...] = ()  # rows of their own, each with its composite loss
+    val_indices: str | None = None  # a file of the train split's rows held out for validation (not the carve)
 
     def __post_init__(self):
         check_fields(self, "ablation config")
@@ -171,7 +172,8 @@ class AblationConfig:
                 "sections": {k: dict(v) for k, v in self.sections.items()},
                 # Absent unless set, so that earlier runs keep their signature.
                 **({"devices": self.devices} if self.devices is not None else {}),
-                **({"families": [family.to_dict() for family in self.families]} if self.families else {})}
+                **({"families": [family.to_dict() for family in self.families]} if self.families else {}),
+                **({"val_indices": self.val_indices} if self.val_indices is not None else {})}
 
 
 def pool_label(pool: str) -> str:
@@ -222,7 +224,16 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         student_data_fraction=raw.get("student_data_fraction", 1.0),
         losses=LossConfig.from_dicts(raw["losses"]) if "losses" in raw else None,
         sections={k: dict(_table_of(raw, k)) for k in ("dml", "rl", "byot") if k in raw},
-        checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")), devices=raw.get("devices"))
+        checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")), devices=raw.get("devices"),
+        val_indices=_resolve_file(raw.get("val_indices"), base_dir, "val_indices"))
+
+
+def _resolve_file(path, base_dir: Path | None, name: str) -> str | None:
+    """A file named in the config, relative to the config's folder."""
+    check_value(path, str | None, f"ablation config {name}")
+    if path is None or base_dir is None or Path(path).is_absolute():
+        return path
+    return str(base_dir / path)
 
 
 def _train_config(train: Mapping[str, Any]) -> TrainConfig:

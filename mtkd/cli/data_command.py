@@ -52,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="seed of the validation carve (default: 0)",
     )
+    info_parser.add_argument(
+        "--val-indices",
+        default=None,
+        metavar="FILE",
+        help="hold out these rows of TFDS 'train' for validation instead (a .npy array or a text file of whole numbers)",
+    )
     info_parser.set_defaults(func=run_info)
 
 
@@ -88,6 +94,7 @@ def run_info(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         val_fraction=args.val_fraction,
         split_seed=args.split_seed,
+        val_indices=args.val_indices,
     )
     print(f"{splits.name} (version {splits.version}) from {splits.prepared_dir}")
     print("\n".join(_describe(splits)))

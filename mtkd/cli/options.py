@@ -37,6 +37,10 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_default: str | Non
                        help="fraction of the training split held out for validation (default: %(default)s)")
     group.add_argument("--split-seed", type=int, default=0,
                        help="seed of the train/validation split (default: %(default)s)")
+    group.add_argument("--val-indices", default=None, metavar="FILE",
+                       help="hold out these rows of the data set's train split for validation instead of a random "
+                            "--val-fraction: a .npy array or a text file of whole numbers (e.g. the rows your "
+                            "teachers were not trained on, so that validation stays unseen by them)")
 
 
 def add_student_options(parser: argparse.ArgumentParser) -> None:

@@ -99,13 +99,15 @@ def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, inte
     from mtkd.progress import stderr_line
     from mtkd.run_checkpoints import start_run
 
-    splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed)
+    splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed,
+                                 args.val_indices)
     compared = build_strategies(args.compare, pool)  # bad names fail before training
     if check is not None:  # the procedure's own checks against the pool, before --out is claimed
         check(pool)
     signature = {"kind": kind, "dataset": args.dataset, "teachers": args.teachers, "student": student.to_dict(),
                  "config": config.__dict__, "seeds": seeds, **own, "compare": args.compare,
-                 "val_fraction": args.val_fraction, "split_seed": args.split_seed}
+                 "val_fraction": args.val_fraction, "split_seed": args.split_seed,
+                 **({"val_indices": args.val_indices} if args.val_indices else {})}
     out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
                                  config=interval, log=stderr_line)
     return splits, pool, compared, out, checkpoints

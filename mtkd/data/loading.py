@@ -11,7 +11,8 @@ import tensorflow_datasets as tfds
 from mtkd.data import catalog
 from mtkd.data.arrays import read_raw_splits, to_float_inputs
 from mtkd.data.paths import resolve_data_dir
-from mtkd.data.splits import DatasetSplits, carve_validation, check_split_seed, check_val_fraction
+from mtkd.data.splits import (DatasetSplits, carve_validation, check_split_seed, check_val_fraction,
+                               read_val_indices)
 from mtkd.errors import DatasetError, UnknownNameError
 
 
@@ -92,8 +93,10 @@ def load_dataset(
     val_fraction: float = 0.1,
     split_seed: int = 0,
     prepare: bool = True,
+    val_indices: str | None = None,
 ) -> DatasetSplits:
-    """Load `name` with a validation split carved deterministically from TFDS 'train'.
+    """Load `name` with a validation split carved deterministically from TFDS 'train' (or, with
+    `val_indices`, a file of the train split's rows to hold out: `read_val_indices`).
 
     Arguments are validated before any work (ConfigError, UnknownNameError). See
     `DatasetSplits` for shapes and `load_full_splits` for what `prepare` does.
@@ -110,7 +113,10 @@ def load_dataset(
         barrier(f"mtkd: data set {name} ready")
     if full is None:
         full = load_full_splits(name, data_dir=data_dir, prepare=prepare)
-    train_index, val_index = carve_validation(len(full.y_train), val_fraction, split_seed)
+    if val_indices is not None:
+        train_index, val_index = read_val_indices(val_indices, len(full.y_train))
+    else:
+        train_index, val_index = carve_validation(len(full.y_train), val_fraction, split_seed)
     return DatasetSplits(
         name=name,
         input_shape=full.info["input_shape"],

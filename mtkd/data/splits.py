@@ -48,6 +48,48 @@ def carve_validation(
     return train_index, val_index
 
 
+def read_val_indices(path: str, num_examples: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_index, val_index) from a file of validation indices into the TFDS 'train' split: a
+    `.npy` array, or text with whole numbers separated by spaces, commas or newlines. The user's
+    own carve: e.g. the examples their teachers were not trained on, so that teachers trained
+    elsewhere can be judged on validation honestly. Each index in range, none twice, at least one
+    example left on either side; else one clear error."""
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"validation indices file {path} does not exist")
+    try:
+        if file.suffix == ".npy":
+            values = np.load(file, allow_pickle=False)
+        else:
+            values = np.array(file.read_text().replace(",", " ").split(), dtype=object)
+            values = np.array([int(v) for v in values], dtype=np.int64)
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"validation indices file {path} is not a list of whole numbers: {error}") from None
+    values = np.asarray(values)
+    if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer):
+        raise ConfigError(f"validation indices file {path} must hold a non-empty 1-D list of whole numbers, got "
+                          f"shape {values.shape} of {values.dtype}")
+    if values.min() < 0 or values.max() >= num_examples:
+        raise ConfigError(f"validation indices in {path} must lie in 0..{num_examples - 1} (the train split's rows); "
+                          f"found {int(values.min())}..{int(values.max())}")
+    val_index = np.unique(values).astype(np.int64)
+    if val_index.size != values.size:
+        raise ConfigError(f"validation indices file {path} lists {values.size - val_index.size} index(es) twice")
+    if val_index.size >= num_examples:
+        raise ConfigError(f"validation indices in {path} cover the whole train split; leave examples to train on")
+    train_index = np.setdiff1d(np.arange(num_examples, dtype=np.int64), val_index)
+    return train_index, val_index
+
+
+def index_checksum(index: np.ndarray) -> str:
+    """A short fingerprint of a validation carve (pools record theirs; a run must use the same)."""
+    import hashlib
+
+    return hashlib.sha256(np.asarray(index, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class DatasetSplits:
     """A data set ready for training, with a validation split carved from TFDS 'train'.

@@ -18,6 +18,7 @@ from flax import nnx
 
 from mtkd.checkpoints import restore_params
 from mtkd.data import DatasetSplits
+from mtkd.data.splits import carve_validation, index_checksum
 from mtkd.errors import CheckpointError, ConfigError, DatasetError
 from mtkd.fusion.strategies import StrategyContext
 from mtkd.models import ModelSpec, abstract_model
@@ -176,11 +177,18 @@ def load_pool(directory: str | Path, splits: DatasetSplits) -> TeacherPool:
     return TeacherPool(directory, manifest, splits)
 
 
-def check_pool_matches_splits(pool: "TeacherPool", val_fraction: float, split_seed: int) -> None:
+def check_pool_matches_splits(pool: "TeacherPool", splits: DatasetSplits) -> None:
     """Teachers were trained on the pool's training split: a different validation split would
-    put examples the teachers learned from into the student's validation set."""
+    put examples the teachers learned from into the student's validation set. Pools record a
+    checksum of their validation rows (`val_index_checksum`); older ones, their val_fraction and
+    split_seed, from which the same rows are carved again."""
     manifest = pool.manifest
-    if (float(manifest["val_fraction"]), int(manifest["split_seed"])) != (float(val_fraction), int(split_seed)):
-        raise ConfigError(f"teacher pool {pool.directory} was trained with val_fraction "
-                          f"{manifest['val_fraction']} and split_seed {manifest['split_seed']}; use the same "
-                          f"(got {val_fraction}, {split_seed})")
+    expected = manifest.get("val_index_checksum")
+    if expected is None:
+        carved = carve_validation(splits.num_train_full, float(manifest["val_fraction"]), int(manifest["split_seed"]))
+        expected = index_checksum(carved[1])
+    if index_checksum(splits.val_index) != expected:
+        raise ConfigError(f"teacher pool {pool.directory} was trained with another validation split (val_fraction "
+                          f"{manifest['val_fraction']}, split_seed {manifest['split_seed']}"
+                          f"{', val_indices ' + manifest['val_indices'] if manifest.get('val_indices') else ''}); "
+                          f"use the same, or train a pool for this one")
