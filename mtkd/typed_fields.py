@@ -28,7 +28,7 @@ def describe(hint: Any) -> str:
     """A type annotation in a user's words: "a whole number", "a list of whole numbers", ..."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        options = [describe(arg) for arg in args if arg is not type(None)]
+        options = list(dict.fromkeys(describe(arg) for arg in args if arg is not type(None)))  # once each
         text = " or ".join(options)
         return f"{text} (or nothing)" if type(None) in args else text
     if origin is typing.Literal:

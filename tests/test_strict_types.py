@@ -114,6 +114,8 @@ BAD_ABLATION_LINES = [
     ("dataset = 3", None, "dataset = 3"),
     ("pool = 3", None, "pool = 3"),
     ("strategies = \"none\"", None, "strategies = 'none'"),
+    ("strategies = [1]", None, "strategies = [1]: expected a list of strings"),
+    ("options = \"x\"", "student", "options must be a table, got 'x'"),
     ("epochs = 6.5", "train", "epochs = 6.5"),
     ("epochs = \"6\"", "train", "epochs = '6'"),
     ("temperature = \"hot\"", "train", "temperature = 'hot'"),
@@ -160,6 +162,7 @@ BAD_TEACHER_LINES = [
     ("label_noise = true", "label_noise = True"),
     ('class_permutation = "0123456789"', "class_permutation = '0123456789'"),
     ("learning_rate = \"1e-3\"", "learning_rate = '1e-3'"),
+    ("options = 3", "options must be a table, got 3"),
 ]
 
 
@@ -171,3 +174,9 @@ def test_a_wrong_type_in_a_pool_spec_is_one_line_and_exit_2(tmp_path, capsys, li
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0] and "teacher 'cnn'" in err[0], err
     assert not (tmp_path / "pool").exists()
+
+
+def test_a_negative_first_seed_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["distill", "--first-seed", "-1", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == "mtkd: error: --first-seed must be in 0..4294967293, got -1"
+    assert not (tmp_path / "out").exists()

@@ -245,8 +245,7 @@ def _train_config(train: Mapping[str, Any]) -> TrainConfig:
 
 def _strings(raw: Mapping[str, Any], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     value = raw.get(name, default)
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ConfigError(f"ablation config {name} = {value!r}: expected a list of strings")
+    check_value(value, list[str] | tuple[str, ...], f"ablation config {name}")
     return tuple(value)
 
 

@@ -65,8 +65,9 @@ def bind_pool_loss(losses: LossConfig, pool: TeacherPool | None, splits: Dataset
 
 def read_loss_file(path: str | Path) -> LossConfig:
     """A loss configuration from a TOML/YAML file holding a `losses` list of terms."""
+    raw = read_config_file(path, "loss configuration")  # its errors name the file already
     try:
-        return LossConfig.from_dict(read_config_file(path, "loss configuration"))
+        return LossConfig.from_dict(raw)
     except ConfigError as error:
         raise ConfigError(f"loss configuration {path}: {error}") from None
 

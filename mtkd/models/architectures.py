@@ -32,6 +32,8 @@ class ModelSpec:
         if not isinstance(self.arch, str):
             raise ConfigError(f"a model's arch must be an architecture name, got {self.arch!r}")
         model_class = MODELS.get(self.arch)  # raises UnknownNameError for an unknown architecture
+        if not isinstance(self.options, Mapping):
+            raise ConfigError(f"model {self.arch!r}: options must be a table, got {self.options!r}")
         accepted = set(inspect.signature(model_class.__init__).parameters) - {
             "self", "input_shape", "num_classes", "rngs"}
         unknown = sorted(set(self.options) - accepted)
@@ -39,8 +41,6 @@ class ModelSpec:
             raise ConfigError(
                 f"model {self.arch!r} has no option(s) {', '.join(unknown)}; "
                 f"it accepts {', '.join(sorted(accepted))}")
-        if not isinstance(self.options, Mapping):
-            raise ConfigError(f"model {self.arch!r}: options must be a table, got {self.options!r}")
         # Strictly typed against the constructor: `widths = "64"` would otherwise build layers 6 and 4.
         check_arguments(model_class.__init__, self.options, f"model {self.arch!r} option")
         object.__setattr__(self, "options", dict(self.options))

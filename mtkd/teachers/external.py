@@ -26,7 +26,9 @@ def read_external_logits(path: str | Path, num_train: int, num_test: int, num_cl
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: np.asarray(data[key], dtype=np.float32) for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise CheckpointError(f"external teacher file {path} is not a readable .npz: {error}") from None
+        # NumPy reads a file that is no archive as a pickle, and says so: not the user's problem.
+        reason = "not a NumPy .npz archive" if "pickled" in str(error) else str(error)
+        raise CheckpointError(f"external teacher file {path} is not a readable .npz: {reason}") from None
     missing = sorted({"train", "test"} - set(arrays))
     if missing:
         raise CheckpointError(f"external teacher file {path} lacks array(s) {', '.join(missing)} "
