@@ -23,7 +23,7 @@ def default_pool_file(dataset: str = "mnist1d"):
 
 
 def load_pool_for(dataset: str, teachers: str | None, data_dir: str | None, val_fraction: float = 0.1,
-                  split_seed: int = 0, val_indices: str | None = None):
+                  split_seed: int = 0, val_indices: str | None = None, val_split: str | None = None):
     """(splits, pool): the data set and the pool in `teachers`, or the default pool of the data set
     (trained and cached on first use). DatasetError where their classes disagree."""
     from mtkd.data import load_dataset
@@ -31,10 +31,10 @@ def load_pool_for(dataset: str, teachers: str | None, data_dir: str | None, val_
     from mtkd.teachers import default_pool_dir
 
     splits = load_dataset(dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
-                          val_indices=val_indices)
+                          val_indices=val_indices, val_split=val_split)
     if teachers is None:  # the default pool's cache (its own folder for another validation split)
-        return splits, pool_for(splits, "default", None, data_dir, val_fraction, split_seed, val_indices)
-    return splits, pool_for(splits, None, teachers, data_dir, val_fraction, split_seed, val_indices)
+        return splits, pool_for(splits, "default", None, data_dir, val_fraction, split_seed, val_indices, val_split)
+    return splits, pool_for(splits, None, teachers, data_dir, val_fraction, split_seed, val_indices, val_split)
 
 
 def params_from_pool(dataset: str = "mnist1d", teachers: str | None = None, data_dir: str | None = None,

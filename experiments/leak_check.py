@@ -78,7 +78,7 @@ def main() -> None:
         np.savez(out / "spec" / f"{name}.npz", train=train, test=test)
     (out / "spec" / "leaky.toml").write_text(SPEC)
     spec = load_pool_spec(out / "spec" / "leaky.toml", "mnist1d")
-    train_pool("mnist1d", spec, out / "leaky", resume=True)
+    train_pool("mnist1d", spec, out / "leaky", resume=True, announce=False)
     report("leaky", json.loads((out / "leaky" / "pool.json").read_text()), splits.num_val, splits.num_test)
     for cached in sorted(default_pool_dir("mnist1d").parent.glob("mnist1d-*/pool.json")):
         report(cached.parent.name, json.loads(cached.read_text()), splits.num_val, splits.num_test)

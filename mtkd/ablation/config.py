@@ -57,7 +57,7 @@ from mtkd.typed_fields import check_fields, check_value
 
 TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
                   "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name",
-                  "checkpoint", "devices", "families", "val_indices"}
+                  "checkpoint", "devices", "families", "val_indices", "val_split"}
 FAMILY_KEYS = {"name", "strategy", "losses", "description"}
 
 
@@ -109,6 +109,7 @@ class AblationConfig:
     devices: int | None = None  # split the seeds over at most this many local devices (None: all)
     families: tuple[LossFamily, ...] = ()  # rows of their own, each with its composite loss
     val_indices: str | None = None  # a file of the train split's rows held out for validation (not the carve)
+    val_split: str | None = None  # the data set's own validation split (then all of train is trained on)
 
     def __post_init__(self):
         check_fields(self, "ablation config")
@@ -173,7 +174,8 @@ class AblationConfig:
                 # Absent unless set, so that earlier runs keep their signature.
                 **({"devices": self.devices} if self.devices is not None else {}),
                 **({"families": [family.to_dict() for family in self.families]} if self.families else {}),
-                **({"val_indices": self.val_indices} if self.val_indices is not None else {})}
+                **({"val_indices": self.val_indices} if self.val_indices is not None else {}),
+                **({"val_split": self.val_split} if self.val_split is not None else {})}
 
 
 def pool_label(pool: str) -> str:
@@ -225,7 +227,7 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         losses=LossConfig.from_dicts(raw["losses"]) if "losses" in raw else None,
         sections={k: dict(_table_of(raw, k)) for k in ("dml", "rl", "byot") if k in raw},
         checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")), devices=raw.get("devices"),
-        val_indices=_resolve_file(raw.get("val_indices"), base_dir, "val_indices"))
+        val_indices=_resolve_file(raw.get("val_indices"), base_dir, "val_indices"), val_split=raw.get("val_split"))
 
 
 def _resolve_file(path, base_dir: Path | None, name: str) -> str | None:

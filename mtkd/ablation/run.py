@@ -86,12 +86,13 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     check_sections(config)
     placement = seed_placement(config.seeds, config.devices)  # a --devices this host cannot give fails here
     splits = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
-                          split_seed=config.split_seed, val_indices=config.val_indices)
+                          split_seed=config.split_seed, val_indices=config.val_indices, val_split=config.val_split)
     log(f"teacher pool: {config.pool_dir or default_pool_dir(config.dataset, config.pool)}"
-        + (" (a folder of its own for --val-indices)" if config.pool_dir is None and config.val_indices else ""))
+        + (" (a folder of its own for this validation split)" if config.pool_dir is None
+           and (config.val_indices or config.val_split) else ""))
     # config.pool None: a given pool directory, used as it is; pool_dir None: the pool's default cache.
     pool = pool_for(splits, config.pool, config.pool_dir, config.data_dir, config.val_fraction, config.split_seed,
-                    config.val_indices)
+                    config.val_indices, config.val_split)
     # Teachers saw all of the training split; the student only its share of it.
     splits = training_fraction(splits, config.student_data_fraction)
     abstract_model(config.student, splits.input_shape, splits.num_classes)  # before any training

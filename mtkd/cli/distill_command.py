@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from mtkd.distill.pool_training import pool_for
     from mtkd.distill.results import format_table, write_results
     from mtkd.models import abstract_model
-    from mtkd.data.splits import index_checksum
+    from mtkd.data.splits import validation_checksum
     from mtkd.progress import stderr_line
     from mtkd.run_checkpoints import start_run
     from mtkd.runs import refuse_duplicates
@@ -56,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
     distributed.start(distributed_config_from(args))  # before any other JAX work
     placement = seed_placement(len(seeds), args.devices)
     splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
-                          split_seed=args.split_seed, val_indices=args.val_indices)
+                          split_seed=args.split_seed, val_indices=args.val_indices, val_split=args.val_split)
     pool = None
     if args.teachers:
         pool = pool_for(splits, None, args.teachers, args.data_dir, args.val_fraction, args.split_seed,
-                        args.val_indices)
+                        args.val_indices, args.val_split)
     elif any(name != "none" for name in strategies):
         raise ConfigError("--teachers DIR is needed for every strategy but 'none'")
     abstract_model(student, splits.input_shape, splits.num_classes)  # a student that cannot be built fails here
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     signature = {"kind": "distill", "dataset": args.dataset, "teachers": args.teachers, "strategies": strategies,
                  "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
                  "val_fraction": args.val_fraction, "split_seed": args.split_seed, "policy": args.policy,
-                 **({"val_indices": index_checksum(splits.val_index)} if args.val_indices else {}),
+                 **({"validation": validation_checksum(splits)} if args.val_indices or args.val_split else {}),
                  "losses": losses.to_dicts() if losses is not None else None, "devices": placement.devices}
     out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
                                  config=interval, log=stderr_line)

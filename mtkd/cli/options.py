@@ -41,6 +41,9 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_default: str | Non
                        help="hold out these rows of the data set's train split for validation instead of a random "
                             "--val-fraction: a .npy array or a text file of whole numbers (e.g. the rows your "
                             "teachers were not trained on, so that validation stays unseen by them)")
+    group.add_argument("--val-split", default=None, metavar="NAME",
+                       help="validate on the data set's own split NAME (e.g. validation) and train on all of its "
+                            "train split, instead of holding rows of train out")
 
 
 def add_student_options(parser: argparse.ArgumentParser) -> None:

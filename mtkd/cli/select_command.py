@@ -95,19 +95,20 @@ def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, inte
     shared options plus the procedure's `own`): (splits, pool, compared, out, checkpoints), with
     checkpoints None when a resumed run had already finished."""
     from envs.sources import load_pool_for
+    from mtkd.data.splits import validation_checksum
     from mtkd.distill.experiment import build_strategies
     from mtkd.progress import stderr_line
     from mtkd.run_checkpoints import start_run
 
     splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed,
-                                 args.val_indices)
+                                 args.val_indices, args.val_split)
     compared = build_strategies(args.compare, pool)  # bad names fail before training
     if check is not None:  # the procedure's own checks against the pool, before --out is claimed
         check(pool)
     signature = {"kind": kind, "dataset": args.dataset, "teachers": args.teachers, "student": student.to_dict(),
                  "config": config.__dict__, "seeds": seeds, **own, "compare": args.compare,
                  "val_fraction": args.val_fraction, "split_seed": args.split_seed,
-                 **({"val_indices": args.val_indices} if args.val_indices else {})}
+                 **({"validation": validation_checksum(splits)} if args.val_indices or args.val_split else {})}
     out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
                                  config=interval, log=stderr_line)
     return splits, pool, compared, out, checkpoints

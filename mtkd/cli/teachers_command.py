@@ -39,7 +39,7 @@ def run_train(args: argparse.Namespace) -> int:
     spec = load_pool_spec(args.pool, args.dataset)
     pool = train_pool(args.dataset, spec, args.out, data_dir=args.data_dir, val_fraction=args.val_fraction,
                       split_seed=args.split_seed, overwrite=args.overwrite, resume=args.resume,
-                      val_indices=args.val_indices,
+                      val_indices=args.val_indices, val_split=args.val_split,
                       checkpoint=checkpoint_config_from(args))
     print(format_table([], teacher_rows(pool)).rstrip())
     return 0
@@ -52,7 +52,7 @@ def run_show(args: argparse.Namespace) -> int:
     from mtkd.teachers import load_pool
 
     splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
-                          split_seed=args.split_seed, val_indices=args.val_indices)
+                          split_seed=args.split_seed, val_indices=args.val_indices, val_split=args.val_split)
     pool = load_pool(args.teachers, splits)
     print(format_table([], teacher_rows(pool)).rstrip())
     return 0

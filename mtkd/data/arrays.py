@@ -159,6 +159,12 @@ def read_raw_splits(builder: tfds.core.DatasetBuilder) -> RawSplits:
     return RawSplits(**arrays, input_key=input_key, label_key=label_key, test_split=test_split)
 
 
+def read_split(builder: tfds.core.DatasetBuilder, split: str, input_key: str, label_key: str):
+    """x (N, *shape) as stored and y (N,) of one more split (e.g. a data set's own validation
+    split); not cached: it is read once per run."""
+    return _read_split(builder, split, input_key, label_key)
+
+
 def to_float_inputs(x: np.ndarray) -> np.ndarray:
     """float32 inputs: uint8 (images) scaled to [0, 1]; other numbers converted as they are."""
     if x.dtype == np.uint8:

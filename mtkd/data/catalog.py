@@ -47,7 +47,11 @@ _disable_tfds_network()
 
 
 def how_to_prepare(name: str, data_dir: str) -> str:
-    """The instructions the error messages give for preparing a catalog data set."""
+    """The instructions the error messages give for preparing a data set: a catalog one is
+    downloaded once; anything else is the user's own, imported from arrays."""
+    if _NAME_PATTERN.match(name) is None or base_name(name) not in catalog_names():
+        return (f"a data set of your own is imported once from NumPy arrays: "
+                f"`mtkd data import {name} --npz FILE --data-dir {data_dir}` (see `mtkd data import --help`)")
     return (
         f"prepare it once, on a machine with network: pip install 'mtkd[tensorflow]' and then "
         f"`mtkd data prepare {name} --data-dir {data_dir}` (TFDS download_and_prepare with "
@@ -87,7 +91,7 @@ def check_known(name: str, data_dir: str) -> None:
         return
     raise UnknownNameError(
         f"unknown data set {name!r}: not embedded ({', '.join(EMBEDDED_DATASETS)}), not in the "
-        f"TFDS catalog, and not prepared under {data_dir}"
+        f"TFDS catalog, and not prepared under {data_dir} (your own arrays: `mtkd data import {name} --npz FILE`)"
     )
 
 

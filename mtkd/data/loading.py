@@ -13,7 +13,7 @@ from mtkd.data.arrays import read_raw_splits, to_float_inputs
 from mtkd.data.paths import resolve_data_dir
 from mtkd.data.splits import (DatasetSplits, carve_validation, check_split_seed, check_val_fraction,
                                read_val_indices)
-from mtkd.errors import DatasetError, UnknownNameError
+from mtkd.errors import ConfigError, DatasetError, UnknownNameError
 
 
 class FullSplits(NamedTuple):
@@ -94,15 +94,19 @@ def load_dataset(
     split_seed: int = 0,
     prepare: bool = True,
     val_indices: str | None = None,
+    val_split: str | None = None,
 ) -> DatasetSplits:
     """Load `name` with a validation split carved deterministically from TFDS 'train' (or, with
-    `val_indices`, a file of the train split's rows to hold out: `read_val_indices`).
+    `val_indices`, a file of the train split's rows to hold out: `read_val_indices`; or, with
+    `val_split`, the data set's own split of that name, and all of 'train' to train on).
 
     Arguments are validated before any work (ConfigError, UnknownNameError). See
     `DatasetSplits` for shapes and `load_full_splits` for what `prepare` does.
     """
     val_fraction = check_val_fraction(val_fraction)
     split_seed = check_split_seed(split_seed)
+    if val_indices is not None and val_split is not None:
+        raise ConfigError("give --val-split or --val-indices, not both: each names the validation rows")
     catalog.check_known(_check_name(name), resolve_data_dir(data_dir))
     from mtkd.distributed import barrier, is_writer, process_count  # (JAX, imported once needed)
 
@@ -113,18 +117,23 @@ def load_dataset(
         barrier(f"mtkd: data set {name} ready")
     if full is None:
         full = load_full_splits(name, data_dir=data_dir, prepare=prepare)
-    if val_indices is not None:
-        train_index, val_index = read_val_indices(val_indices, len(full.y_train))
+    if val_split is not None:
+        x_val, y_val = read_own_split(name, data_dir, val_split, full.info)
+        train_index, val_index = np.arange(len(full.y_train), dtype=np.int64), np.zeros(0, np.int64)
     else:
-        train_index, val_index = carve_validation(len(full.y_train), val_fraction, split_seed)
+        if val_indices is not None:
+            train_index, val_index = read_val_indices(val_indices, len(full.y_train))
+        else:
+            train_index, val_index = carve_validation(len(full.y_train), val_fraction, split_seed)
+        x_val, y_val = full.x_train[val_index], full.y_train[val_index]
     return DatasetSplits(
         name=name,
         input_shape=full.info["input_shape"],
         num_classes=full.info["num_classes"],
         x_train=full.x_train[train_index],
         y_train=full.y_train[train_index],
-        x_val=full.x_train[val_index],
-        y_val=full.y_train[val_index],
+        x_val=x_val,
+        y_val=y_val,
         x_test=full.x_test,
         y_test=full.y_test,
         train_index=train_index,
@@ -132,4 +141,23 @@ def load_dataset(
         test_split=full.info["test_split"],
         version=full.info["version"],
         prepared_dir=full.info["prepared_dir"],
+        val_split=val_split or "",
     )
+
+
+def read_own_split(name: str, data_dir: str | None, split: str, info: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the data set's own split `split` for validation: not 'train' (the students learn
+    from it) and not the split the report tests on."""
+    from mtkd.data.arrays import read_split
+
+    if not isinstance(split, str) or split in ("train", info["test_split"]):
+        raise ConfigError(f"--val-split {split!r}: validation must be a split other than 'train' and the test split "
+                          f"({info['test_split']!r}), which is touched only for the report")
+    builder = catalog.open_prepared_builder(name, resolve_data_dir(data_dir), prepare=False)
+    if split not in builder.info.splits:
+        raise DatasetError(f"data set {name!r} has no split {split!r} (splits: {', '.join(builder.info.splits)}); "
+                           f"use --val-indices FILE or --val-fraction instead")
+    x, y = read_split(builder, split, info["input_key"], info["label_key"])
+    if x.shape[1:] != tuple(info["input_shape"]):
+        raise DatasetError(f"split {split!r} of {name!r} has inputs of shape {x.shape[1:]}, train {info['input_shape']}")
+    return to_float_inputs(x), y.astype(np.int32)

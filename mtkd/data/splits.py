@@ -83,6 +83,15 @@ def read_val_indices(path: str, num_examples: int) -> tuple[np.ndarray, np.ndarr
     return train_index, val_index
 
 
+def validation_checksum(splits: "DatasetSplits") -> str:
+    """Which rows a run validates on: the held-out rows of 'train', or the data set's own split."""
+    if splits.val_split:
+        import hashlib
+
+        return hashlib.sha256(f"split:{splits.val_split}:{splits.num_val}".encode()).hexdigest()[:16]
+    return index_checksum(splits.val_index)
+
+
 def index_checksum(index: np.ndarray) -> str:
     """A short fingerprint of a validation carve (pools record theirs; a run must use the same)."""
     import hashlib
@@ -116,6 +125,9 @@ class DatasetSplits:
     test_split: str = "test"
     version: str = ""
     prepared_dir: str = ""
+    # The data set's own validation split (`--val-split`), or "" for rows held out of 'train'
+    # (`val_index`, then empty here: no row of 'train' is held out).
+    val_split: str = ""
 
     @property
     def num_train(self) -> int:
@@ -131,8 +143,14 @@ class DatasetSplits:
 
     @property
     def num_train_full(self) -> int:
-        """Size of the full TFDS 'train' split (train + validation parts)."""
-        return self.num_train + self.num_val
+        """Size of the full TFDS 'train' split (train + validation parts, or all of it for train
+        when validation is the data set's own split)."""
+        return self.num_train + (0 if self.val_split else self.num_val)
+
+    def external_val(self, logits: dict) -> np.ndarray:
+        """An external teacher's validation logits: its rows of 'train' held out, or its array of
+        the data set's own validation split."""
+        return logits[self.val_split] if self.val_split else logits["train"][self.val_index]
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of 'train', 'val' or 'test'."""

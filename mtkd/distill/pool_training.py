@@ -16,7 +16,7 @@ from flax import nnx
 
 from mtkd.checkpoints import params_checksum, save_params
 from mtkd.data import DatasetSplits, load_dataset
-from mtkd.data.splits import index_checksum
+from mtkd.data.splits import index_checksum, validation_checksum
 from mtkd.distill.fit import SplitArrays, fit, unstack
 from mtkd.distributed import agree, barrier, is_writer
 from mtkd.errors import ConfigError
@@ -68,14 +68,15 @@ def check_pool_spec(spec: PoolSpec, splits: DatasetSplits) -> None:
         if teacher.model is not None:
             abstract_model(teacher.model, splits.input_shape, splits.num_classes)
         else:
-            read_external_logits(teacher.external, splits.num_train_full, splits.num_test, splits.num_classes)
+            read_external_logits(teacher.external, splits.num_train_full, splits.num_test, splits.num_classes,
+                                 (splits.val_split, splits.num_val) if splits.val_split else None)
 
 
 def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str | None = None,
                val_fraction: float = 0.1, split_seed: int = 0, overwrite: bool = False,
                log: Callable[[str], None] | None = None, resume: bool = False,
                checkpoint: CheckpointConfig = CheckpointConfig(), announce: bool = True,
-               val_indices: str | None = None) -> TeacherPool:
+               val_indices: str | None = None, val_split: str | None = None) -> TeacherPool:
     """Trains (or, if `out_dir` already holds this very pool, finished, reuses) every teacher of
     `spec`. A pool whose training was interrupted is continued with `resume` (teachers already
     saved are kept, the one interrupted restarts from its checkpoint in `out_dir/checkpoints/`).
@@ -83,13 +84,15 @@ def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str 
     In a multi-process run every process trains every teacher together (its one seed padded over
     all devices, `mtkd.devices`) and process 0 writes the pool; `out_dir` must be on a file system
     every process sees. `val_indices`: a file of the train split's rows to hold out for validation
-    instead of the carve (`mtkd.data.splits.read_val_indices`)."""
+    instead of the carve (`mtkd.data.splits.read_val_indices`); `val_split`: the data set's own
+    validation split (the teachers then train on all of 'train')."""
     log = log or stderr_line
     splits = load_dataset(dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
-                          val_indices=val_indices)
+                          val_indices=val_indices, val_split=val_split)
     check_pool_spec(spec, splits)
     # The user's own validation rows by their checksum (absent otherwise: older pools keep theirs).
     own = {"val_indices": index_checksum(splits.val_index)} if val_indices is not None else {}
+    own.update({"val_split": val_split} if val_split is not None else {})
     signature = {"kind": "teacher-pool", "dataset": dataset, "val_fraction": val_fraction,
                  "split_seed": split_seed, **own, "spec": spec.to_dict()}
     out = Path(out_dir)
@@ -122,7 +125,7 @@ def train_pool(dataset: str, spec: PoolSpec, out_dir: str | Path, data_dir: str 
             stop_point(f"after teacher {teacher.name} of the pool in {out} (saved)")
     manifest = {"format": POOL_FORMAT, "dataset": dataset, "num_classes": splits.num_classes,
                 "input_shape": list(splits.input_shape), "val_fraction": val_fraction,
-                "split_seed": split_seed, **own, "val_index_checksum": index_checksum(splits.val_index),
+                "split_seed": split_seed, **own, "val_index_checksum": validation_checksum(splits),
                 "spec": spec.to_dict(), "teachers": entries}
     replace_text(out / POOL_FILE, json.dumps(manifest, indent=2) + "\n")  # appears once every teacher is saved
     checkpoints.remove()
@@ -153,22 +156,22 @@ def _train_model_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path,
 
 
 def _import_external_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: Path) -> dict:
-    logits = read_external_logits(teacher.external, splits.num_train_full, splits.num_test, splits.num_classes)
+    logits = read_external_logits(teacher.external, splits.num_train_full, splits.num_test, splits.num_classes,
+                                  (splits.val_split, splits.num_val) if splits.val_split else None)
     relative = f"teachers/{teacher.name}.npz"
     if is_writer():
         (out / "teachers").mkdir(exist_ok=True)
         shutil.copyfile(teacher.external, out / relative)
-    train_full = logits["train"]
     return {"name": teacher.name, "kind": "external", "source": str(teacher.external),
             "dataset": splits.name, "num_classes": splits.num_classes,
-            "val_accuracy": teacher_accuracy(train_full[splits.val_index], splits.y_val),
+            "val_accuracy": teacher_accuracy(splits.external_val(logits), splits.y_val),
             "test_accuracy": teacher_accuracy(logits["test"], splits.y_test),
             "checksum": file_checksum(teacher.external), "path": relative}
 
 
 def pool_for(splits: DatasetSplits, spec: str | None = "default", pool_dir: str | Path | None = None,
              data_dir: str | None = None, val_fraction: float = 0.1, split_seed: int = 0,
-             val_indices: str | None = None) -> TeacherPool:
+             val_indices: str | None = None, val_split: str | None = None) -> TeacherPool:
     """The teacher pool a run uses, checked against its splits: with `spec` (a preset or spec
     file), that pool, trained in `pool_dir` on first use and reused after; with `spec` None, the
     pool saved in `pool_dir`, as it is. Its teachers must have been trained on these splits'
@@ -177,7 +180,7 @@ def pool_for(splits: DatasetSplits, spec: str | None = "default", pool_dir: str 
         pool = load_pool(pool_dir, splits)  # checks the pool's data set and classes
     else:
         pool = ensure_pool(splits.name, spec, out_dir=pool_dir, data_dir=data_dir, val_fraction=val_fraction,
-                           split_seed=split_seed, val_indices=val_indices)
+                           split_seed=split_seed, val_indices=val_indices, val_split=val_split)
     check_pool_matches_splits(pool, splits)
     warn_of_leaks(pool)
     return pool
@@ -192,13 +195,13 @@ def warn_of_leaks(pool: TeacherPool, log: Callable[[str], None] | None = None) -
 
 def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | Path | None = None,
                 data_dir: str | None = None, val_fraction: float = 0.1, split_seed: int = 0,
-                val_indices: str | None = None) -> TeacherPool:
+                val_indices: str | None = None, val_split: str | None = None) -> TeacherPool:
     """The pool of `spec` for `dataset`: reused if already trained in `out_dir`, else trained."""
     pool_spec = load_pool_spec(spec, dataset)
     out = Path(out_dir) if out_dir is not None else default_pool_dir(dataset, spec)
-    if out_dir is None and val_indices is not None:  # the default cache of another validation split
-        rows = load_dataset(dataset, data_dir=data_dir, val_indices=val_indices).val_index
-        out = out.with_name(f"{out.name}-val{index_checksum(rows)}")
+    if out_dir is None and (val_indices is not None or val_split is not None):  # another validation split's cache
+        splits = load_dataset(dataset, data_dir=data_dir, val_indices=val_indices, val_split=val_split)
+        out = out.with_name(f"{out.name}-val{validation_checksum(splits)}")
     # The cache's own directory: a training that was interrupted is continued.
     return train_pool(dataset, pool_spec, out, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
-                      resume=True, announce=False, val_indices=val_indices)
+                      resume=True, announce=False, val_indices=val_indices, val_split=val_split)

@@ -17,8 +17,10 @@ import numpy as np
 from mtkd.errors import CheckpointError
 
 
-def read_external_logits(path: str | Path, num_train: int, num_test: int, num_classes: int) -> dict[str, np.ndarray]:
-    """Loads and checks an external teacher file against the data set's split sizes and classes."""
+def read_external_logits(path: str | Path, num_train: int, num_test: int, num_classes: int,
+                         val: tuple[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Loads and checks an external teacher file against the data set's split sizes and classes;
+    `val` (split name, rows): the data set's own validation split, whose logits the file needs too."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"external teacher file {path} does not exist")
@@ -29,18 +31,19 @@ def read_external_logits(path: str | Path, num_train: int, num_test: int, num_cl
         # NumPy reads a file that is no archive as a pickle, and says so: not the user's problem.
         reason = "not a NumPy .npz archive" if "pickled" in str(error) else str(error)
         raise CheckpointError(f"external teacher file {path} is not a readable .npz: {reason}") from None
-    missing = sorted({"train", "test"} - set(arrays))
+    needed = {"train": num_train, "test": num_test, **({val[0]: val[1]} if val else {})}
+    missing = sorted(set(needed) - set(arrays))
     if missing:
         raise CheckpointError(f"external teacher file {path} lacks array(s) {', '.join(missing)} "
-                              f"(needs 'train' and 'test' logits)")
-    for split, rows in (("train", num_train), ("test", num_test)):
+                              f"(needs {', '.join(repr(s) for s in needed)} logits)")
+    for split, rows in needed.items():
         logits = arrays[split]
         if logits.ndim != 2 or logits.shape != (rows, num_classes):
             raise CheckpointError(f"external teacher file {path}: '{split}' has shape {logits.shape}, the data set "
                                   f"needs ({rows}, {num_classes}) (rows = examples, columns = classes)")
         if not np.all(np.isfinite(logits)):
             raise CheckpointError(f"external teacher file {path}: '{split}' holds NaN or infinite logits")
-    return {"train": arrays["train"], "test": arrays["test"]}
+    return {split: arrays[split] for split in needed}
 
 
 def file_checksum(path: str | Path) -> str:

@@ -18,7 +18,7 @@ from flax import nnx
 
 from mtkd.checkpoints import restore_params
 from mtkd.data import DatasetSplits
-from mtkd.data.splits import carve_validation, index_checksum
+from mtkd.data.splits import carve_validation, index_checksum, validation_checksum
 from mtkd.errors import CheckpointError, ConfigError, DatasetError
 from mtkd.fusion.strategies import StrategyContext
 from mtkd.models import ModelSpec, abstract_model
@@ -90,7 +90,8 @@ class TeacherPool:
         path = self.directory / entry["path"]
         if path.is_file() and file_checksum(path) != entry["checksum"]:
             raise CheckpointError(f"external teacher file {path} does not match its recorded checksum")
-        return read_external_logits(path, splits.num_train_full, splits.num_test, splits.num_classes)
+        return read_external_logits(path, splits.num_train_full, splits.num_test, splits.num_classes,
+                                    (splits.val_split, splits.num_val) if splits.val_split else None)
 
     def logits(self, splits: DatasetSplits) -> dict[str, jax.Array]:
         """Teacher logits on the train, val and test splits: each (K, N_split, C), pool order."""
@@ -98,7 +99,8 @@ class TeacherPool:
         if key not in self._logits_cache:
             inputs = {split: splits.split(split)[0] for split in SPLITS}
             disk_key = outputs_key(self.entries, inputs, {"train": splits.train_index, "val": splits.val_index},
-                                   {"predict_batch": PREDICT_BATCH})
+                                   {"predict_batch": PREDICT_BATCH, **({"val_split": splits.val_split}
+                                                                       if splits.val_split else {})})
             shapes = {split: (len(self), len(inputs[split]), self.num_classes) for split in SPLITS}
             stored = cached_outputs(disk_key, shapes, lambda: self._compute_logits(splits))
             self._logits_cache[key] = {split: jnp.asarray(stored[split]) for split in SPLITS}
@@ -112,7 +114,7 @@ class TeacherPool:
                 per_teacher[name] = {split: stacked[split][i] for split in SPLITS}
         for name, logits in self._external.items():
             per_teacher[name] = {"train": logits["train"][splits.train_index],
-                                 "val": logits["train"][splits.val_index], "test": logits["test"]}
+                                 "val": splits.external_val(logits), "test": logits["test"]}
         return {split: np.stack([np.asarray(per_teacher[name][split]) for name in self.names]) for split in SPLITS}
 
     def features(self, splits: DatasetSplits, layer: str) -> dict[str, list[jax.Array]]:
@@ -158,7 +160,8 @@ class TeacherPool:
 
 def _splits_key(splits: DatasetSplits) -> tuple:
     """Identifies which examples each split holds (a restricted training split is a new key)."""
-    return (splits.name, hash(splits.train_index.tobytes()), hash(splits.val_index.tobytes()), splits.num_test)
+    return (splits.name, hash(splits.train_index.tobytes()), hash(splits.val_index.tobytes()), splits.val_split,
+            splits.num_test)
 
 
 def load_pool(directory: str | Path, splits: DatasetSplits) -> TeacherPool:
@@ -187,8 +190,9 @@ def check_pool_matches_splits(pool: "TeacherPool", splits: DatasetSplits) -> Non
     if expected is None:
         carved = carve_validation(splits.num_train_full, float(manifest["val_fraction"]), int(manifest["split_seed"]))
         expected = index_checksum(carved[1])
-    if index_checksum(splits.val_index) != expected:
+    if validation_checksum(splits) != expected:
         raise ConfigError(f"teacher pool {pool.directory} was trained with another validation split (val_fraction "
                           f"{manifest['val_fraction']}, split_seed {manifest['split_seed']}"
-                          f"{', val_indices ' + manifest['val_indices'] if manifest.get('val_indices') else ''}); "
+                          f"{', val_indices ' + manifest['val_indices'] if manifest.get('val_indices') else ''}"
+                          f"{', val_split ' + manifest['val_split'] if manifest.get('val_split') else ''}); "
                           f"use the same, or train a pool for this one")
