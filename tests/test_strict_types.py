@@ -180,3 +180,10 @@ def test_a_negative_first_seed_is_refused_before_any_work(tmp_path, capsys):
     assert main(["distill", "--first-seed", "-1", "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == "mtkd: error: --first-seed must be in 0..4294967293, got -1"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_data_directory_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["data", "info", "mnist1d", "--data-dir", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err.strip() == (f"mtkd: error: data directory {tmp_path / 'file'} is a file, not a "
+                                               f"directory (--data-dir or MTKD_DATA_DIR)")

@@ -21,4 +21,9 @@ def default_data_dir() -> str:
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> str:
     """The directory to use: `data_dir` itself (user-expanded, absolute), or the default."""
     chosen = default_data_dir() if data_dir is None else os.fspath(data_dir)
-    return os.path.abspath(os.path.expanduser(chosen))
+    resolved = os.path.abspath(os.path.expanduser(chosen))
+    if os.path.exists(resolved) and not os.path.isdir(resolved):
+        from mtkd.errors import DatasetError
+
+        raise DatasetError(f"data directory {resolved} is a file, not a directory (--data-dir or MTKD_DATA_DIR)")
+    return resolved
