@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from mtkd import __version__
 from mtkd.errors import MtkdError
 
 # Sub-command modules, in the order `mtkd --help` lists them.
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"mtkd {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
         try:
@@ -55,13 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+    for command in _all_commands(subparsers):  # every command, sub-commands included
+        command.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                             help="import MODULE first, so that the models, strategies, losses, policies or "
+                                  "rewards it registers can be named (repeatable; also MTKD_PLUGINS and the "
+                                  "'mtkd.plugins' entry points; docs/extending.md)")
     return parser
+
+
+def _all_commands(subparsers) -> list[argparse.ArgumentParser]:
+    """The parsers that run something: each command's, or its actions' where it has some."""
+    found = []
+    for command in dict.fromkeys(subparsers.choices.values()):
+        actions = [action for action in command._actions if isinstance(action, argparse._SubParsersAction)]
+        found += _all_commands(actions[0]) if actions else [command]
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and bad flags end here, before JAX is imported
     from mtkd.interrupts import RunStopped, handling_stops
+    from mtkd.plugins import load_plugins
 
     try:
         # From here a signal never interrupts Python mid-way (an XLA compilation included): the run
@@ -70,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             from mtkd.compilation_cache import enable_compilation_cache
 
             enable_compilation_cache()
+            load_plugins(args.plugin)  # before any name is resolved
             importlib.import_module("mtkd.selector_strategy")  # `rl` among the fusion strategies, for every command
             return int(args.func(args) or 0)
     except (UserError, MtkdError) as error:
