@@ -66,8 +66,25 @@ def save_policy(directory: str | Path, params: Any, meta: PolicyMeta, extra: Map
     return directory
 
 
+# Where a run keeps its policy, relative to the run directory: `mtkd select train`'s, an ablation's.
+RUN_POLICY_FOLDERS = ("policy", "selector/rl/policy")
+
+
+def policy_directory(directory: str | Path) -> Path:
+    """The folder holding policy.json: `directory` itself, or the policy of the run in it (so that
+    `--policy RUN_DIR` works as well as `--policy RUN_DIR/policy`)."""
+    directory = Path(directory)
+    if (directory / POLICY_FILE).is_file():
+        return directory
+    for folder in RUN_POLICY_FOLDERS:
+        if (directory / folder / POLICY_FILE).is_file():
+            return directory / folder
+    return directory
+
+
 def read_policy_meta(directory: str | Path) -> tuple[PolicyMeta, dict]:
     """(meta, the whole policy.json); CheckpointError when missing, corrupt or of another format."""
+    directory = policy_directory(directory)
     path = Path(directory) / POLICY_FILE
     if not path.is_file():
         raise CheckpointError(f"{directory} holds no selector policy ({POLICY_FILE} is missing); "
@@ -90,7 +107,8 @@ def read_policy_meta(directory: str | Path) -> tuple[PolicyMeta, dict]:
 
 
 def load_policy(directory: str | Path) -> tuple[Policy, Any, PolicyMeta]:
-    """(policy, params, meta) of the policy saved in `directory`."""
+    """(policy, params, meta) of the policy saved in `directory` (or in the run directory `directory`)."""
+    directory = policy_directory(directory)
     meta, data = read_policy_meta(directory)
     try:
         policy = meta.build()

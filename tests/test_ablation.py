@@ -314,3 +314,17 @@ def test_tables_give_the_sample_std_and_no_spread_for_one_seed():
     values = [0.60, 0.62, 0.67]
     assert mean_std(values).strip() == f"{100 * np.mean(values):.2f} ± {100 * np.std(values, ddof=1):.2f}"
     assert mean_std([0.6]).strip() == "60.00 (n = 1)"
+
+
+def test_ablate_epochs_and_seeds_override_the_recipe(data_dir, tiny_pool_dir, tmp_path):
+    path = tmp_path / "ablation.toml"
+    path.write_text("\n".join([
+        'dataset = "mnist1d"', f'data_dir = "{data_dir}"', f'pool_dir = "{tiny_pool_dir}"', "seeds = 3",
+        'strategies = ["none", "uniform"]', "[student]", 'arch = "mlp"', "options = { widths = [8] }",
+        "[train]", "epochs = 40", "batch_size = 256"]) + "\n")
+    assert main(["ablate", "--config", str(path), "--epochs", "2", "--seeds", "1", "--strategies", "uniform",
+                 "--out", str(tmp_path / "run")]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["config"]["train"]["epochs"] == 2 and [r["strategy"] for r in results["rows"]] == ["uniform"]
+    assert len((tmp_path / "run" / "metrics" / "uniform.jsonl").read_text().splitlines()) == 2
+    assert results["rows"][0]["seeds"] == [0]

@@ -44,6 +44,12 @@ def test_select_train_writes_policy_selection_log_and_results(common, tmp_path, 
                  "--out", str(distilled)]) == 0
     row = json.loads((distilled / "results.json").read_text())["rows"][0]
     assert row["strategy"] == "rl" and len(row["test_accuracy"]) == 1
+    # The run directory itself names its policy as well (`--policy RUN_DIR`), to the same numbers.
+    assert main(["distill", *common, "--strategy", "rl", "--policy", str(out), "--greedy",
+                 "--epochs", "1", "--seeds", "1", "--batch-size", "64", "--student-options", '{"widths": [16]}',
+                 "--out", str(tmp_path / "distill_run_dir")]) == 0
+    again = json.loads((tmp_path / "distill_run_dir" / "results.json").read_text())["rows"][0]
+    assert again["test_accuracy"] == row["test_accuracy"]
 
 
 def test_bad_options_fail_before_anything_is_written(common, tmp_path, capsys):

@@ -207,3 +207,27 @@ def test_bad_val_indices_are_one_line(data_dir, tmp_path, capsys, content, words
     assert main(["data", "info", "mnist1d", "--data-dir", data_dir, "--val-indices", str(tmp_path / "val.txt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+def test_runs_record_their_provenance_and_metrics_lines_their_time(data_dir, tiny_pool_dir, tmp_path):
+    import time
+
+    from mtkd import __version__
+
+    before = time.time()
+    assert main(["distill", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir), "--seeds", "1", "--epochs", "2",
+                 "--student-options", '{"widths": [8]}', "--out", str(tmp_path / "run")]) == 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())["provenance"]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())["provenance"]
+    assert run["mtkd"] == results["mtkd"] == __version__ and results["started"] == run["started"]
+    assert {"jax", "jaxlib", "flax", "optax", "orbax-checkpoint"} <= set(results["versions"])
+    assert results["machine"]["backend"] == "cpu" and results["hostname"] and results["finished"] >= run["started"]
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics" / "uniform.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert before <= lines[0]["wall_time"] <= lines[1]["wall_time"] <= time.time()
+
+
+def test_a_student_that_cannot_be_built_is_refused_before_out_is_claimed(data_dir, tiny_pool_dir, tmp_path, capsys):
+    assert main(["distill", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir), "--student-options",
+                 '{"widths": [0]}', "--out", str(tmp_path / "run")]) == 2
+    assert "widths must be positive" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     parser.add_argument("--config", required=True, help="ablation config file (.toml or .yaml)")
     add_out_option(parser, "results.json, .csv, .md, metrics/, plots")
     parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the config's [train] epochs (a shorter recipe, e.g. to try it out)")
     add_data_dir_option(parser, "override the config's TFDS data directory")
     parser.add_argument("--strategies", default=None, metavar="NAMES",
                         help="comma-separated strategies and [[families]] of the config to run (default: all)")
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_ablation_config(args.config)
     changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir), ("devices", args.devices))
                if v is not None}
+    if args.epochs is not None:
+        changes["train"] = config.train.replace(epochs=args.epochs)
     config = dataclasses.replace(config, checkpoint=checkpoint_config_from(args, config.checkpoint), **changes)
     if args.strategies:
         config = config.only(name.strip() for name in args.strategies.split(",") if name.strip())

@@ -8,7 +8,6 @@ from mtkd.cli.options import (add_data_options, add_device_options, add_out_opti
                               add_student_options,
                               checkpoint_config_from, distributed_config_from, seeds_from, student_spec_from,
                               train_config_from)
-from mtkd.errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -17,7 +16,9 @@ def register(subparsers) -> None:
         description="Train a student with alpha * CE + (1 - alpha) * T^2 * KL(fused teachers || student), "
                     "choose each seed's epoch on validation, report test accuracy, write results.json.")
     add_data_options(parser)
-    parser.add_argument("--teachers", default=None, help="teacher pool directory (from `mtkd teachers train`)")
+    parser.add_argument("--teachers", default=None,
+                        help="teacher pool directory (from `mtkd teachers train`; default: the data set's default "
+                             "pool, trained and cached on first use)")
     parser.add_argument("--strategy", action="append", default=None,
                         help="fusion strategy; repeat for several rows. none, uniform, single:NAME, best_single, "
                              "weighted[:w1,w2,...], confidence, random[:p], rl (default: uniform)")
@@ -61,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if args.teachers:
         pool = pool_for(splits, None, args.teachers, args.data_dir, args.val_fraction, args.split_seed,
                         args.val_indices, args.val_split)
-    elif any(name != "none" for name in strategies):
-        raise ConfigError("--teachers DIR is needed for every strategy but 'none'")
+    elif any(name != "none" for name in strategies):  # the data set's default pool (a cache), as select train does
+        pool = pool_for(splits, "default", None, args.data_dir, args.val_fraction, args.split_seed,
+                        args.val_indices, args.val_split)
     abstract_model(student, splits.input_shape, splits.num_classes)  # a student that cannot be built fails here
     built = build_strategies(strategies, pool, {"policy": args.policy, "greedy": args.greedy})
     losses = read_loss_file(args.losses) if args.losses else None

@@ -33,7 +33,9 @@ ENVIRONMENT_HELP = """environment:
   MTKD_COMPILATION_CACHE  JAX's compiled programs kept between runs: off, or a directory
                           (default ~/.cache/mtkd/jax_cache)
   MTKD_TEACHER_CACHE      teacher logits kept between runs: off, or a directory
-                          (default ~/.cache/mtkd/teacher_logits)"""
+                          (default ~/.cache/mtkd/teacher_logits)
+  MTKD_PLUGINS            modules to import first (comma-separated), as --plugin does
+                          (docs/extending.md)"""
 
 
 class UserError(Exception):

@@ -26,7 +26,8 @@ def register(subparsers) -> None:
 
     show = commands.add_parser("show", help="print a saved pool's teachers and accuracies")
     add_data_options(show)
-    show.add_argument("--teachers", required=True, help="pool directory")
+    show.add_argument("--teachers", default=None,
+                      help="pool directory (default: the data set's default pool, where it has been trained)")
     show.set_defaults(func=run_show)
 
 
@@ -49,10 +50,10 @@ def run_show(args: argparse.Namespace) -> int:
     from mtkd.data import load_dataset
     from mtkd.distill.experiment import teacher_rows
     from mtkd.distill.results import format_table
-    from mtkd.teachers import load_pool
+    from mtkd.teachers import default_pool_dir, load_pool
 
     splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
                           split_seed=args.split_seed, val_indices=args.val_indices, val_split=args.val_split)
-    pool = load_pool(args.teachers, splits)
+    pool = load_pool(args.teachers or default_pool_dir(args.dataset), splits)
     print(format_table([], teacher_rows(pool)).rstrip())
     return 0
