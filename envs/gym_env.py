@@ -12,7 +12,8 @@ import numpy as np
 
 from envs import core
 from envs.params import EnvParams, make_env_params
-from envs.sources import resolve_params
+from envs.observation import feature_names
+from envs.sources import episode_info, pool_label, resolve_params
 from envs.spaces import action_space, check_action, observation_space
 from mtkd.errors import ConfigError
 
@@ -57,6 +58,9 @@ class TeacherSelectionEnv(gymnasium.Env):
             raise ConfigError(f"TeacherSelectionEnv has no render modes, got render_mode={render_mode!r}")
         self.params, self.teacher_names = resolve_params(params, dataset, teachers, data_dir, initial_student,
                                                          teacher_names, config)
+        self.pool = pool_label(params, dataset, teachers)
+        # The name of every observation value (`envs.observation.feature_names`).
+        self.feature_names = feature_names(self.teacher_names, self.params.config.per_example)
         self.observation_space = observation_space(self.params)
         self.action_space = action_space(self.params)
         self.render_mode = None
@@ -82,7 +86,7 @@ class TeacherSelectionEnv(gymnasium.Env):
         super().reset(seed=seed)
         obs, self.state = _reset(self._next_key(seed), self.params)
         self._done = False
-        return np.asarray(obs), {}
+        return np.asarray(obs), episode_info(self)
 
     def step(self, action):
         if self.state is None:

@@ -44,6 +44,16 @@ def observation_size(num_teachers: int, per_example: bool = False) -> int:
     return num_teachers * len(TEACHER_FEATURES) + len(SHARED_FEATURES)
 
 
+def feature_names(teacher_names, per_example: bool = False) -> list[str]:
+    """The name of every observation value, in order. Per batch (the flat `5 K + 4` vector):
+    `TEACHER/feature` for each teacher in pool order, its five features in TEACHER_FEATURES order,
+    then the four SHARED_FEATURES. Per example (`(B, K, 9)`): the names of the last axis (each
+    row is one example and one teacher): TEACHER_FEATURES then SHARED_FEATURES."""
+    if per_example:
+        return list(TEACHER_FEATURES + SHARED_FEATURES)
+    return [f"{teacher}/{feature}" for teacher in teacher_names for feature in TEACHER_FEATURES] + list(SHARED_FEATURES)
+
+
 def observation_shape(num_teachers: int, per_example: bool, batch_examples: int) -> tuple[int, ...]:
     if per_example:
         return (batch_examples, num_teachers, len(TEACHER_FEATURES) + len(SHARED_FEATURES))

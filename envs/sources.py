@@ -48,6 +48,20 @@ def params_from_pool(dataset: str = "mnist1d", teachers: str | None = None, data
     return params, list(pool.names)
 
 
+def pool_label(params, dataset: str, teachers: str | None) -> str:
+    """Where an environment's teachers come from, for `reset`'s info."""
+    if params is not None:
+        return "in-memory arrays"
+    return str(teachers) if teachers else f"the default pool of {dataset}"
+
+
+def episode_info(env) -> dict:
+    """`reset`'s info: the pool, the teacher names (the action's order), the episode's length in
+    decisions and the observation's feature names."""
+    return {"pool": env.pool, "teacher_names": list(env.teacher_names),
+            "episode_length": int(env.params.num_decisions), "feature_names": list(env.feature_names)}
+
+
 def resolve_params(params: EnvParams | None, dataset: str, teachers: str | None, data_dir: str | None,
                    initial_student, teacher_names, config_changes: dict) -> tuple[EnvParams, list[str]]:
     """What both Gymnasium shells do with their keyword arguments: in-memory `params` (with

@@ -14,7 +14,8 @@ from gymnasium.vector.utils import batch_space
 from envs.gym_env import python_info
 from envs.params import EnvParams
 from envs.rollout import reset_batch, step_batch
-from envs.sources import resolve_params
+from envs.observation import feature_names
+from envs.sources import episode_info, pool_label, resolve_params
 from envs.spaces import action_space, check_action, observation_space
 from mtkd.errors import ConfigError
 
@@ -38,6 +39,8 @@ class TeacherSelectionVectorEnv(gymnasium.vector.VectorEnv):
             raise ConfigError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.params, self.teacher_names = resolve_params(params, dataset, teachers, data_dir, initial_student,
                                                          teacher_names, config)
+        self.pool = pool_label(params, dataset, teachers)
+        self.feature_names = feature_names(self.teacher_names, self.params.config.per_example)
         self.num_envs = num_envs
         self.single_observation_space = observation_space(self.params)
         self.single_action_space = action_space(self.params)
@@ -55,7 +58,7 @@ class TeacherSelectionVectorEnv(gymnasium.vector.VectorEnv):
         super().reset(seed=seed)
         obs, self.state = _reset(self._keys(seed), self.params)
         self._autoreset = False
-        return np.asarray(obs), {}
+        return np.asarray(obs), episode_info(self)
 
     def step(self, actions):
         if self.state is None:

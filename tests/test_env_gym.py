@@ -164,3 +164,27 @@ def test_make_without_arguments_uses_mnist1d_and_the_default_pool():
     assert env.action_space.n == len(env.unwrapped.teacher_names)
     _, reward, terminated, _, _ = env.step(np.ones(env.action_space.n, np.int8))
     assert isinstance(reward, float) and not terminated
+
+
+def test_reset_info_and_feature_names_say_what_the_values_are(arrays):
+    from envs.observation import feature_names, observation_features
+
+    env = envs.TeacherSelectionEnv.from_arrays(*arrays, teacher_names=["a", "b", "bad"], **SMALL)
+    obs, info = env.reset(seed=0)
+    assert info["pool"] == "in-memory arrays" and info["teacher_names"] == ["a", "b", "bad"]
+    assert info["feature_names"] == env.feature_names and len(env.feature_names) == obs.shape[0]
+    steps, done = 0, False
+    while not done:
+        _, _, done, _, _ = env.step([1, 1, 1])
+        steps += 1
+    assert steps == info["episode_length"]
+    # The names follow the values: a teacher always right, one always wrong, a known progress.
+    labels = jnp.array([0, 1, 2, 1])
+    right = 10.0 * jax.nn.one_hot(labels, 3)
+    teacher_logits = jnp.stack([right, jnp.roll(right, 1, axis=-1)])
+    values = np.asarray(observation_features(teacher_logits, labels, jnp.zeros((4, 3)), 0.25, temperature=1.0))
+    names = feature_names(["right", "wrong"])
+    assert values[names.index("right/teacher_accuracy")] == 1.0 and values[names.index("wrong/teacher_accuracy")] == 0.0
+    assert values[names.index("progress")] == 0.25
+    assert values[names.index("student_ce")] == pytest.approx(np.log(3), rel=1e-5)  # a uniform student
+    assert feature_names(["x"], per_example=True)[-1] == "progress"
