@@ -1,4 +1,4 @@
-"""Writing an ablation's results: JSON (the `mtkd distill` format), CSV, Markdown and PNG plots."""
+"""Writing an ablation's results: JSON (the `mtkd distill` format), CSV and Markdown (figures: `figures.py`)."""
 
 from __future__ import annotations
 
@@ -98,66 +98,3 @@ def best_teacher_question(rows: list[dict], teachers: list[dict]) -> str | None:
     verdict = "yes" if best == most_accurate else "no"
     return (f"Does the most accurate teacher give the most accurate student? **{verdict}**, beyond the noise: "
             f"{facts}{spread}.")
-
-
-def _read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def plot_all(out: Path, rows: list[dict], teacher_names: list[str]) -> list[Path]:
-    """validation_curves.png, selection_frequency.png (rl and random) and final_accuracy.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    metrics = {p.stem: _read_metrics(p) for p in sorted((out / "metrics").glob("*.jsonl"))} if (out / "metrics").is_dir() else {}
-
-    figure, axis = plt.subplots(figsize=(9, 5.5))
-    colours = plt.get_cmap("tab20")
-    for index, (name, records) in enumerate(metrics.items()):
-        by_epoch: dict[int, list[float]] = {}  # runs of several peers write one record per peer and epoch
-        for r in records:
-            if "val_accuracy" in r:
-                by_epoch.setdefault(int(r.get("epoch", len(by_epoch) + 1)), []).append(float(np.mean(r["val_accuracy"])))
-        curve = [float(np.mean(by_epoch[e])) for e in sorted(by_epoch)]
-        if curve:  # 20 distinct colours, then a second line style, so every strategy stays readable
-            axis.plot(np.arange(1, len(curve) + 1), curve, label=name, color=colours(index % 20),
-                      linestyle="-" if index < 20 else "--", linewidth=1.2)
-    axis.set(xlabel="epoch", ylabel="validation accuracy (mean over seeds)", title="Validation curves")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    save_figure(figure, out / "validation_curves.png", dpi=120)
-    plt.close(figure)
-    written.append(out / "validation_curves.png")
-
-    selective = {n: r for n, r in metrics.items() if n.split("_")[0] in ("rl", "random") and r and "selection" in r[0]}
-    if selective:
-        figure, axes = plt.subplots(1, len(selective), figsize=(6 * len(selective), 4), squeeze=False)
-        for axis, (name, records) in zip(axes[0], selective.items()):
-            frequency = np.array([np.mean(np.asarray(r["selection"]), axis=0) for r in records])  # (epochs, K)
-            for k in range(frequency.shape[1]):
-                label = teacher_names[k] if k < len(teacher_names) else f"teacher {k}"
-                axis.plot(np.arange(1, len(frequency) + 1), frequency[:, k], label=label)
-            axis.set(xlabel="epoch", ylabel="selection frequency", title=name, ylim=(-0.05, 1.05))
-            axis.legend(fontsize=7)
-        figure.tight_layout()
-        save_figure(figure, out / "selection_frequency.png", dpi=120)
-        plt.close(figure)
-        written.append(out / "selection_frequency.png")
-
-    done = [r for r in rows if "error" not in r]
-    figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(done) + 2), 4.5))
-    means = [100 * np.mean(r["test_accuracy"]) for r in done]
-    stds = [100 * np.std(r["test_accuracy"], ddof=1) if len(r["test_accuracy"]) > 1 else 0.0 for r in done]
-    axis.bar(range(len(done)), means, yerr=stds, capsize=4, color="tab:blue")
-    axis.set_xticks(range(len(done)), [r["strategy"] for r in done], rotation=45, ha="right", fontsize=8)
-    axis.set(ylabel="test accuracy % (mean ± sample std over seeds)", title="Final accuracy")
-    if means:
-        axis.set_ylim(max(0, min(means) - 10), min(100, max(means) + 5))
-    figure.tight_layout()
-    save_figure(figure, out / "final_accuracy.png", dpi=120)
-    plt.close(figure)
-    written.append(out / "final_accuracy.png")
-    return written

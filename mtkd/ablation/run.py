@@ -12,7 +12,8 @@ from mtkd.distributed import is_writer, process_count
 from mtkd.errors import ConfigError
 from mtkd.runs import refuse_duplicates
 from mtkd.ablation.config import AblationConfig
-from mtkd.ablation.report import markdown_table, plot_all, write_csv
+from mtkd.ablation.figures import plot_all
+from mtkd.ablation.report import markdown_table, write_csv
 from mtkd.ablation.runners import CHECKS, RUNNERS, AblationRun, expand_strategies, family_strategy, runner_for
 from mtkd.data import load_dataset, training_fraction
 from mtkd.distill.experiment import bind_pool_loss, build_strategies, teacher_rows
@@ -170,7 +171,7 @@ def run_prepared(prepared: PreparedAblation, out: Path, log: Callable[[str], Non
         if index < len(names):
             stop_point(f"after {name} (its results are written)")
     if is_writer():
-        plot_all(out, rows, pool.names)
+        plot_all(out, rows, teacher_rows(pool))
         print(format_table(rows, teacher_rows(pool)))
     return rows
 

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         "ablate", help="run several strategies over several seeds; write tables and plots",
         description="Run every strategy of a config (TOML or YAML, see experiments/) over S seeds on one data "
                     "set and pool, choose each run's epoch on validation, and write results.json, results.csv, "
-                    "results.md and PNG plots.")
+                    "results.md and figures (PNG and PDF).")
     parser.add_argument("--config", required=True, help="ablation config file (.toml or .yaml)")
     add_out_option(parser, "results.json, .csv, .md, metrics/, plots")
     parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
