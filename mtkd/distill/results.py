@@ -11,6 +11,7 @@ import numpy as np
 from mtkd.provenance import now, provenance
 from mtkd.runs import replace_text, run_started
 from mtkd.statistics import row_statistics
+from mtkd.tracking import write_tensorboard
 from mtkd.teachers.leak import leak_message, leak_summary
 
 # The row every other is compared with, seed by seed: the plain average of the teachers.
@@ -29,13 +30,16 @@ def write_results(path: str | Path, dataset: str, rows: list[dict], reference: s
     """results.json: the rows, each with its `statistics` (n, mean, sample std, SE, 95% interval)
     and its `paired` difference from the `reference` row on the seeds they share
     (`mtkd.statistics`), what the caller adds, and the run's provenance (code, libraries, machine;
-    started when the run in this folder first started, finished now)."""
+    started when the run in this folder first started, finished now). TensorBoard event files
+    follow in the same folder's `tensorboard/`."""
     path = Path(path)
     leak = leak_summary(extra.get("teachers") or [])
     payload = {"dataset": dataset, "reference": reference, "rows": row_statistics(rows, reference), **extra,
                **({"validation_leak": leak} if leak else {}),
                "provenance": provenance(started=run_started(path.parent), finished=now())}
     replace_text(path, json.dumps(payload, indent=2) + "\n")
+    # TensorBoard's view of the same run, rewritten from its metrics files (`mtkd.tracking`).
+    write_tensorboard(path.parent, rows, [teacher["name"] for teacher in extra.get("teachers") or []])
 
 
 def paired_text(row: dict, key: str = "test_accuracy") -> str:
