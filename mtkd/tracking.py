@@ -22,6 +22,7 @@ from mtkd.distributed import is_writer
 
 FOLDER = "tensorboard"
 PER_SEED = ("train_loss", "val_accuracy", "val_loss")
+STAMP = ".written_from"  # the metrics file's size and modification time when its events were written
 
 
 def _seed_tags(name: str, values: np.ndarray, seeds: Sequence[int]) -> list[tuple[str, float]]:
@@ -67,6 +68,9 @@ def write_tensorboard(out: str | Path, rows: Sequence[dict], teacher_names: Sequ
     root = out / FOLDER
     for path in metrics:
         folder = root / path.stem
+        source = f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
+        if (folder / STAMP).is_file() and (folder / STAMP).read_text() == source:
+            continue  # written from this very metrics file already (an ablation calls this after every row)
         shutil.rmtree(folder, ignore_errors=True)  # rewritten whole: it always matches the metrics file
         writer = SummaryWriter(logdir=str(folder), flush_secs=3600)
         previous = None
@@ -78,6 +82,7 @@ def write_tensorboard(out: str | Path, rows: Sequence[dict], teacher_names: Sequ
                 writer.add_scalar(tag, value, global_step=int(record["epoch"]), walltime=record.get("wall_time"))
             previous = record.get("wall_time", previous)
         writer.close()
+        (folder / STAMP).write_text(source)
     return root
 
 
