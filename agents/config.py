@@ -32,7 +32,7 @@ class AgentConfig(DictConfig):
     (same initial student and data order), so return differences come from actions alone.
     """
 
-    policy_arch: str = setting("logistic", help="selector policy: teacher_logistic, logistic or mlp")
+    policy_arch: str = setting("logistic", help="selector policy: teacher_logistic, logistic, mlp or teacher_bias")
     policy_options: Mapping[str, Any] = setting(help="the policy's options as JSON, e.g. '{\"hidden\": [32]}' for mlp",
                                                 default_factory=dict)
     baseline: str = setting("leave_one_out", help="REINFORCE baseline: leave_one_out, moving_average or none")

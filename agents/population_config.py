@@ -57,7 +57,8 @@ class PopulationConfig(DictConfig):
                                              "rounded up)")
     reward: str = setting("final_val_calibrated_loss",
                           help="population: final_val_calibrated_loss or final_val_accuracy, read at a student's "
-                               "best validation epoch")
+                               "best validation epoch; joint and episodic: val_calibrated_loss_gain, val_loss_gain, "
+                               "val_acc_gain, terminal_val_acc or neg_train_loss (per decision)")
     exploration: float = setting(0.25, help="population masks draw each teacher with its probability clipped "
                                             "to [exploration, 1 - exploration]")
     init: str = setting("all", help="where selection starts: above_chance, val_accuracy or all")

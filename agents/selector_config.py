@@ -62,7 +62,7 @@ class SelectorConfig(DictConfig):
     student (weight of the old ones per credit round). agent_seed: selector seed i trains beside
     student seed i with key `agent_seed + i`; it draws the credit rounds' batch orders."""
 
-    policy_arch: str = setting("teacher_logistic", help="selector policy: teacher_logistic, logistic or mlp")
+    policy_arch: str = setting("teacher_logistic", help="selector policy: teacher_logistic, logistic, mlp or teacher_bias")
     policy_options: Mapping[str, Any] = setting(help="the policy's options as JSON, e.g. '{\"hidden\": [32]}' for mlp",
                                                 default_factory=dict)
     reward: str = setting("val_calibrated_loss_gain",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mtkd.cli import names
 from mtkd.cli.options import (add_data_options, add_device_options, add_out_option, add_run_options,
                               add_student_options,
                               checkpoint_config_from, distributed_config_from, seeds_from, student_spec_from,
@@ -20,13 +21,13 @@ def register(subparsers) -> None:
                         help="teacher pool directory (from `mtkd teachers train`; default: the data set's default "
                              "pool, trained and cached on first use)")
     parser.add_argument("--strategy", action="append", default=None,
-                        help="fusion strategy; repeat for several rows. none, uniform, single:NAME, best_single, "
-                             "weighted[:w1,w2,...], confidence, random[:p], rl (default: uniform)")
+                        help=f"fusion strategy; repeat for several rows: {names.listed(names.STRATEGIES)} "
+                             f"(default: uniform)")
     parser.add_argument("--policy", default=None, help="policy directory for --strategy rl (from `mtkd select train`)")
     parser.add_argument("--greedy", action="store_true", help="with --strategy rl: select greedily instead of sampling")
     parser.add_argument("--losses", default=None, metavar="FILE",
-                        help="a loss configuration (TOML/YAML with a [[losses]] list of terms: ce, kd, dkd, hint, "
-                             "attention_transfer, rkd_distance, rkd_angle, darkrank) used instead of "
+                        help=f"a loss configuration (TOML/YAML with a [[losses]] list of terms: "
+                             f"{names.listed(names.LOSS_TERMS)}) used instead of "
                              "alpha*CE + (1-alpha)*T^2*KL; teacher terms are weighted by the strategy")
     add_student_options(parser)
     add_out_option(parser, "results.json, metrics/")

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 
+from mtkd.cli import names
 from mtkd.config_flags import add_config_flags, config_from_values, given_values
 from mtkd.errors import ConfigError
 from mtkd.checkpoint_config import CheckpointConfig
@@ -49,7 +50,8 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_default: str | Non
 def add_student_options(parser: argparse.ArgumentParser) -> None:
     """The student, its seeds, and one flag per `TrainConfig` field (`--batch-size` is `batch_size`)."""
     group = parser.add_argument_group("student training")
-    group.add_argument("--student", default="mlp", help="student architecture (default: %(default)s)")
+    group.add_argument("--student", default="mlp",
+                       help=f"student architecture: {names.listed(names.ARCHITECTURES)} (default: %(default)s)")
     group.add_argument("--student-options", default="{}", metavar="JSON",
                        help='student architecture options as JSON, e.g. \'{"widths": [100, 100]}\'')
     group.add_argument("--seeds", type=int, default=3, help="number of seeds, run together under vmap (default: %(default)s)")
