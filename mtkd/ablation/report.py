@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from mtkd.distill.results import REFERENCE, mean_std, paired_text
 from mtkd.statistics import paired_difference, row_statistics
 from mtkd.teachers.leak import leak_message
-from mtkd.runs import replace_text, save_figure
+from mtkd.runs import replace_text
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -179,6 +179,9 @@ def pool_for(splits: DatasetSplits, spec: str | None = "default", pool_dir: str 
     if spec is None:
         pool = load_pool(pool_dir, splits)  # checks the pool's data set and classes
     else:
+        if pool_dir is None and (val_indices is not None or val_split is not None):  # another split's cache
+            default = default_pool_dir(splits.name, spec)
+            pool_dir = default.with_name(f"{default.name}-val{validation_checksum(splits)}")
         pool = ensure_pool(splits.name, spec, out_dir=pool_dir, data_dir=data_dir, val_fraction=val_fraction,
                            split_seed=split_seed, val_indices=val_indices, val_split=val_split)
     check_pool_matches_splits(pool, splits)
@@ -199,9 +202,6 @@ def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | 
     """The pool of `spec` for `dataset`: reused if already trained in `out_dir`, else trained."""
     pool_spec = load_pool_spec(spec, dataset)
     out = Path(out_dir) if out_dir is not None else default_pool_dir(dataset, spec)
-    if out_dir is None and (val_indices is not None or val_split is not None):  # another validation split's cache
-        splits = load_dataset(dataset, data_dir=data_dir, val_indices=val_indices, val_split=val_split)
-        out = out.with_name(f"{out.name}-val{validation_checksum(splits)}")
     # The cache's own directory: a training that was interrupted is continued.
     return train_pool(dataset, pool_spec, out, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
                       resume=True, announce=False, val_indices=val_indices, val_split=val_split)

@@ -61,7 +61,7 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{values.mean():6.2f} ± {values.std(ddof=1):4.2f}"
 
 
-def format_table(rows: list[dict], teachers: list[dict] | None = None, reference: str = "uniform") -> str:
+def format_table(rows: list[dict], teachers: list[dict] | None = None, reference: str = REFERENCE) -> str:
     """A plain-text table: each teacher's accuracy, then each strategy's mean ± sample std (%) and
     its paired difference from `reference` (where that row is there)."""
     lines = []
