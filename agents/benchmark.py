@@ -13,9 +13,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from agents.checkpoint import PolicyMeta, load_policy
-from agents.rl_strategy import check_policy_fits, make_rl_strategy
-from envs.observation import observation_size
+from mtkd.agents.checkpoint import PolicyMeta, load_policy
+from mtkd.agents.rl_strategy import check_policy_fits, make_rl_strategy
+from mtkd.envs.observation import observation_size
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import init_students, unstack
 from mtkd.optimizers import make_optimizer
@@ -78,14 +78,14 @@ def selector_epoch_cost(splits, pool, repeats: int = 20, policy_dir: str | Path 
 def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_seconds: float = 60.0,
                         student: ModelSpec = ModelSpec("mlp", {"widths": [100, 100]}),
                         train: TrainConfig = TrainConfig(), config=None) -> dict[str, Any]:
-    """What the joint selector (`agents.joint`, the `rl` row) adds to a uniform-fusion run, per
+    """What the joint selector (`mtkd.agents.joint`, the `rl` row) adds to a uniform-fusion run, per
     epoch of `seeds` vmapped students: its plain epoch (one decision per batch: table features, the
     policy, the fused target, the student step) against the uniform epoch of `fit`, and one credit
     round (K + 1 branches of `credit_horizon` of an epoch), timed in interleaved rounds. The
     amortised ratio adds one round per `rounds_every(K)` epochs, the schedule of a real run."""
-    from agents.joint import JOINT_AXES, init_joint_state, make_credit_round, make_joint_epoch, selector_env_config
-    from agents.selector_config import SelectorConfig
-    from envs.params import make_env_params
+    from mtkd.agents.joint import JOINT_AXES, init_joint_state, make_credit_round, make_joint_epoch, selector_env_config
+    from mtkd.agents.selector_config import SelectorConfig
+    from mtkd.envs.params import make_env_params
     from mtkd.distill.timed_epochs import seeds_epoch_runner
 
     config = config or SelectorConfig()
@@ -134,7 +134,7 @@ def joint_selector_cost(splits, pool, seeds: int = 5, rounds: int = 10, budget_s
 
 def population_cost(splits, pool, population: int = 16, seeds: int = 5, rounds: int = 5,
                     budget_seconds: float = 60.0) -> dict[str, Any]:
-    """The population selector's epoch (`agents.population`): `population` students vmapped, each
+    """The population selector's epoch (`mtkd.agents.population`): `population` students vmapped, each
     with its own teacher mask (a masked uniform epoch costs what a uniform one does), against one
     student and against the `seeds` students of an ordinary row, in interleaved rounds. Gives
     students per second for each, and what the default `rl` row (generations x population
@@ -142,7 +142,7 @@ def population_cost(splits, pool, population: int = 16, seeds: int = 5, rounds: 
     of `seeds` students, from these epoch times."""
     import statistics
 
-    from agents.population_config import PopulationConfig
+    from mtkd.agents.population_config import PopulationConfig
     from mtkd.distill.timed_epochs import seeds_epoch_runner
     from mtkd.timing import interleaved_rounds, ratio_summary
 

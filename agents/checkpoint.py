@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.policies import Policy, make_policy
-from envs.observation import SHARED_FEATURES, TEACHER_FEATURES, observation_size
+from mtkd.agents.policies import Policy, make_policy
+from mtkd.envs.observation import SHARED_FEATURES, TEACHER_FEATURES, observation_size
 from mtkd.checkpoints import restore_params, save_params
 from mtkd.errors import CheckpointError, MtkdError, OutputExistsError
 
@@ -39,7 +39,7 @@ class PolicyMeta:
     per_example: bool
     temperature: float
     teacher_names: Sequence[str]
-    apply: str = "sample"  # how `rl` turns logits into weights unless told otherwise (agents.ACTION_MODES)
+    apply: str = "sample"  # how `rl` turns logits into weights unless told otherwise (mtkd.agents.ACTION_MODES)
     fusion: str = "uniform"  # the fusion strategy the selected teachers are combined with
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,8 +21,8 @@ class AgentConfig(DictConfig):
     policy_options, policy_optimizer, policy_learning_rate), and as the flags of `mtkd select train`
     and the keys of an ablation's `[rl]` section.
 
-    policy_arch / policy_options: a name in `agents.POLICIES` and its options (e.g. mlp
-    `{"hidden": [32]}`); baseline / baseline_options: a name in `agents.BASELINES`
+    policy_arch / policy_options: a name in `mtkd.agents.POLICIES` and its options (e.g. mlp
+    `{"hidden": [32]}`); baseline / baseline_options: a name in `mtkd.agents.BASELINES`
     (moving_average takes `decay`); entropy_coef: weight of the mean Bernoulli entropy bonus;
     policy_optimizer, policy_learning_rate: the policy's optax optimizer (`mtkd.optimizers`);
     num_envs: students trained side by side per episode (one policy update per episode);
@@ -48,8 +48,8 @@ class AgentConfig(DictConfig):
     same_start: bool = setting(True, help="all students of an episode start alike (same reset key)")
 
     def __post_init__(self):
-        from agents.baselines import make_baseline
-        from agents.policies import make_policy
+        from mtkd.agents.baselines import make_baseline
+        from mtkd.agents.policies import make_policy
         from mtkd.optimizers import OPTIMIZERS
 
         object.__setattr__(self, "policy_options", _plain(self.policy_options))

@@ -6,10 +6,10 @@ from typing import Any
 
 import jax
 
-from agents.bernoulli import greedy_actions, sample_actions
-from agents.policies import Policy, policy_rows
-from envs.params import EnvParams
-from envs.rollout import rollout_batch
+from mtkd.agents.bernoulli import greedy_actions, sample_actions
+from mtkd.agents.policies import Policy, policy_rows
+from mtkd.envs.params import EnvParams
+from mtkd.envs.rollout import rollout_batch
 
 
 def evaluate_policy(policy: Policy, policy_params: Any, env_params: EnvParams, key, num_envs: int,

@@ -1,8 +1,8 @@
 """The joint selector: the final student is trained alongside its selector, in one run.
 
 Every epoch the student takes one epoch of decisions in the selection environment
-(`envs.run_decisions`), each batch's teacher weights chosen by the policy (expected weights by
-default). Every `credit_every` epochs a credit round (`agents.credit`) branches from the epoch's
+(`mtkd.envs.run_decisions`), each batch's teacher weights chosen by the policy (expected weights by
+default). Every `credit_every` epochs a credit round (`mtkd.agents.credit`) branches from the epoch's
 starting state: a reference branch with the policy as it is and one branch per teacher with that
 teacher's weight moved to the far end of [0, 1], all on the same batches (an order drawn from the selector's
 own key, so selector seeds differ). The return differences (the drop of the temperature-calibrated
@@ -27,17 +27,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from agents.bernoulli import ACTION_MODES
-from agents.credit import (evidence, far_ends, natural_gradient_loss, set_teacher, signed_gains, update_noise,
+from mtkd.agents.bernoulli import ACTION_MODES
+from mtkd.agents.credit import (evidence, far_ends, natural_gradient_loss, set_teacher, signed_gains, update_noise,
                            update_statistics)
-from agents.policies import make_policy, policy_rows, teacher_rows
-from agents.selector_config import SelectorConfig, start_logits
-from envs.config import EnvConfig
-from envs.core import EnvState, decision_batches, start_state, validation_metrics
-from envs.observation import observation_size
-from envs.rewards import REWARDS, RewardInput
-from envs.params import EnvParams, make_env_params, student_graphdef
-from envs.rollout import STATE_AXES, run_decisions
+from mtkd.agents.policies import make_policy, policy_rows, teacher_rows
+from mtkd.agents.selector_config import SelectorConfig, start_logits
+from mtkd.envs.config import EnvConfig
+from mtkd.envs.core import EnvState, decision_batches, start_state, validation_metrics
+from mtkd.envs.observation import observation_size
+from mtkd.envs.rewards import REWARDS, RewardInput
+from mtkd.envs.params import EnvParams, make_env_params, student_graphdef
+from mtkd.envs.rollout import STATE_AXES, run_decisions
 from mtkd.devices import seed_placement, take_seeds
 from mtkd.distributed import to_host
 from mtkd.distill.config import TrainConfig
@@ -50,7 +50,7 @@ from mtkd.models import ModelSpec
 
 class AgentState(NamedTuple):
     """The selector of one seed: policy parameters, optimizer state, credit rounds done, the
-    estimated noise variance of a gain and the last round's gains (`agents.credit.update_noise`),
+    estimated noise variance of a gain and the last round's gains (`mtkd.agents.credit.update_noise`),
     and the key its credit rounds draw their batch orders from."""
 
     params: Any

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from envs.observation import SHARED_FEATURES, TEACHER_FEATURES
+from mtkd.envs.observation import SHARED_FEATURES, TEACHER_FEATURES
 from mtkd.errors import ConfigError
 from mtkd.registry import Registry
 
@@ -119,7 +119,7 @@ def teacher_logistic_policy(initial_probability: float = 0.5, clip: float = 3.0)
 
     Standardising makes the bias b_k the selection at an average state and w_k its dependence on
     the state, so a w that drifts on noise does not shift the mean selection; it is the default
-    policy of the joint selector (`agents.joint`)."""
+    policy of the joint selector (`mtkd.agents.joint`)."""
     bias = _logit(initial_probability)
     if not clip > 0:
         raise ConfigError(f"teacher_logistic clip must be > 0, got {clip}")
@@ -143,7 +143,7 @@ def teacher_logistic_policy(initial_probability: float = 0.5, clip: float = 3.0)
 @POLICIES.register("teacher_bias")
 def teacher_bias_policy(initial_probability: float = 0.5) -> Policy:
     """`sigmoid(b_k)`: one logit per teacher, whatever the state. What the population selector
-    (`agents.population`) learns: its credit is each teacher's effect on the final student over
+    (`mtkd.agents.population`) learns: its credit is each teacher's effect on the final student over
     whole runs, one number per teacher, so there is no per-state signal to fit a state term to."""
     bias = _logit(initial_probability)
 

@@ -4,7 +4,7 @@ A generation draws one 0/1 teacher mask per student from the policy (teacher k i
 probability p_k = sigmoid(logit_k), clipped to [exploration, 1 - exploration]), trains every
 student of the population for the horizon (default: the first half of the run) as one vmapped
 program (`fit` with `teacher_masks`), and reads each student's return once, at its end: the
-validation metric of its best epoch. Least squares over every generation's students so far (`agents.population_credit`)
+validation metric of its best epoch. Least squares over every generation's students so far (`mtkd.agents.population_credit`)
 gives each teacher's effect on the final student and its own standard error; the policy's logit
 for teacher k is then its start moved by `policy_learning_rate` times the evidence t_k =
 effect / se (soft-thresholded at `evidence_threshold`, capped at `evidence_cap`): the natural-gradient step of REINFORCE with a population
@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.population_config import POPULATION_REWARDS, PopulationConfig
-from agents.population_credit import Credit, draw_masks, least_squares_credit
-from agents.selector_config import start_logits
+from mtkd.agents.population_config import POPULATION_REWARDS, PopulationConfig
+from mtkd.agents.population_credit import Credit, draw_masks, least_squares_credit
+from mtkd.agents.selector_config import start_logits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.distill.objective import calibrated_cross_entropy
@@ -77,7 +77,7 @@ class SearchResult:
 
 def policy_logits(start: np.ndarray, credit: Credit, config: PopulationConfig) -> np.ndarray:
     """The start moved by the evidence: logit_k = start_k + lr * evidence(t_k), the part of |t_k|
-    beyond the threshold, capped (`agents.credit.evidence` with unit noise)."""
+    beyond the threshold, capped (`mtkd.agents.credit.evidence` with unit noise)."""
     step = np.sign(credit.t) * np.clip(np.abs(credit.t) - config.evidence_threshold, 0.0, config.evidence_cap)
     return start + config.policy_learning_rate * step
 
@@ -229,11 +229,11 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
     (`seeds`) distilled with it as the `rl` strategy named `name`: their `results.json` row.
     `checkpoints` is the run's `RunCheckpoints`; `search_folder` where the generations are kept
     (default `out`), shared by rows of one run that search with the same options."""
-    from agents.procedure import save_policy_in_place
-    from agents.rl_strategy import make_rl_strategy
-    from agents.checkpoint import PolicyMeta
-    from agents.policies import make_policy
-    from envs.observation import observation_size
+    from mtkd.agents.procedure import save_policy_in_place
+    from mtkd.agents.rl_strategy import make_rl_strategy
+    from mtkd.agents.checkpoint import PolicyMeta
+    from mtkd.agents.policies import make_policy
+    from mtkd.envs.observation import observation_size
     from mtkd.distill.experiment import run_strategies
 
     horizon = config.horizon_epochs(train.epochs)

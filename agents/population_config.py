@@ -1,4 +1,4 @@
-"""Options of the population selector (`agents.population`), validated on construction.
+"""Options of the population selector (`mtkd.agents.population`), validated on construction.
 
 One name per setting: the field, the ablation's `[rl]` key and the `mtkd select train` flag are the
 same word; a setting the joint selector also has (`init`, `apply`, `agent_seed`,
@@ -44,9 +44,9 @@ class PopulationConfig(DictConfig):
     policy, train, fit credit, update the policy); the credit pools every generation's students.
     reward: what a student returns at its run's end (`POPULATION_REWARDS`). exploration: masks draw
     teacher k with probability p_k clipped to [exploration, 1 - exploration]. init: where the policy
-    starts (`agents.selector_config.INITS`). policy_learning_rate: how far one noise unit of credit
+    starts (`mtkd.agents.selector_config.INITS`). policy_learning_rate: how far one noise unit of credit
     (t = effect / standard error) moves a teacher's logit; evidence_cap: the largest |t| used.
-    apply: how the final policy's logits become weights (`agents.ACTION_MODES`). per_example: the
+    apply: how the final policy's logits become weights (`mtkd.agents.ACTION_MODES`). per_example: the
     final students select per example (the learned policy reads no state, so the weights are the
     same as per batch). agent_seed: the population's seed; its students' seeds and masks come from
     it and a constant of their own, never from a student seed's stream."""
@@ -74,8 +74,8 @@ class PopulationConfig(DictConfig):
     agent_seed: int = setting(0, help="seed of the selector (population: its students' seeds and masks)")
 
     def __post_init__(self):
-        from agents.bernoulli import ACTION_MODES
-        from agents.selector_config import INITS
+        from mtkd.agents.bernoulli import ACTION_MODES
+        from mtkd.agents.selector_config import INITS
 
         _whole("population", self.population, 2)
         _whole("generations", self.generations, 1)
@@ -108,7 +108,7 @@ class PopulationConfig(DictConfig):
     def check_pool(self, num_teachers: int) -> None:
         """ConfigError before any work when one generation cannot estimate every teacher's effect
         and its noise (fewer students than teachers + 2)."""
-        from agents.population_credit import minimum_population
+        from mtkd.agents.population_credit import minimum_population
 
         need = minimum_population(num_teachers) + len(self.fusions) - 1
         if self.population < need:

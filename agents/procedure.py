@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.config import AgentConfig
-from agents.reinforce import make_trainer
-from envs.params import EnvParams
+from mtkd.agents.config import AgentConfig
+from mtkd.agents.reinforce import make_trainer
+from mtkd.envs.params import EnvParams
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit, unstack
 from mtkd.distributed import is_writer
@@ -98,9 +98,9 @@ def train_and_save_policy(splits, pool, out: Path, env_config, agent_config: Age
     """The RL-KD procedure up to the policy: optional student warm-up, selector training, then
     `out/policy/` (Orbax + policy.json, written to a staging folder and renamed into place) and
     `out/selection.jsonl`. Returns `(policy_dir, per-episode records)`."""
-    from agents.checkpoint import PolicyMeta
-    from envs.observation import observation_size
-    from envs.params import make_env_params
+    from mtkd.agents.checkpoint import PolicyMeta
+    from mtkd.envs.observation import observation_size
+    from mtkd.envs.params import make_env_params
 
     initial_student = None
     if warmup_epochs:
@@ -139,7 +139,7 @@ def episodic_configs(section: dict[str, Any], student: ModelSpec, train: TrainCo
     defaults as `mtkd select train`); every option is checked here, before any training."""
     import dataclasses
 
-    from envs.config import ENV_FIELDS, EnvConfig
+    from mtkd.envs.config import ENV_FIELDS, EnvConfig
     from mtkd.config_flags import config_from_values
     from mtkd.errors import ConfigError
 
@@ -179,7 +179,7 @@ def save_policy_in_place(out: Path, params, meta, extra: dict[str, Any]) -> Path
     a kill mid-write never leaves a half policy under the real name."""
     import shutil
 
-    from agents.checkpoint import save_policy
+    from mtkd.agents.checkpoint import save_policy
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,8 +194,8 @@ def save_policy_in_place(out: Path, params, meta, extra: dict[str, Any]) -> Path
 def save_joint_policy(out: Path, policy_params, config, pool, temperature: float, extra: dict[str, Any]) -> Path:
     """The first seed's final policy as `out/policy/`; `mtkd distill --strategy rl --policy
     out/policy` applies it."""
-    from agents.checkpoint import PolicyMeta
-    from envs.observation import observation_size
+    from mtkd.agents.checkpoint import PolicyMeta
+    from mtkd.envs.observation import observation_size
 
     meta = PolicyMeta(config.policy_arch, config.policy_options, len(pool.names),
                       observation_size(len(pool.names), config.per_example), config.per_example, temperature,
@@ -217,9 +217,9 @@ def epoch_progress(name: str, epochs: int, log: Callable[[str], None]) -> Callab
 def run_joint_selector(splits, pool, out: Path, name: str, config, student: ModelSpec, train: TrainConfig,
                        seeds: Sequence[int], metrics_path: Path | None, log: Callable[[str], None] = stderr_line,
                        checkpoints=None, devices: int | None = None):
-    """The joint selector (`agents.joint`) over `seeds`: its `results.json` row, with the policy
+    """The joint selector (`mtkd.agents.joint`) over `seeds`: its `results.json` row, with the policy
     of the first seed in `out/policy/` and every credit round in `out/selector.jsonl`."""
-    from agents.joint import train_jointly, write_rounds
+    from mtkd.agents.joint import train_jointly, write_rounds
     from mtkd.distill.results import result_row
 
     log(f"  {name}: {len(seeds)} students, each trained beside its own selector ({config.apply} selection, "
@@ -245,7 +245,7 @@ JOINT_ARGUMENTS = {None: {}, "per_example": {"per_example": True}}
 def joint_config(section: dict[str, Any], name: str = "rl"):
     """The joint selector's `SelectorConfig` from an ablation's `[rl]` options; `rl:per_example`
     turns on per-example selection. ConfigError names an unknown option or argument."""
-    from agents.selector_config import SelectorConfig
+    from mtkd.agents.selector_config import SelectorConfig
     from mtkd.errors import ConfigError
 
     argument = name.partition(":")[2] or None
@@ -257,7 +257,7 @@ def joint_config(section: dict[str, Any], name: str = "rl"):
 def population_config(section: dict[str, Any], name: str = "rl"):
     """The population selector's `PopulationConfig` from an ablation's `[rl]` options;
     `rl:per_example` selects per example. ConfigError names an unknown option or argument."""
-    from agents.population_config import PopulationConfig
+    from mtkd.agents.population_config import PopulationConfig
     from mtkd.errors import ConfigError
 
     argument = name.partition(":")[2] or None

@@ -15,14 +15,14 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from agents.baselines import make_baseline
-from agents.bernoulli import bernoulli_entropy, bernoulli_log_prob, sample_actions
-from agents.config import AgentConfig
-from agents.policies import make_policy, policy_rows
-from envs.core import validation_metrics
-from envs.observation import observation_size
-from envs.params import EnvParams
-from envs.rollout import rollout_batch
+from mtkd.agents.baselines import make_baseline
+from mtkd.agents.bernoulli import bernoulli_entropy, bernoulli_log_prob, sample_actions
+from mtkd.agents.config import AgentConfig
+from mtkd.agents.policies import make_policy, policy_rows
+from mtkd.envs.core import validation_metrics
+from mtkd.envs.observation import observation_size
+from mtkd.envs.params import EnvParams
+from mtkd.envs.rollout import rollout_batch
 from mtkd.devices import divisor_placement
 from mtkd.optimizers import make_optimizer
 
@@ -80,7 +80,7 @@ def make_trainer(config: AgentConfig, env_params: EnvParams | None = None,
     the most that divide `num_envs`, `mtkd.devices.divisor_placement`): the compiler partitions
     the episode from that constraint on its reset keys, and sums the policy gradient across them."""
     if env_params is None:
-        from envs.sources import params_from_pool
+        from mtkd.envs.sources import params_from_pool
 
         env_params, _ = params_from_pool()
     policy = make_policy(config.policy_arch, config.policy_options)

@@ -4,7 +4,7 @@
 It is built with
 `options={"policy": DIR}` (and optionally `"greedy": True`; the spec `rl:greedy` does the same)
 and computes, for each batch, the environment's own observation features
-(`envs.observation_features`), so the policy sees in use what it saw in training.
+(`mtkd.envs.observation_features`), so the policy sees in use what it saw in training.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from agents.bernoulli import ACTION_MODES
-from agents.checkpoint import PolicyMeta, load_policy
-from agents.policies import Policy, policy_rows
-from envs.observation import observation_features, observation_shape, observation_size
+from mtkd.agents.bernoulli import ACTION_MODES
+from mtkd.agents.checkpoint import PolicyMeta, load_policy
+from mtkd.agents.policies import Policy, policy_rows
+from mtkd.envs.observation import observation_features, observation_shape, observation_size
 from mtkd.errors import CheckpointError, ConfigError
 from mtkd.fusion.strategies import FusionStrategy, StrategyContext, StrategyInput, make_strategy
 
 
 def make_rl_strategy(policy: Policy, params: Any, meta: PolicyMeta, greedy: bool = False,
                      mode: str | None = None, context: StrategyContext | None = None) -> FusionStrategy:
-    """A strategy from a policy in memory: weights (B, K) by `mode` (`agents.ACTION_MODES`:
+    """A strategy from a policy in memory: weights (B, K) by `mode` (`mtkd.agents.ACTION_MODES`:
     greedy, expected, sample; default: greedy if `greedy`, else the policy's own `meta.apply`).
     A policy whose `meta.fusion` is not `uniform` multiplies that fusion's own weights (built from
     `context`, the pool's) by its selection, as the population it was trained on did."""

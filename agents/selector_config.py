@@ -1,4 +1,4 @@
-"""Options of the joint selector (`agents.joint`), validated on construction.
+"""Options of the joint selector (`mtkd.agents.joint`), validated on construction.
 
 One name per setting: the field, the ablation's `[rl]` key and the `mtkd select train` flag
 (`--credit-every` for `credit_every`) are the same word.
@@ -41,11 +41,11 @@ def start_logits(init: str, teacher_val_accuracy, num_classes: int):
 
 @dataclasses.dataclass(frozen=True)
 class SelectorConfig(DictConfig):
-    """policy_arch / policy_options: a name in `agents.POLICIES` (default `teacher_logistic`) and its
-    options. reward: a name in `envs.REWARDS`, summed over one epoch of decisions (default
+    """policy_arch / policy_options: a name in `mtkd.agents.POLICIES` (default `teacher_logistic`) and its
+    options. reward: a name in `mtkd.envs.REWARDS`, summed over one epoch of decisions (default
     `val_calibrated_loss_gain`: the drop of the temperature-calibrated validation loss over the
     epoch). apply: how the policy's logits become the weights the student trains with
-    (`agents.ACTION_MODES`: expected, greedy, sample). init: where selection starts
+    (`mtkd.agents.ACTION_MODES`: expected, greedy, sample). init: where selection starts
     (`above_chance`: each teacher's validation accuracy above chance, (acc - 1/C) / (1 - 1/C);
     `val_accuracy`: the accuracy itself; `all`: 0.9 for every teacher; each clipped to
     [0.05, 0.95]). credit_every: epochs between counterfactual credit rounds; each round costs
@@ -55,7 +55,7 @@ class SelectorConfig(DictConfig):
     end). evidence_threshold /
     evidence_cap: a round moves a teacher's logit by policy_learning_rate times its gain in noise
     units, soft-thresholded at evidence_threshold and capped at evidence_cap
-    (`agents.credit.evidence`). policy_learning_rate / policy_optimizer: the policy's optax
+    (`mtkd.agents.credit.evidence`). policy_learning_rate / policy_optimizer: the policy's optax
     optimizer (`plain_sgd` by default: the step is already in units of evidence, where Adam would
     take full steps on noise). per_example: one selection per example instead of per batch.
     norm_decay: how fast the policy's feature statistics and the gain-noise estimate follow the
@@ -82,9 +82,9 @@ class SelectorConfig(DictConfig):
     agent_seed: int = setting(0, help="seed of selector training; joint: selector i has seed agent_seed + i")
 
     def __post_init__(self):
-        from agents.bernoulli import ACTION_MODES
-        from agents.policies import make_policy
-        from envs.rewards import REWARDS
+        from mtkd.agents.bernoulli import ACTION_MODES
+        from mtkd.agents.policies import make_policy
+        from mtkd.envs.rewards import REWARDS
         from mtkd.optimizers import OPTIMIZERS
 
         object.__setattr__(self, "policy_options", dict(self.policy_options))

@@ -41,7 +41,7 @@ def _positive_int(name: str, value: Any) -> None:
 EPISODE_EPOCHS = 2
 TRAIN_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 ENV_FIELDS = ("student", "updates_per_decision", "reward", "eval_every", "val_subset", "per_example")  # checked below
-# Every keyword `EnvConfig(...)`, `replace`, `make_env_params` and `envs.make` take.
+# Every keyword `EnvConfig(...)`, `replace`, `make_env_params` and `mtkd.envs.make` take.
 OPTION_NAMES = ENV_FIELDS + ("train",) + TRAIN_FIELDS
 
 
@@ -55,7 +55,7 @@ class EnvConfig:
     objective). The environment's own fields: student: the student architecture (a `ModelSpec`,
     stored as canonical JSON so the config stays hashable). updates_per_decision: consecutive
     minibatches trained with one action (the observation describes all of them). reward: a name
-    in `envs.REWARDS`. eval_every: decisions between validation evaluations (the last decision is
+    in `mtkd.envs.REWARDS`. eval_every: decisions between validation evaluations (the last decision is
     always evaluated). val_subset: evaluate on the first n validation examples only (None: all).
     per_example: one action per example and teacher instead of one per teacher.
 
@@ -74,7 +74,7 @@ class EnvConfig:
     per_example: bool = setting(False, help="select teachers per example, not per batch")
 
     def __init__(self, student: Any = DEFAULT_STUDENT, train: TrainConfig | None = None, **options: Any):
-        from envs.rewards import REWARDS
+        from mtkd.envs.rewards import REWARDS
 
         # The environment's own fields default as declared above; every other keyword is a
         # `TrainConfig` field, applied to `train`.

@@ -2,7 +2,7 @@
 
 `reset(key, params) -> (obs, state)` and `step(key, state, action, params) -> (obs, state,
 reward, done, info)`. One decision: the agent sees the observation of the next `n =
-updates_per_decision` minibatches (see `envs.observation`), chooses which teachers to distil
+updates_per_decision` minibatches (see `mtkd.envs.observation`), chooses which teachers to distil
 from (a 0/1 mask over the K teachers, or per example), and the student takes n updates with the
 fused target (`fuse_soft_targets` with weights = action; all skipped = hard labels only). An
 episode is `config.epochs` student epochs; `done` is True on its last decision.
@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.observation import table_observation
-from envs.params import EnvParams, init_student, student_graphdef
-from envs.rewards import REWARDS, RewardInput
+from mtkd.envs.observation import table_observation
+from mtkd.envs.params import EnvParams, init_student, student_graphdef
+from mtkd.envs.rewards import REWARDS, RewardInput
 from mtkd.optimizers import make_optimizer
 from mtkd.distill.objective import calibrated_cross_entropy, distillation_loss
 from mtkd.distill.steps import (StudentState, apply_gradients, apply_model, epoch_batches, evaluate,

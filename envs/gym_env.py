@@ -1,6 +1,6 @@
 """`TeacherSelectionEnv`: the Gymnasium face of the functional core. It converts arguments and
 results between numpy / Python and JAX, checks actions, and keeps the current `EnvState`; every
-transition is the jitted `envs.core.step`."""
+transition is the jitted `mtkd.envs.core.step`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import gymnasium
 import jax
 import numpy as np
 
-from envs import core
-from envs.params import EnvParams, make_env_params
-from envs.observation import feature_names
-from envs.sources import episode_info, pool_label, resolve_params
-from envs.spaces import action_space, check_action, observation_space
+from mtkd.envs import core
+from mtkd.envs.params import EnvParams, make_env_params
+from mtkd.envs.observation import feature_names
+from mtkd.envs.sources import episode_info, pool_label, resolve_params
+from mtkd.envs.spaces import action_space, check_action, observation_space
 from mtkd.errors import ConfigError
 
 _reset = jax.jit(core.reset)
@@ -38,12 +38,12 @@ class TeacherSelectionEnv(gymnasium.Env):
 
     Keyword arguments: `dataset` (default "mnist1d"), `teachers` (a pool directory; default: the
     data set's default pool, trained and cached on first use), `data_dir`; or `params`, an
-    `envs.EnvParams` built from in-memory arrays (`envs.make_env_params`), with optional
-    `teacher_names`; `initial_student` (warm-start parameters); and any `envs.EnvConfig` field
+    `mtkd.envs.EnvParams` built from in-memory arrays (`mtkd.envs.make_env_params`), with optional
+    `teacher_names`; `initial_student` (warm-start parameters); and any `mtkd.envs.EnvConfig` field
     (epochs, batch_size, updates_per_decision, reward, eval_every, val_subset, per_example,
     alpha, temperature, optimizer, learning_rate, weight_decay, student).
 
-    Observations are float32 numpy arrays (see `envs.observation`), rewards Python floats,
+    Observations are float32 numpy arrays (see `mtkd.envs.observation`), rewards Python floats,
     actions anything numpy reads as 0/1 of the action space's shape. `reset(seed=s)` starts from
     `jax.random.key(s)` (for 0 <= s < 2**32); otherwise the key is drawn from the env's numpy
     generator (seeded by `s` when given).
@@ -59,7 +59,7 @@ class TeacherSelectionEnv(gymnasium.Env):
         self.params, self.teacher_names = resolve_params(params, dataset, teachers, data_dir, initial_student,
                                                          teacher_names, config)
         self.pool = pool_label(params, dataset, teachers)
-        # The name of every observation value (`envs.observation.feature_names`).
+        # The name of every observation value (`mtkd.envs.observation.feature_names`).
         self.feature_names = feature_names(self.teacher_names, self.params.config.per_example)
         self.observation_space = observation_space(self.params)
         self.action_space = action_space(self.params)
@@ -71,7 +71,7 @@ class TeacherSelectionEnv(gymnasium.Env):
     def from_arrays(cls, teacher_logits_train, teacher_logits_val, x_train, y_train, x_val, y_val,
                     teacher_names: Sequence[str] | None = None, initial_student=None, **config: Any):
         """An env over in-memory arrays (no pool on disk): teacher logits (K, N, C), data, labels."""
-        from envs.sources import env_config
+        from mtkd.envs.sources import env_config
 
         params = make_env_params(teacher_logits_train, teacher_logits_val, x_train, y_train, x_val, y_val,
                                  env_config(**config), initial_student)

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
 
-from envs.config import EnvConfig
-from envs.observation import TeacherTable, teacher_table
+from mtkd.envs.config import EnvConfig
+from mtkd.envs.observation import TeacherTable, teacher_table
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec, abstract_model, build_model
 
@@ -24,7 +24,7 @@ class EnvParams:
     int32 labels y_train (N,) / y_val (N_val,); `initial_student`: parameters every episode
     starts from (a warm-started student), or None for a fresh student drawn from the reset
     key; `config` is static (not traced); `teacher_table`: the teachers' per-example features and
-    soft targets on the training split, computed once (`envs.observation.teacher_table`). The
+    soft targets on the training split, computed once (`mtkd.envs.observation.teacher_table`). The
     validation teacher logits are kept for rewards or features that compare teachers on
     validation; the built-in ones do not read them."""
 

@@ -12,8 +12,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-from envs.core import EnvState, decide, reset, step
-from envs.params import EnvParams
+from mtkd.envs.core import EnvState, decide, reset, step
+from mtkd.envs.params import EnvParams
 
 # vmap axes of a batched EnvState: everything per environment except the shared clock.
 STATE_AXES = EnvState(student=0, batches=0, key=0, t=None, val_loss=0, val_accuracy=0)

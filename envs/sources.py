@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from envs.config import EnvConfig
-from envs.params import EnvParams, make_env_params
+from mtkd.envs.config import EnvConfig
+from mtkd.envs.params import EnvParams, make_env_params
 from mtkd.errors import ConfigError
 
 def env_config(config: EnvConfig | None = None, **changes: Any) -> EnvConfig:
@@ -68,7 +68,7 @@ def resolve_params(params: EnvParams | None, dataset: str, teachers: str | None,
     optional config changes) or a data set and pool on disk."""
     if params is not None:
         if not isinstance(params, EnvParams):
-            raise ConfigError(f"params must be an envs.EnvParams (see envs.make_env_params), got {type(params).__name__}")
+            raise ConfigError(f"params must be an mtkd.envs.EnvParams (see mtkd.envs.make_env_params), got {type(params).__name__}")
         if config_changes or initial_student is not None:  # rebuilt, so the changes are validated
             params = make_env_params(params.teacher_logits_train, params.teacher_logits_val, params.x_train,
                                      params.y_train, params.x_val, params.y_val,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from envs.observation import observation_bounds
-from envs.params import EnvParams
+from mtkd.envs.observation import observation_bounds
+from mtkd.envs.params import EnvParams
 from mtkd.errors import ConfigError
 
 
 def observation_space(params: EnvParams) -> spaces.Box:
-    """Box of float32 features, all >= 0 (see `envs.observation`)."""
+    """Box of float32 features, all >= 0 (see `mtkd.envs.observation`)."""
     low, high = observation_bounds(params.num_teachers, params.config.per_example,
                                    params.config.examples_per_decision)
     return spaces.Box(low, high, dtype=np.float32)

@@ -11,12 +11,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from envs.gym_env import python_info
-from envs.params import EnvParams
-from envs.rollout import reset_batch, step_batch
-from envs.observation import feature_names
-from envs.sources import episode_info, pool_label, resolve_params
-from envs.spaces import action_space, check_action, observation_space
+from mtkd.envs.gym_env import python_info
+from mtkd.envs.params import EnvParams
+from mtkd.envs.rollout import reset_batch, step_batch
+from mtkd.envs.observation import feature_names
+from mtkd.envs.sources import episode_info, pool_label, resolve_params
+from mtkd.envs.spaces import action_space, check_action, observation_space
 from mtkd.errors import ConfigError
 
 _reset = jax.jit(reset_batch)

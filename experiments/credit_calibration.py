@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.population_credit import least_squares_credit
+from mtkd.agents.population_credit import least_squares_credit
 
 
 def subset_effects(table: list[dict], names: list[str], column: str) -> np.ndarray:

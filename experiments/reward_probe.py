@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs.config import EnvConfig
-from envs.core import reset, step
-from envs.params import make_env_params, student_graphdef
+from mtkd.envs.config import EnvConfig
+from mtkd.envs.core import reset, step
+from mtkd.envs.params import make_env_params, student_graphdef
 from mtkd.data import load_dataset
 from mtkd.distill.objective import calibrated_cross_entropy, cross_entropy
 from mtkd.distill.pool_training import ensure_pool

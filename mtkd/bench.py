@@ -297,7 +297,7 @@ def student_epoch_costs(splits: DatasetSplits, pool: TeacherPool, repeats: int =
         f"{default['pairs']} paired runs, min {default['min']:.3f}, max {default['max']:.3f}; one save "
         f"{1e3 * costs['save_seconds']:.0f} ms), {costs['ratio_every_epoch']:.2f}x saving every epoch")
     try:
-        selector = importlib.import_module("agents.benchmark")
+        selector = importlib.import_module("mtkd.agents.benchmark")
     except ModuleNotFoundError:
         return report
     report.update(selector.selector_epoch_cost(splits, pool, repeats=repeats))

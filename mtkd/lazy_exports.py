@@ -32,7 +32,7 @@ def lazy_exports(package: str, modules: Mapping[str, Sequence[str]]) -> tuple[Ca
     class Package(types.ModuleType):
         def __setattr__(self, name: str, value):
             # Importing a submodule binds it on its package; where an export has the submodule's
-            # name (`envs.rollout`, the function of `envs/rollout.py`) the export wins, as it did
+            # name (`mtkd.envs.rollout`, the function of `envs/rollout.py`) the export wins, as it did
             # when the package imported everything eagerly.
             if name in exports and isinstance(value, types.ModuleType) and value.__name__ == f"{package}.{name}":
                 value = getattr(value, name)

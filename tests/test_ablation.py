@@ -192,8 +192,8 @@ def test_typed_sections_read_what_the_runners_use():
 def test_a_policy_of_other_teachers_is_refused_before_the_first_strategy(data_dir, tiny_pool_dir, tmp_path):
     import jax.numpy as jnp
 
-    import envs
-    from agents import PolicyMeta, save_policy
+    from mtkd import envs
+    from mtkd.agents import PolicyMeta, save_policy
 
     # The tiny pool's three teachers, in another order and under other names.
     meta = PolicyMeta("logistic", {}, 3, envs.observation_size(3, False), False, 2.0, ["cnn", "mlp_a", "other"])

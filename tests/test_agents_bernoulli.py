@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents import bernoulli_entropy, bernoulli_log_prob, greedy_actions, sample_actions
+from mtkd.agents import bernoulli_entropy, bernoulli_log_prob, greedy_actions, sample_actions
 
 
 def sigmoid(x):

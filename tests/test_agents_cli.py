@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import agents
+from mtkd import agents
 from mtkd.cli.main import main
 
 TINY_RUN = ["--procedure", "episodic", "--episodes", "2", "--num-envs", "2", "--episode-epochs", "1", "--epochs", "1", "--seeds", "2",

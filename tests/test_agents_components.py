@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents import AgentConfig, BASELINES, POLICIES, discounted_returns, make_baseline, make_policy, policy_rows
+from mtkd.agents import AgentConfig, BASELINES, POLICIES, discounted_returns, make_baseline, make_policy, policy_rows
 from mtkd.errors import ConfigError, UnknownNameError
 
 

@@ -9,16 +9,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
-from agents.credit import (evidence, far_ends, natural_gradient_loss, set_teacher, signed_gains, update_noise,
+from mtkd import envs
+from mtkd.agents.credit import (evidence, far_ends, natural_gradient_loss, set_teacher, signed_gains, update_noise,
                            update_statistics)
-from agents.policies import make_policy
-from agents.joint import (JOINT_AXES, init_joint_state, make_credit_round, make_joint_epoch, selector_env_config,
+from mtkd.agents.policies import make_policy
+from mtkd.agents.joint import (JOINT_AXES, init_joint_state, make_credit_round, make_joint_epoch, selector_env_config,
                           train_jointly)
-from agents.selector_config import SelectorConfig
-from envs.core import decision_batches, step
-from envs.probe import probe_arrays
-from envs.rewards import REWARDS, Reward
+from mtkd.agents.selector_config import SelectorConfig
+from mtkd.envs.core import decision_batches, step
+from mtkd.envs.probe import probe_arrays
+from mtkd.envs.rewards import REWARDS, Reward
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.objective import CALIBRATION_TEMPERATURES, calibrated_cross_entropy
 from mtkd.errors import ConfigError
@@ -250,7 +250,7 @@ def test_config_refuses_bad_options():
 
 @pytest.mark.parametrize("epochs,every", [(12, 5), (7, 2), (6, 1), (9, 0), (3, 7)])
 def test_the_environment_validates_exactly_the_epochs_before_a_credit_round(epochs, every):
-    from agents.joint import needs_validation
+    from mtkd.agents.joint import needs_validation
 
     rounds = {e for e in range(1, epochs + 1) if every and (e - 1) % every == 0 and e < epochs}
     validated = {e for e in range(1, epochs + 1) if needs_validation(e, epochs, every)}
@@ -260,12 +260,12 @@ def test_the_environment_validates_exactly_the_epochs_before_a_credit_round(epoc
 def test_skipping_unread_validations_changes_nothing(monkeypatch):
     """Against a run that validates at the end of every epoch (the earlier behaviour): the same
     rounds, selections, chosen epochs and accuracies, exactly."""
-    import agents.joint
+    import mtkd.agents.joint
 
     arrays = probe_arrays(seed=0)
     config = SelectorConfig(init="all", credit_every=3)
     skipping = _train(arrays, config, [0, 1], epochs=8)
-    monkeypatch.setattr(agents.joint, "needs_validation", lambda epoch, epochs, every: True)
+    monkeypatch.setattr(mtkd.agents.joint, "needs_validation", lambda epoch, epochs, every: True)
     every_epoch = _train(arrays, config, [0, 1], epochs=8)
     assert skipping.rounds == every_epoch.rounds and skipping.history == every_epoch.history
     assert skipping.best_epoch == every_epoch.best_epoch and skipping.test_accuracy == every_epoch.test_accuracy

@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import agents
-import envs
+from mtkd import agents
+from mtkd import envs
 import mtkd.selector_strategy  # noqa: F401  (registers `rl`)
-from agents import PolicyMeta, load_policy, make_policy, save_policy
-from agents.benchmark import epoch_cost_from_arrays
-from envs.probe import probe_arrays
+from mtkd.agents import PolicyMeta, load_policy, make_policy, save_policy
+from mtkd.agents.benchmark import epoch_cost_from_arrays
+from mtkd.envs.probe import probe_arrays
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.errors import CheckpointError, ConfigError, OutputExistsError

@@ -9,9 +9,9 @@ import jax
 import numpy as np
 import pytest
 
-import envs
-from agents import AgentConfig, evaluate_policy, make_policy, make_train
-from envs.probe import probe_arrays
+from mtkd import envs
+from mtkd.agents import AgentConfig, evaluate_policy, make_policy, make_train
+from mtkd.envs.probe import probe_arrays
 
 ENV = dict(student={"arch": "mlp", "options": {"widths": [16]}}, batch_size=64, epochs=2, temperature=2.0,
            learning_rate=3e-3)

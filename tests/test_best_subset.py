@@ -10,7 +10,7 @@ from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
-from envs.probe import probe_arrays
+from mtkd.envs.probe import probe_arrays
 
 
 def test_all_subsets_are_every_non_empty_mask_once():

@@ -4,9 +4,9 @@ command modules import no JAX) are checked against the registries here."""
 from __future__ import annotations
 
 import mtkd.selector_strategy  # noqa: F401  (registers `rl`)
-from agents.policies import POLICIES
-from agents.population_config import POPULATION_REWARDS
-from envs.rewards import REWARDS
+from mtkd.agents.policies import POLICIES
+from mtkd.agents.population_config import POPULATION_REWARDS
+from mtkd.envs.rewards import REWARDS
 from mtkd.cli import names
 from mtkd.cli.main import build_parser
 from mtkd.distill.terms import TERMS

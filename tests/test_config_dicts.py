@@ -3,9 +3,9 @@ misspelled key fails on construction, naming itself."""
 
 import pytest
 
-from agents.config import AgentConfig
-from agents.selector_config import SelectorConfig
-from envs.config import EnvConfig
+from mtkd.agents.config import AgentConfig
+from mtkd.agents.selector_config import SelectorConfig
+from mtkd.envs.config import EnvConfig
 from mtkd.ablation.config import LossFamily, ablation_config_from_dict
 from mtkd.ablation.sections import ByotSection, DmlSection
 from mtkd.checkpoint_config import CheckpointConfig

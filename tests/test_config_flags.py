@@ -6,11 +6,11 @@ from typing import Any, Mapping
 
 import pytest
 
-from agents.config import AgentConfig
-from agents.population_config import PopulationConfig
-from agents.procedure import episodic_configs
-from agents.selector_config import SelectorConfig
-from envs.config import EnvConfig
+from mtkd.agents.config import AgentConfig
+from mtkd.agents.population_config import PopulationConfig
+from mtkd.agents.procedure import episodic_configs
+from mtkd.agents.selector_config import SelectorConfig
+from mtkd.envs.config import EnvConfig
 from mtkd.cli.main import build_parser, main
 from mtkd.config_flags import add_config_flags, flag_fields, given_values, setting
 from mtkd.errors import ConfigError

@@ -49,8 +49,8 @@ SCRIPT = textwrap.dedent('''
     byot = [fit_byot(d, ModelSpec("byot", {"channels": [8, 8], "blocks": 0}), small, [0, 1], ByotConfig(0.3, 3.0, 0.03),
                      devices=n) for n in (1, 2)]
     # The joint selector: its students and selectors split over the devices, its clock shared.
-    from agents.joint import train_jointly
-    from agents.selector_config import SelectorConfig
+    from mtkd.agents.joint import train_jointly
+    from mtkd.agents.selector_config import SelectorConfig
     rng = np.random.default_rng(0)
     fake = lambda y: jnp.asarray(np.stack([3 * np.eye(10)[y] + rng.normal(size=(len(y), 10)) for _ in range(2)]),
                                  jnp.float32)  # two noisy teachers
@@ -60,9 +60,9 @@ SCRIPT = textwrap.dedent('''
                            TrainConfig(epochs=2, batch_size=128), SelectorConfig(credit_every=1), [0, 1, 2],
                            test=False, devices=n) for n in (1, 2)]  # 3 seeds on 2 devices: padded to 4
     # The episodic selector's environments: 4 per episode, one per device.
-    from agents.config import AgentConfig
-    from agents.reinforce import make_trainer
-    import envs
+    from mtkd.agents.config import AgentConfig
+    from mtkd.agents.reinforce import make_trainer
+    from mtkd import envs
     env_params = envs.make_env_params(logits["train"], logits["val"], small_splits.x_train, small_splits.y_train,
                                       d.x_val, d.y_val, envs.EnvConfig(student={"arch": "mlp", "options": {"widths": [8]}},
                                                                        epochs=1, batch_size=128))

@@ -199,7 +199,7 @@ def test_ablation_on_two_processes_matches_one_device(data_dir, tmp_path):
     rounds = [(tmp_path / run / "selector" / "rl" / "selector.jsonl").read_text() for run in ("one", "two")]
     # The population selector's generations: the same students, masks and returns on both.
     generations = [[json.loads(line) for line in text.splitlines()] for text in rounds]
-    from agents.population_config import PopulationConfig
+    from mtkd.agents.population_config import PopulationConfig
 
     assert len(generations[1]) == PopulationConfig().generations
     assert [g["teachers"] for g in generations[1]] == [g["teachers"] for g in generations[0]]
@@ -207,7 +207,7 @@ def test_ablation_on_two_processes_matches_one_device(data_dir, tmp_path):
         assert one["masks"] == two["masks"] and one["seeds"] == two["seeds"]
         np.testing.assert_allclose(two["returns"], one["returns"], atol=1e-5)
         np.testing.assert_allclose(two["next_probability"], one["next_probability"], atol=1e-5)
-    from agents import load_policy
+    from mtkd.agents import load_policy
 
     policies = [load_policy(tmp_path / run / "selector" / "rl" / "policy")[1] for run in ("one", "two")]
     for want, got in zip(*(jax.tree.leaves(policy) for policy in policies)):

@@ -8,10 +8,10 @@ import dataclasses
 
 import pytest
 
-from agents.joint import selector_env_config
-from agents.procedure import episodic_configs
-from agents.selector_config import SelectorConfig
-from envs import EnvConfig
+from mtkd.agents.joint import selector_env_config
+from mtkd.agents.procedure import episodic_configs
+from mtkd.agents.selector_config import SelectorConfig
+from mtkd.envs import EnvConfig
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
 from mtkd.train_config import TrainConfig

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
-from envs.probe import probe_arrays
+from mtkd import envs
+from mtkd.envs.probe import probe_arrays
 from mtkd.errors import ConfigError, UnknownNameError
 
-from envs.gym_env import _reset as jit_reset  # the shell's own jitted core: compiled once per config
+from mtkd.envs.gym_env import _reset as jit_reset  # the shell's own jitted core: compiled once per config
 
 SMALL = dict(student={"arch": "mlp", "options": {"widths": [8]}}, batch_size=16, epochs=1, temperature=2.0)
 
@@ -130,8 +130,8 @@ def test_bad_configuration_and_data(arrays):
 def test_registration_is_idempotent_and_has_a_vector_entry_point():
     importlib.reload(envs)  # a second registration attempt must not raise
     spec = gymnasium.spec(envs.ENV_ID)
-    assert spec.entry_point == "envs.gym_env:TeacherSelectionEnv"
-    assert spec.vector_entry_point == "envs.vector_env:TeacherSelectionVectorEnv"
+    assert spec.entry_point == "mtkd.envs.gym_env:TeacherSelectionEnv"
+    assert spec.vector_entry_point == "mtkd.envs.vector_env:TeacherSelectionVectorEnv"
 
 
 def test_make_vec_runs_students_through_the_vmapped_core(params):
@@ -167,7 +167,7 @@ def test_make_without_arguments_uses_mnist1d_and_the_default_pool():
 
 
 def test_reset_info_and_feature_names_say_what_the_values_are(arrays):
-    from envs.observation import feature_names, observation_features
+    from mtkd.envs.observation import feature_names, observation_features
 
     env = envs.TeacherSelectionEnv.from_arrays(*arrays, teacher_names=["a", "b", "bad"], **SMALL)
     obs, info = env.reset(seed=0)

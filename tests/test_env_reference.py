@@ -14,8 +14,8 @@ import optax
 import pytest
 from flax import nnx
 
-import envs
-from envs.probe import probe_arrays
+from mtkd import envs
+from mtkd.envs.probe import probe_arrays
 from mtkd.distill.fit import init_students, unstack
 from mtkd.models import ModelSpec
 

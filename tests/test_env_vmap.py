@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import envs
-from envs.gym_env import _reset as jit_reset, _step as jit_step
-from envs.probe import probe_arrays
-from envs.vector_env import _reset as jit_reset_batch, _step as jit_step_batch
+from mtkd import envs
+from mtkd.envs.gym_env import _reset as jit_reset, _step as jit_step
+from mtkd.envs.probe import probe_arrays
+from mtkd.envs.vector_env import _reset as jit_reset_batch, _step as jit_step_batch
 
 # the configuration of tests/test_env_gym.py, so the jitted core compiled there is reused
 SMALL = dict(student={"arch": "mlp", "options": {"widths": [8]}}, batch_size=16, epochs=1, temperature=2.0)

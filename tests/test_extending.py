@@ -55,7 +55,7 @@ def test_the_loss_term_example_is_the_scaled_logit_mse(registered):
 
 
 def test_the_policy_example_selects_each_teacher_half_the_time(registered):
-    from agents.policies import make_policy
+    from mtkd.agents.policies import make_policy
 
     policy = make_policy("always_half")
     params = policy.init(jax.random.key(0), 7, 3)
@@ -65,7 +65,7 @@ def test_the_policy_example_selects_each_teacher_half_the_time(registered):
 
 
 def test_the_reward_example_is_ten_times_the_accuracy_gain(registered):
-    from envs.rewards import REWARDS, RewardInput
+    from mtkd.envs.rewards import REWARDS, RewardInput
 
     values = dict(previous_val_loss=1.0, previous_val_accuracy=0.5, val_loss=0.9, val_accuracy=0.56,
                   evaluated=True, done=False, train_loss=1.0)

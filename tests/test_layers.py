@@ -18,8 +18,8 @@ LAYERS = [
     ("fusion", ["mtkd.fusion"]),
     ("teachers", ["mtkd.teachers"]),
     ("trainer", ["mtkd.distill", "mtkd.dml"]),
-    ("envs", ["envs"]),
-    ("agents", ["agents"]),
+    ("envs", ["mtkd.envs"]),
+    ("agents", ["mtkd.agents"]),
     ("application", ["mtkd.cli", "mtkd.ablation", "mtkd.bench", "mtkd.torch_peer", "mtkd.selector_strategy"]),
 ]
 PREFIXES = {prefix: (rank, name) for rank, (name, prefixes) in enumerate(LAYERS) for prefix in prefixes}
@@ -36,7 +36,10 @@ def owner(module: str) -> str | None:
 
 
 def module_name(path: Path) -> str:
+    """The installed name: the repository's envs/ and agents/ are mtkd.envs and mtkd.agents."""
     parts = path.relative_to(ROOT).with_suffix("").parts
+    if parts[0] in ("envs", "agents"):
+        parts = ("mtkd", *parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -47,7 +50,8 @@ def imports_of(source: str) -> list[tuple[str, int]]:
         if isinstance(node, ast.Import):
             found += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.module, node.lineno))
+            # `from mtkd import agents` imports mtkd.agents: name it so that its layer is seen.
+            found += [(f"{node.module}.{alias.name}", node.lineno) for alias in node.names]
         elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
               and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
             found.append((node.args[0].value, node.lineno))
@@ -118,13 +122,15 @@ def test_the_checks_catch_an_upward_import_and_a_cycle_on_a_synthetic_graph():
         "mtkd.fusion.uniform": imports_of("from mtkd.models import build_model\nimport numpy"),
         "mtkd.teachers.pool": imports_of("import importlib\nimportlib.import_module('mtkd.distill.fit')"),
         "mtkd.distill.fit": imports_of("from mtkd.teachers.pool import TeacherPool"),
-        "envs.core": imports_of("def f():\n    from agents.policies import make_policy\n"),
+        "mtkd.envs.core": imports_of("def f():\n    from mtkd.agents.policies import make_policy\n"),
     }
     assert upward_imports(graph) == [
         "mtkd.teachers.pool:2 (teachers) imports mtkd.distill.fit (trainer)",
-        "envs.core:2 (envs) imports agents.policies (agents)"]
+        "mtkd.envs.core:2 (envs) imports mtkd.agents.policies.make_policy (agents)"]
     assert package_cycles(graph) == [["mtkd.distill", "mtkd.teachers", "mtkd.distill"]]
-    assert upward_imports({"mtkd.cli.main": imports_of("import agents\nfrom envs import core")}) == []
+    assert upward_imports({"mtkd.cli.main": imports_of("from mtkd import agents\nfrom mtkd.envs import core")}) == []
+    assert upward_imports({"mtkd.fusion.x": imports_of("from mtkd import envs")}) == [
+        "mtkd.fusion.x:1 (fusion) imports mtkd.envs (envs)"]
 
 
 def test_the_command_line_parser_imports_no_heavy_library():

@@ -5,9 +5,9 @@ student seeds, the policy step, and the config's refusals."""
 import numpy as np
 import pytest
 
-from agents.population import POPULATION_STREAM, policy_logits, population_masks, population_seeds
-from agents.population_config import PopulationConfig
-from agents.population_credit import draw_masks, least_squares_credit, minimum_population
+from mtkd.agents.population import POPULATION_STREAM, policy_logits, population_masks, population_seeds
+from mtkd.agents.population_config import PopulationConfig
+from mtkd.agents.population_credit import draw_masks, least_squares_credit, minimum_population
 from mtkd.errors import ConfigError, UnknownNameError
 
 
@@ -82,7 +82,7 @@ def test_population_seeds_never_coincide_with_student_seeds():
 
 
 def test_policy_moves_by_the_soft_thresholded_evidence():
-    from agents.population_credit import Credit
+    from mtkd.agents.population_credit import Credit
 
     config = PopulationConfig(policy_learning_rate=2.0, evidence_threshold=1.0, evidence_cap=3.0)
     credit = Credit(np.zeros(4), np.ones(4), np.array([0.5, -2.5, 9.0, -1.0]), 10, 20)
@@ -118,9 +118,9 @@ def test_a_policy_over_another_fusion_multiplies_its_weights():
     import jax
     import jax.numpy as jnp
 
-    from agents.checkpoint import PolicyMeta
-    from agents.policies import make_policy
-    from agents.rl_strategy import make_rl_strategy
+    from mtkd.agents.checkpoint import PolicyMeta
+    from mtkd.agents.policies import make_policy
+    from mtkd.agents.rl_strategy import make_rl_strategy
     from mtkd.fusion.strategies import StrategyContext, StrategyInput, make_strategy
 
     context = StrategyContext(("a", "b", "c"), (0.9, 0.6, 0.3))
@@ -144,7 +144,7 @@ def test_the_default_horizon_is_half_the_run_rounded_up():
 
 def test_extra_regressors_are_fitted_alongside_and_decide_the_fusion():
     """A fusion indicator as an extra column: its coefficient by hand, and the choice it gives."""
-    from agents.population import chosen_fusion
+    from mtkd.agents.population import chosen_fusion
 
     rng = np.random.default_rng(5)
     masks = _design(48, 3, seed=6)

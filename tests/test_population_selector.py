@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import agents.population as population
-from agents.population import search
-from agents.population_config import PopulationConfig
-from envs.probe import probe_arrays
+import mtkd.agents.population as population
+from mtkd.agents.population import search
+from mtkd.agents.population_config import PopulationConfig
+from mtkd.envs.probe import probe_arrays
 from mtkd.cli.main import main
 from mtkd.distill.config import TrainConfig
 from mtkd.models import ModelSpec
@@ -143,7 +143,7 @@ def test_a_population_too_small_for_the_pool_is_refused_before_any_work(data_dir
 
 
 def test_select_train_runs_the_population_procedure_by_default(data_dir, tiny_pool_dir, tmp_path):
-    import agents
+    from mtkd import agents
 
     out = tmp_path / "select"
     common = ["--dataset", "mnist1d", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir)]

@@ -253,10 +253,10 @@ def test_episodic_selector_training_resumes_between_chunks_exactly(tmp_path):
     policy and records."""
     import jax
 
-    import envs
-    from agents import AgentConfig
-    from agents.procedure import train_selector
-    from envs.probe import probe_arrays
+    from mtkd import envs
+    from mtkd.agents import AgentConfig
+    from mtkd.agents.procedure import train_selector
+    from mtkd.envs.probe import probe_arrays
 
     env_params = envs.make_env_params(*probe_arrays(seed=0), student={"arch": "mlp", "options": {"widths": [8]}},
                                       batch_size=64, epochs=1, temperature=2.0, learning_rate=3e-3)

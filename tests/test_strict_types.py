@@ -41,16 +41,16 @@ def wrong_values(hint) -> list:
 
 
 def _dict_configs():
-    import agents.config
-    import agents.population_config
-    import agents.selector_config
+    import mtkd.agents.config
+    import mtkd.agents.population_config
+    import mtkd.agents.selector_config
     import mtkd.checkpoint_config
     import mtkd.distill.byot
     import mtkd.distributed
     import mtkd.train_config
 
-    return [agents.config.AgentConfig, agents.selector_config.SelectorConfig,
-            agents.population_config.PopulationConfig, mtkd.checkpoint_config.CheckpointConfig,
+    return [mtkd.agents.config.AgentConfig, mtkd.agents.selector_config.SelectorConfig,
+            mtkd.agents.population_config.PopulationConfig, mtkd.checkpoint_config.CheckpointConfig,
             mtkd.train_config.TrainConfig, mtkd.distill.byot.ByotConfig, mtkd.distributed.DistributedConfig]
 
 

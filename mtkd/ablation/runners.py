@@ -105,20 +105,20 @@ def run_family(run: AblationRun, name: str) -> list:
 @RUNNERS.register("rl")
 def run_rl(run: AblationRun, name: str) -> list:
     """The learned selector. `[rl] policy = DIR` applies a saved policy (`rl:MODE` as in `mtkd
-    distill`). Otherwise, by `[rl] procedure`: `population` (the default, `agents.population`)
+    distill`). Otherwise, by `[rl] procedure`: `population` (the default, `mtkd.agents.population`)
     learns each teacher's effect on the final student from a vmapped population of whole runs,
     then distils the run's seeds with the policy it gives (`rl` and `rl:per_example` with the same
     options share one search); `joint` trains each seed's student beside its own selector from
-    half-epoch counterfactual credit (`agents.joint`); `episodic` trains a policy on short
+    half-epoch counterfactual credit (`mtkd.agents.joint`); `episodic` trains a policy on short
     episodes first. `rl:per_example` selects per example."""
-    procedure = importlib.import_module("agents.procedure")
+    procedure = importlib.import_module("mtkd.agents.procedure")
     policy, greedy, kind, section = _rl_section(run.config)
     if policy is None and kind == "episodic":
         policy = procedure.train_policy_for_ablation(run.splits, run.pool, run.out / "selector", section,
                                                      student=run.config.student, train=run.config.train,
                                                      log=run.log, checkpoints=run.part(f"{name}_policy"))
     elif policy is None and kind == "population":
-        population = importlib.import_module("agents.population")
+        population = importlib.import_module("mtkd.agents.population")
         config = procedure.population_config(section, name)
         return [population.run_population_selector(
             run.splits, run.pool, run.out / "selector" / name.replace(":", "_"), name, config, run.config.student,
@@ -155,7 +155,7 @@ def _rl_section(config: AblationConfig):
 @CHECKS.register("rl")
 def check_rl(config: AblationConfig, name: str, pool: TeacherPool) -> None:
     policy, greedy, kind, section = _rl_section(config)
-    procedure = importlib.import_module("agents.procedure")
+    procedure = importlib.import_module("mtkd.agents.procedure")
     if kind not in PROCEDURES:
         raise ConfigError(f"[rl] procedure must be one of {', '.join(PROCEDURES)}, got {kind!r}")
     if policy is not None:

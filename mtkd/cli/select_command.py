@@ -1,9 +1,9 @@
 """`mtkd select train`: learn a teacher selector, then distil (or, jointly, train) a student with it.
 
-Three procedures: `population` (default; `agents.population`): a vmapped population of students,
+Three procedures: `population` (default; `mtkd.agents.population`): a vmapped population of students,
 each trained for the whole run from its own random teacher mask, gives each teacher's effect on the
 final student; the policy it moves is saved and the final students are distilled with it;
-`joint` (`agents.joint`): each seed's final student is trained beside its own selector, which
+`joint` (`mtkd.agents.joint`): each seed's final student is trained beside its own selector, which
 learns from half-epoch counterfactual credit; `episodic`: REINFORCE on short episodes first, then a
 final student with the saved policy (the earliest procedure).
 """
@@ -71,10 +71,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def procedure_configs() -> dict[str, tuple]:
     """The configs whose fields are each procedure's flags (light imports: no JAX)."""
-    from agents.config import AgentConfig
-    from agents.population_config import PopulationConfig
-    from agents.selector_config import SelectorConfig
-    from envs.config import EnvConfig
+    from mtkd.agents.config import AgentConfig
+    from mtkd.agents.population_config import PopulationConfig
+    from mtkd.agents.selector_config import SelectorConfig
+    from mtkd.envs.config import EnvConfig
 
     return {"population": (PopulationConfig,), "joint": (SelectorConfig,), "episodic": (AgentConfig, EnvConfig)}
 
@@ -94,7 +94,7 @@ def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, inte
     """Loads the data and the pool, checks --compare, and claims --out for the run's signature (the
     shared options plus the procedure's `own`): (splits, pool, compared, out, checkpoints), with
     checkpoints None when a resumed run had already finished."""
-    from envs.sources import load_pool_for
+    from mtkd.envs.sources import load_pool_for
     from mtkd.data.splits import validation_checksum
     from mtkd.distill.experiment import build_strategies
     from mtkd.progress import stderr_line
@@ -115,8 +115,8 @@ def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, inte
 
 
 def run_joint(args: argparse.Namespace) -> int:
-    from agents.procedure import run_joint_selector, stderr_line
-    from agents.selector_config import SelectorConfig
+    from mtkd.agents.procedure import run_joint_selector, stderr_line
+    from mtkd.agents.selector_config import SelectorConfig
     from mtkd.distill.experiment import run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
 
@@ -146,8 +146,8 @@ def run_joint(args: argparse.Namespace) -> int:
 
 
 def run_population(args: argparse.Namespace) -> int:
-    from agents.population import run_population_selector
-    from agents.population_config import PopulationConfig
+    from mtkd.agents.population import run_population_selector
+    from mtkd.agents.population_config import PopulationConfig
     from mtkd.distill.experiment import run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
     from mtkd.progress import stderr_line
@@ -177,9 +177,9 @@ def run_population(args: argparse.Namespace) -> int:
 
 
 def run_episodic(args: argparse.Namespace) -> int:
-    from agents.config import AgentConfig
-    from agents.procedure import stderr_line, train_and_save_policy
-    from envs.config import EnvConfig
+    from mtkd.agents.config import AgentConfig
+    from mtkd.agents.procedure import stderr_line, train_and_save_policy
+    from mtkd.envs.config import EnvConfig
     from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
     from mtkd.distill.results import format_table, write_results
 

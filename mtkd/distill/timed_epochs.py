@@ -1,5 +1,5 @@
 """Compiled student epochs of `seeds` vmapped students, ready to time (`mtkd bench`, the
-selector's cost in `agents.benchmark`): the epoch `fit` runs, without its validation loop."""
+selector's cost in `mtkd.agents.benchmark`): the epoch `fit` runs, without its validation loop."""
 
 from __future__ import annotations
 
