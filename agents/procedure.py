@@ -21,7 +21,7 @@ from mtkd.distributed import is_writer
 from mtkd.errors import TrainingDivergedError
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
-from mtkd.progress import reports_epoch, stderr_line
+from mtkd.progress import epoch_reporter, stderr_line
 
 
 def warm_up_student(splits, student: ModelSpec, config: TrainConfig, seed: int, checkpoints=None):
@@ -206,12 +206,11 @@ def save_joint_policy(out: Path, policy_params, config, pool, temperature: float
 
 def epoch_progress(name: str, epochs: int, log: Callable[[str], None]) -> Callable[[dict], None]:
     """A progress line about every fifth of the run: the mean validation accuracy and selection."""
-    def progress(record):
-        if reports_epoch(record["epoch"], epochs):
-            selection = np.mean(np.asarray(record["selection"]), axis=0)
-            log(f"  {name}: epoch {record['epoch']}/{epochs}, mean val accuracy "
-                f"{np.mean(record['val_accuracy']):.3f}, selection {' '.join(f'{s:.2f}' for s in selection)}")
-    return progress
+    def describe(record):
+        selection = np.mean(np.asarray(record["selection"]), axis=0)
+        return (f"mean val accuracy {np.mean(record['val_accuracy']):.3f}, "
+                f"selection {' '.join(f'{s:.2f}' for s in selection)}")
+    return epoch_reporter(name, epochs, log, describe)
 
 
 def run_joint_selector(splits, pool, out: Path, name: str, config, student: ModelSpec, train: TrainConfig,

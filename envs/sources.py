@@ -28,7 +28,6 @@ def load_pool_for(dataset: str, teachers: str | None, data_dir: str | None, val_
     (trained and cached on first use). DatasetError where their classes disagree."""
     from mtkd.data import load_dataset
     from mtkd.distill.pool_training import pool_for
-    from mtkd.teachers import default_pool_dir
 
     splits = load_dataset(dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
                           val_indices=val_indices, val_split=val_split)

@@ -28,6 +28,12 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.family} {name!r} is registered twice")
         self._entries[name] = obj
 
+    def replace(self, name: str, obj: T) -> None:
+        """Rebinds a registered name (the Python API's model classes, redefined in a notebook)."""
+        if name not in self._entries:
+            raise KeyError(f"{self.family} {name!r} is not registered")
+        self._entries[name] = obj
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]

@@ -28,20 +28,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from mtkd import distributed
-    from mtkd.ablation import load_ablation_config, run_ablation
+    from mtkd import api
+    from mtkd.ablation import load_ablation_config
     from mtkd.cli.options import report_failures
 
     config = load_ablation_config(args.config)
-    changes = {k: v for k, v in (("seeds", args.seeds), ("data_dir", args.data_dir), ("devices", args.devices))
-               if v is not None}
-    if args.epochs is not None:
-        changes["train"] = config.train.replace(epochs=args.epochs)
-    config = dataclasses.replace(config, checkpoint=checkpoint_config_from(args, config.checkpoint), **changes)
-    if args.strategies:
-        config = config.only(name.strip() for name in args.strategies.split(",") if name.strip())
-    distributed.start(distributed_config_from(args))  # before any other JAX work
-    rows = run_ablation(config, args.out, overwrite=args.overwrite, resume=args.resume)
-    return report_failures(rows)
+    strategies = [name.strip() for name in args.strategies.split(",") if name.strip()] if args.strategies else None
+    if args.strategies is not None and not strategies:
+        config.only([])  # the config's own refusal of an empty list
+    result = api.ablate(config, args.out, seeds=args.seeds, epochs=args.epochs, strategies=strategies,
+                        data_dir=args.data_dir, devices=args.devices,
+                        checkpoint=checkpoint_config_from(args, config.checkpoint), overwrite=args.overwrite,
+                        resume=args.resume, distributed=distributed_config_from(args))
+    return report_failures(list(result.rows))

@@ -37,58 +37,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtkd import distributed
-    from mtkd.data import load_dataset
-    from mtkd.devices import seed_placement
-    from mtkd.distill.experiment import bind_pool_loss, build_strategies, read_loss_file, run_strategies, teacher_rows
-    from mtkd.distill.pool_training import pool_for
-    from mtkd.distill.results import format_table, write_results
-    from mtkd.models import abstract_model
-    from mtkd.data.splits import validation_checksum
-    from mtkd.progress import stderr_line
-    from mtkd.run_checkpoints import start_run
-    from mtkd.runs import refuse_duplicates
+    from mtkd import api
+    from mtkd.distributed import is_writer
 
-    strategies = args.strategy or ["uniform"]
-    refuse_duplicates(strategies, "--strategy")
-    config = train_config_from(args)
-    student = student_spec_from(args)
-    seeds = seeds_from(args)
-    interval = checkpoint_config_from(args)
-    distributed.start(distributed_config_from(args))  # before any other JAX work
-    placement = seed_placement(len(seeds), args.devices)
-    splits = load_dataset(args.dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
-                          split_seed=args.split_seed, val_indices=args.val_indices, val_split=args.val_split)
-    pool = None
-    if args.teachers:
-        pool = pool_for(splits, None, args.teachers, args.data_dir, args.val_fraction, args.split_seed,
-                        args.val_indices, args.val_split)
-    elif any(name != "none" for name in strategies):  # the data set's default pool (a cache), as select train does
-        pool = pool_for(splits, "default", None, args.data_dir, args.val_fraction, args.split_seed,
-                        args.val_indices, args.val_split)
-    abstract_model(student, splits.input_shape, splits.num_classes)  # a student that cannot be built fails here
-    built = build_strategies(strategies, pool, {"policy": args.policy, "greedy": args.greedy})
-    losses = read_loss_file(args.losses) if args.losses else None
-    if losses is not None:
-        bind_pool_loss(losses, pool, splits, student)  # layers and shapes checked before anything is written
-    signature = {"kind": "distill", "dataset": args.dataset, "teachers": args.teachers, "strategies": strategies,
-                 "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
-                 "val_fraction": args.val_fraction, "split_seed": args.split_seed, "policy": args.policy,
-                 **({"validation": validation_checksum(splits)} if args.val_indices or args.val_split else {}),
-                 "losses": losses.to_dicts() if losses is not None else None, "devices": placement.devices}
-    out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
-                                 config=interval, log=stderr_line)
-    if checkpoints is None:
-        return 0
-    if placement.devices > 1:
-        stderr_line(placement.describe(len(seeds)))
-    rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics", losses=losses,
-                             checkpoints=checkpoints, devices=placement.devices)
-    teachers = teacher_rows(pool)
-    write_results(out / "results.json", args.dataset, rows, teachers=teachers, student=student.to_dict(),
-                  config=config.__dict__, devices=placement.devices, padded_seeds=placement.padding,
-                  processes=distributed.process_count())
-    checkpoints.remove()  # results.json is complete: nothing needs them now
-    if distributed.is_writer():
-        print(format_table(rows, teachers))
+    result = api.distill(
+        student_spec_from(args), args.dataset, args.teachers, strategies=args.strategy or ["uniform"],
+        seeds=seeds_from(args), out=args.out, train=train_config_from(args), policy=args.policy,
+        greedy=args.greedy, losses=args.losses, data_dir=args.data_dir, val_fraction=args.val_fraction,
+        split_seed=args.split_seed, val_indices=args.val_indices, val_split=args.val_split, devices=args.devices,
+        checkpoint=checkpoint_config_from(args), overwrite=args.overwrite, resume=args.resume,
+        distributed=distributed_config_from(args))
+    if not result.reused and is_writer():
+        print(result.table())
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from mtkd.config_flags import add_config_flags, config_from_values, flag_name, given_values
+from mtkd.config_flags import add_config_flags, flag_name, given_values
 from mtkd.cli.options import (add_data_options, add_out_option, add_run_options, add_student_options,
                               checkpoint_config_from, seeds_from, student_spec_from, train_config_from)
 from mtkd.errors import ConfigError
@@ -90,134 +90,34 @@ def _procedure_options(args: argparse.Namespace) -> dict[str, dict]:
     return {cls.__name__: given_values(args, cls) for cls in every[args.procedure]}
 
 
-def _claim_run(args: argparse.Namespace, kind: str, config, student, seeds, interval, check=None, **own):
-    """Loads the data and the pool, checks --compare, and claims --out for the run's signature (the
-    shared options plus the procedure's `own`): (splits, pool, compared, out, checkpoints), with
-    checkpoints None when a resumed run had already finished."""
-    from mtkd.envs.sources import load_pool_for
-    from mtkd.data.splits import validation_checksum
-    from mtkd.distill.experiment import build_strategies
-    from mtkd.progress import stderr_line
-    from mtkd.run_checkpoints import start_run
+def _select(args: argparse.Namespace, selector, **episodic) -> int:
+    """Every procedure: the flags become `mtkd.api.select`'s arguments."""
+    from mtkd import api
 
-    splits, pool = load_pool_for(args.dataset, args.teachers, args.data_dir, args.val_fraction, args.split_seed,
-                                 args.val_indices, args.val_split)
-    compared = build_strategies(args.compare, pool)  # bad names fail before training
-    if check is not None:  # the procedure's own checks against the pool, before --out is claimed
-        check(pool)
-    signature = {"kind": kind, "dataset": args.dataset, "teachers": args.teachers, "student": student.to_dict(),
-                 "config": config.__dict__, "seeds": seeds, **own, "compare": args.compare,
-                 "val_fraction": args.val_fraction, "split_seed": args.split_seed,
-                 **({"validation": validation_checksum(splits)} if args.val_indices or args.val_split else {})}
-    out, checkpoints = start_run(args.out, signature, overwrite=args.overwrite, resume=args.resume,
-                                 config=interval, log=stderr_line)
-    return splits, pool, compared, out, checkpoints
+    result = api.select(student_spec_from(args), args.dataset, args.teachers, procedure=args.procedure,
+                        selector=selector, compare=args.compare, seeds=seeds_from(args), out=args.out,
+                        train=train_config_from(args), data_dir=args.data_dir, val_fraction=args.val_fraction,
+                        split_seed=args.split_seed, val_indices=args.val_indices, val_split=args.val_split,
+                        checkpoint=checkpoint_config_from(args), overwrite=args.overwrite, resume=args.resume,
+                        episodic=episodic)
+    if not result.reused:
+        print(result.table())
+    return 0
 
 
 def run_joint(args: argparse.Namespace) -> int:
-    from mtkd.agents.procedure import run_joint_selector, stderr_line
-    from mtkd.agents.selector_config import SelectorConfig
-    from mtkd.distill.experiment import run_strategies, teacher_rows
-    from mtkd.distill.results import format_table, write_results
-
-    config = train_config_from(args)
-    student = student_spec_from(args)
-    seeds = seeds_from(args)
-    interval = checkpoint_config_from(args)
-    options = _procedure_options(args)["SelectorConfig"]
-    selector = SelectorConfig.from_dict(options, "mtkd select train")
-    splits, pool, compared, out, checkpoints = _claim_run(args, "select-joint", config, student, seeds, interval,
-                                                          selector=selector.to_dict())
-    if checkpoints is None:
-        return 0
-    log = stderr_line
-    log(f"training {len(seeds)} students beside their selectors ({config.epochs} epochs)")
-    (out / "metrics").mkdir(parents=True, exist_ok=True)
-    rows = [run_joint_selector(splits, pool, out, "rl", selector, student, config, seeds, out / "metrics" / "rl.jsonl",
-                               log, checkpoints=checkpoints.loop("rl"))]
-    if compared:
-        rows += run_strategies(splits, pool, compared, student, config, seeds, metrics_dir=out / "metrics", log=log,
-                               checkpoints=checkpoints)[0]
-    write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
-                  config=config.__dict__, selector={"policy": str(out / "policy"), **selector.to_dict()})
-    checkpoints.remove()
-    print(format_table(rows, teacher_rows(pool)))
-    return 0
+    return _select(args, _procedure_options(args)["SelectorConfig"])
 
 
 def run_population(args: argparse.Namespace) -> int:
-    from mtkd.agents.population import run_population_selector
-    from mtkd.agents.population_config import PopulationConfig
-    from mtkd.distill.experiment import run_strategies, teacher_rows
-    from mtkd.distill.results import format_table, write_results
-    from mtkd.progress import stderr_line
-
-    config = train_config_from(args)
-    student = student_spec_from(args)
-    seeds = seeds_from(args)
-    interval = checkpoint_config_from(args)
-    selector = PopulationConfig.from_dict(_procedure_options(args)["PopulationConfig"], "mtkd select train")
-    splits, pool, compared, out, checkpoints = _claim_run(
-        args, "select-population", config, student, seeds, interval,
-        check=lambda pool: selector.check_pool(len(pool.names)), selector=selector.to_dict())
-    if checkpoints is None:
-        return 0
-    log = stderr_line
-    rows = [run_population_selector(splits, pool, out, "rl", selector, student, config, seeds, out / "metrics", log,
-                                    checkpoints=checkpoints)]
-    if compared:
-        rows += run_strategies(splits, pool, compared, student, config, seeds, metrics_dir=out / "metrics", log=log,
-                               checkpoints=checkpoints)[0]
-    write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
-                  config=config.__dict__, selector={"policy": str(out / "policy"), "procedure": "population",
-                                                    **selector.to_dict()})
-    checkpoints.remove()
-    print(format_table(rows, teacher_rows(pool)))
-    return 0
+    return _select(args, _procedure_options(args)["PopulationConfig"])
 
 
 def run_episodic(args: argparse.Namespace) -> int:
-    from mtkd.agents.config import AgentConfig
-    from mtkd.agents.procedure import stderr_line, train_and_save_policy
-    from mtkd.envs.config import EnvConfig
-    from mtkd.distill.experiment import build_strategies, run_strategies, teacher_rows
-    from mtkd.distill.results import format_table, write_results
-
-    # Every option is validated before any data is loaded or anything is written.
-    interval = checkpoint_config_from(args)
-    config = train_config_from(args)
-    student = student_spec_from(args)
-    seeds = seeds_from(args)
-    if args.warmup_epochs < 0:
-        raise ConfigError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
     options = _procedure_options(args)
-    env_config = config_from_values(EnvConfig, {"student": student, "train": config.replace(epochs=args.episode_epochs),
-                                                **options["EnvConfig"]}, "mtkd select train")
-    agent_config = AgentConfig.from_dict(options["AgentConfig"], "mtkd select train")
-    agent_seed = 0 if args.agent_seed is None else args.agent_seed
-
-    splits, pool, compared, out, checkpoints = _claim_run(
-        args, "select", config, student, seeds, interval, env=env_config.to_dict(), agent=agent_config.to_dict(),
-        agent_seed=agent_seed, warmup_epochs=args.warmup_epochs, greedy=args.greedy)
-    if checkpoints is None:
-        return 0
-    log = stderr_line
-
-    policy_dir, records = train_and_save_policy(
-        splits, pool, out, env_config, agent_config, agent_seed=agent_seed, warmup_epochs=args.warmup_epochs,
-        warmup_config=config, extra={"dataset": args.dataset, "teachers": args.teachers}, log=log,
-        checkpoints=checkpoints)
-
-    strategies = build_strategies(["rl"], pool, {"policy": str(policy_dir), "greedy": args.greedy}) + compared
-    log(f"distilling the final student ({len(seeds)} seeds, {config.epochs} epochs)")
-    rows, _ = run_strategies(splits, pool, strategies, student, config, seeds, metrics_dir=out / "metrics", log=log,
-                             checkpoints=checkpoints)
-    write_results(out / "results.json", args.dataset, rows, teachers=teacher_rows(pool), student=student.to_dict(),
-                  config=config.__dict__, selector={"policy": str(policy_dir), "greedy": args.greedy,
-                                                    "final_selection": records[-1]["selection"]})
-    checkpoints.remove()
-    print(format_table(rows, teacher_rows(pool)))
-    return 0
+    return _select(args, options["AgentConfig"], episode_epochs=args.episode_epochs,
+                   warmup_epochs=args.warmup_epochs, agent_seed=args.agent_seed, greedy=args.greedy,
+                   env=options["EnvConfig"])
 
 
 PROCEDURES = {"population": run_population, "joint": run_joint, "episodic": run_episodic}

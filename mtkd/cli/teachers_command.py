@@ -32,16 +32,14 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from mtkd import api
     from mtkd.distill.experiment import teacher_rows
-    from mtkd.distill.pool_training import train_pool
     from mtkd.distill.results import format_table
-    from mtkd.teachers import load_pool_spec
 
-    spec = load_pool_spec(args.pool, args.dataset)
-    pool = train_pool(args.dataset, spec, args.out, data_dir=args.data_dir, val_fraction=args.val_fraction,
-                      split_seed=args.split_seed, overwrite=args.overwrite, resume=args.resume,
-                      val_indices=args.val_indices, val_split=args.val_split,
-                      checkpoint=checkpoint_config_from(args))
+    pool = api.train_teachers(args.pool, args.dataset, out=args.out, data_dir=args.data_dir,
+                              val_fraction=args.val_fraction, split_seed=args.split_seed,
+                              val_indices=args.val_indices, val_split=args.val_split,
+                              checkpoint=checkpoint_config_from(args), overwrite=args.overwrite, resume=args.resume)
     print(format_table([], teacher_rows(pool)).rstrip())
     return 0
 

@@ -42,29 +42,39 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
             arrays = {key: np.asarray(data[key]) for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         raise ConfigError(f"--npz {path} is not a NumPy .npz archive (np.savez)") from None
+    return check_arrays(arrays, f"--npz {path}")
+
+
+def check_arrays(arrays: Mapping[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """The checks of `read_npz` on arrays in memory (the Python API's data); `where` names them."""
+    arrays = dict(arrays)
+    unknown = sorted(set(arrays) - {key for pair in SPLITS.values() for key in pair})
+    if unknown:
+        raise ConfigError(f"{where} has array(s) {', '.join(unknown)}; the arrays are x_train, y_train, x_test, "
+                          f"y_test, and optionally x_val, y_val")
     needed = [key for split in ("train", "test") for key in SPLITS[split]]
     missing = [key for key in needed if key not in arrays]
     if missing:
-        raise ConfigError(f"--npz {path} lacks {', '.join(missing)} (it needs x_train, y_train, x_test, y_test, "
+        raise ConfigError(f"{where} lacks {', '.join(missing)} (it needs x_train, y_train, x_test, y_test, "
                           f"and may add x_val, y_val)")
     if ("x_val" in arrays) != ("y_val" in arrays):
-        raise ConfigError(f"--npz {path} has only one of x_val and y_val; give both or neither")
+        raise ConfigError(f"{where} has only one of x_val and y_val; give both or neither")
     shape = arrays["x_train"].shape[1:]
     for split, (x_key, y_key) in SPLITS.items():
         if x_key not in arrays:
             continue
         x, y = arrays[x_key], arrays[y_key]
         if x.shape[1:] != shape or x.ndim < 2:
-            raise ConfigError(f"--npz {path}: {x_key} has shape {x.shape}; every x needs (N, {', '.join(map(str, shape))})")
+            raise ConfigError(f"{where}: {x_key} has shape {x.shape}; every x needs (N, {', '.join(map(str, shape))})")
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise ConfigError(f"--npz {path}: {x_key} is {x.dtype}, not numbers")
+            raise ConfigError(f"{where}: {x_key} is {x.dtype}, not numbers")
         if not np.all(np.isfinite(x.astype(np.float64))):
-            raise ConfigError(f"--npz {path}: {x_key} holds NaN or infinite values")
+            raise ConfigError(f"{where}: {x_key} holds NaN or infinite values")
         if y.ndim != 1 or len(y) != len(x) or len(y) == 0:
-            raise ConfigError(f"--npz {path}: {y_key} has shape {y.shape}; it needs one label per row of {x_key} "
+            raise ConfigError(f"{where}: {y_key} has shape {y.shape}; it needs one label per row of {x_key} "
                               f"({len(x)},)")
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-            raise ConfigError(f"--npz {path}: {y_key} must hold whole-number class labels from 0")
+            raise ConfigError(f"{where}: {y_key} must hold whole-number class labels from 0")
     return arrays
 
 
@@ -100,15 +110,26 @@ def _builder_class(name: str, arrays: Mapping[str, np.ndarray], num_classes: int
 def import_npz(name: str, npz: str | Path, data_dir: str | None = None, overwrite: bool = False) -> str:
     """Writes the arrays of `npz` as the TFDS data set `name` under the data directory; returns its
     prepared folder. Refused if `name` is embedded, malformed, or already there (unless `overwrite`)."""
+    check_name(name)
+    return import_arrays_as(name, read_npz(npz), data_dir, overwrite, f"--npz {npz}")
+
+
+def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"data set name {name!r} must be lower-case letters, digits and '_', starting with a letter")
     if name in EMBEDDED_DATASETS:
         raise ConfigError(f"{name!r} is an embedded data set; import under another name")
-    arrays = read_npz(npz)
+    return name
+
+
+def import_arrays_as(name: str, arrays: Mapping[str, np.ndarray], data_dir: str | None = None,
+                     overwrite: bool = False, where: str = "data") -> str:
+    """Writes checked arrays (`check_arrays`) as the TFDS data set `name`; its prepared folder."""
+    check_name(name)
     labels = np.concatenate([arrays[y] for _, y in SPLITS.values() if y in arrays])
     num_classes = int(labels.max()) + 1
     if num_classes < 2:
-        raise ConfigError(f"--npz {npz}: the labels name one class only; distillation needs two or more")
+        raise ConfigError(f"{where}: the labels name one class only; distillation needs two or more")
     root = Path(resolve_data_dir(data_dir))
     if (root / name).exists():
         if not overwrite:
@@ -119,4 +140,4 @@ def import_npz(name: str, npz: str | Path, data_dir: str | None = None, overwrit
     return os.fspath(builder.data_dir)
 
 
-__all__ = ["import_npz", "read_npz"]
+__all__ = ["check_arrays", "check_name", "import_arrays_as", "import_npz", "read_npz"]

@@ -42,7 +42,7 @@ from mtkd.config_flags import DictConfig
 from mtkd.errors import ConfigError
 from mtkd.losses import hint, kd_per_example
 from mtkd.models import ModelSpec
-from mtkd.progress import reports_epoch, stderr_line
+from mtkd.progress import epoch_reporter, stderr_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,10 +183,8 @@ def run_byot(splits: DatasetSplits, config: TrainConfig, seeds: Sequence[int], *
         Path(metrics_dir).mkdir(parents=True, exist_ok=True)
         metrics_path = Path(metrics_dir) / "byot.jsonl"
 
-    def progress(record):
-        if reports_epoch(record["epoch"], config.epochs):
-            log(f"  byot: epoch {record['epoch']}/{config.epochs}, mean val accuracy "
-                f"{np.mean(record['val_accuracy']):.3f}")
+    progress = epoch_reporter("byot", config.epochs, log,
+                              lambda record: f"mean val accuracy {np.mean(record['val_accuracy']):.3f}")
 
     started = time.perf_counter()
     result = fit_byot(splits, spec, config, seeds, byot, on_epoch=progress, metrics_path=metrics_path,

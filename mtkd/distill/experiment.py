@@ -25,7 +25,11 @@ from mtkd.interrupts import stop_point
 from mtkd.run_checkpoints import RunCheckpoints
 from mtkd.teachers.leak import pool_rows
 from mtkd.teachers.pool import TeacherPool
-from mtkd.progress import reports_epoch, stderr_line
+from mtkd.progress import epoch_reporter, stderr_line
+
+
+def mean_val_accuracy(record: dict) -> str:
+    return f"mean val accuracy {sum(record['val_accuracy']) / len(record['val_accuracy']):.3f}"
 
 
 def teacher_rows(pool: TeacherPool | None) -> list[dict]:
@@ -105,10 +109,7 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
         train = SplitArrays(train_x, train_y, logits["train"] if strategy.uses_teachers else None)
         started = time.perf_counter()
 
-        def progress(record, name=strategy.name):
-            if reports_epoch(record["epoch"], config.epochs):
-                mean_val = sum(record["val_accuracy"]) / len(record["val_accuracy"])
-                log(f"  {name}: epoch {record['epoch']}/{config.epochs}, mean val accuracy {mean_val:.3f}")
+        progress = epoch_reporter(strategy.name, config.epochs, log, mean_val_accuracy)
 
         metrics_path = None
         if metrics_dir is not None:

@@ -33,7 +33,7 @@ from mtkd.errors import ConfigError
 from mtkd.fusion.soft_targets import fuse_soft_targets
 from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
-from mtkd.progress import reports_epoch, stderr_line
+from mtkd.progress import epoch_reporter, stderr_line
 
 
 def _check_peers_and_seeds(peers, seeds, minimum: int) -> None:
@@ -43,11 +43,9 @@ def _check_peers_and_seeds(peers, seeds, minimum: int) -> None:
         raise ConfigError("no seeds given")
 
 
-def _log_progress(log, strategy: str, epochs: int, epoch: int, val_accuracy) -> None:
-    if reports_epoch(epoch, epochs):
-        per_peer = np.mean(np.asarray(val_accuracy), axis=0)  # (K,): mean over seeds
-        log(f"  {strategy}: epoch {epoch}/{epochs}, mean val accuracy per peer "
-            f"{' '.join(f'{v:.3f}' for v in per_peer)}")
+def _per_peer(record: dict) -> str:
+    per_peer = np.mean(np.asarray(record["val_accuracy"]), axis=0)  # (K,): mean over seeds
+    return f"mean val accuracy per peer {' '.join(f'{v:.3f}' for v in per_peer)}"
 
 
 def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConfig, seeds: Sequence[int], *,
@@ -108,8 +106,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     # The same batch-order keys as `fit` (`epoch_keys`), so peer 0 sees the batches of `fit`'s student.
     trained = train_seeds(seeds, build, config.epochs, (jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)),
                           (jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)),
-                          lambda record: _log_progress(log, strategy, config.epochs, record["epoch"],
-                                                       np.asarray(record["val_accuracy"])),
+                          epoch_reporter(strategy, config.epochs, log, _per_peer),
                           metrics_path, checkpoints, devices)
     loop = trained.loop
     return DMLResult(
@@ -152,10 +149,8 @@ def run_independent_peers(splits: DatasetSplits, peers: Sequence[ModelSpec], con
     alone = make_strategy("none", StrategyContext((), ()))
     fits = []
     for k, spec in enumerate(peers):
-        def on_epoch(record, name=names[k]):
-            if reports_epoch(record["epoch"], config.epochs):
-                log(f"  {name}: epoch {record['epoch']}/{config.epochs}, mean val accuracy "
-                    f"{np.mean(record['val_accuracy']):.3f}")
+        on_epoch = epoch_reporter(names[k], config.epochs, log,
+                                  lambda record: f"mean val accuracy {np.mean(record['val_accuracy']):.3f}")
 
         fits.append(fit(spec, splits.input_shape, splits.num_classes, train, val, alone, config,
                         [peer_seed(s, k) for s in seeds], test=test, on_epoch=on_epoch,
