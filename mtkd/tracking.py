@@ -1,24 +1,36 @@
-"""TensorBoard event files for every run, written from its metrics files with tensorboardX (no
-TensorFlow needed).
+"""Experiment tracking for every run, written from its metrics files: TensorBoard event files
+always (tensorboardX, no TensorFlow needed), and Weights & Biases or MLflow where asked for.
 
 `OUT/metrics/ROW.jsonl` stays the record of truth (a resume restores it exactly); after every row,
-`write_tensorboard(OUT, rows)` rewrites `OUT/tensorboard/ROW/` from it, so the event files always
+`track_run(OUT, rows)` (called by `write_results`) hands each finished row to every tracker.
+TensorBoard: `OUT/tensorboard/ROW/` is rewritten from the metrics file, so the event files always
 match it, resumed runs included. Per epoch, each metric is logged per seed (`val_accuracy/seed3`;
 a mutual-learning run's per seed and peer) and as the mean over seeds, each teacher's selection
 frequency (`selection/cnn`), and the epoch's seconds (from the lines' wall times). The events carry
 the epochs' wall times too. View with `tensorboard --logdir OUT/tensorboard`.
+
+`MTKD_TRACKERS=wandb,mlflow` (either or both; `pip install 'mtkd[wandb]'` / `'mtkd[mlflow]'`)
+sends the same scalars, epoch by epoch, to one W&B or MLflow run per row, named `OUT/ROW`, with
+the row's result (`result/test_accuracy_mean`, ...) as its summary; each row is sent once (a stamp in
+`OUT/tracking/`). Their own settings come from their own variables (WANDB_PROJECT, WANDB_MODE,
+MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, ...). Trackers are a registry (`TRACKERS`): a plugin
+can add one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from mtkd.distributed import is_writer
+from mtkd.errors import ConfigError
+from mtkd.progress import stderr_line
+from mtkd.registry import Registry
 
 FOLDER = "tensorboard"
 PER_SEED = ("train_loss", "val_accuracy", "val_loss")
@@ -86,4 +98,101 @@ def write_tensorboard(out: str | Path, rows: Sequence[dict], teacher_names: Sequ
     return root
 
 
-__all__ = ["FOLDER", "epoch_scalars", "write_tensorboard"]
+def row_epochs(path: Path, seeds: Sequence[int], teacher_names: Sequence[str]) -> Iterator[tuple[int, dict]]:
+    """(epoch, {tag: value}) for every line of one metrics file."""
+    previous = None
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            yield int(record["epoch"]), dict(epoch_scalars(record, seeds, teacher_names, previous))
+            previous = record.get("wall_time", previous)
+
+
+def row_summary(row: dict) -> dict[str, float]:
+    """A finished row's result: the mean over seeds of each seed's validation and test accuracy at
+    its chosen epoch (`result/...`, apart from the per-epoch `val_accuracy/mean`)."""
+    return {f"result/{key}_mean": float(np.mean(row[key])) for key in ("val_accuracy", "test_accuracy")
+            if row.get(key)}
+
+
+# A tracker sends one finished row: (run name, its metrics file, the row, its seeds, the teachers).
+Tracker = Callable[[str, Path, dict, Sequence[int], Sequence[str]], None]
+TRACKERS: Registry[Tracker] = Registry("tracker")
+TRACKERS_ENV = "MTKD_TRACKERS"
+TRACKING = "tracking"  # OUT/tracking/TRACKER/ROW: the stamps of the rows each tracker was sent
+
+
+@TRACKERS.register("wandb")
+def wandb_row(name: str, path: Path, row: dict, seeds: Sequence[int], teacher_names: Sequence[str]) -> None:
+    import wandb
+
+    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "mtkd"), name=name, group=name.rsplit("/", 1)[0],
+                     config={"row": row["strategy"], "seeds": list(seeds), "teachers": list(teacher_names)})
+    for epoch, scalars in row_epochs(path, seeds, teacher_names):
+        run.log(scalars, step=epoch)
+    run.summary.update(row_summary(row))
+    run.finish()
+
+
+@TRACKERS.register("mlflow")
+def mlflow_row(name: str, path: Path, row: dict, seeds: Sequence[int], teacher_names: Sequence[str]) -> None:
+    import mlflow
+
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "mtkd"))
+    with mlflow.start_run(run_name=name):
+        mlflow.log_params({"row": row["strategy"], "seeds": ",".join(map(str, seeds)),
+                           "teachers": ",".join(teacher_names)})
+        for epoch, scalars in row_epochs(path, seeds, teacher_names):
+            mlflow.log_metrics(scalars, step=epoch)
+        mlflow.log_metrics(row_summary(row))
+
+
+def chosen_trackers() -> list[str]:
+    """The trackers `MTKD_TRACKERS` names (checked: an unknown name is refused)."""
+    names = [name.strip() for name in os.environ.get(TRACKERS_ENV, "").split(",") if name.strip()]
+    for name in names:
+        if name not in TRACKERS and name != "tensorboard":
+            raise ConfigError(f"{TRACKERS_ENV}: unknown tracker {name!r}; known: {', '.join(TRACKERS.names())} "
+                              f"(and tensorboard, always written)")
+    return [name for name in names if name != "tensorboard"]
+
+
+def check_trackers() -> None:
+    """Before any work: each tracker named is known and its library is installed."""
+    import importlib.util
+
+    for name in chosen_trackers():
+        if name in ("wandb", "mlflow") and importlib.util.find_spec(name) is None:
+            raise ConfigError(f"{TRACKERS_ENV} names {name}, which is not installed: pip install 'mtkd[{name}]'")
+
+
+def track_run(out: str | Path, rows: Sequence[dict], teacher_names: Sequence[str] = ()) -> None:
+    """TensorBoard's view of the run, then each finished row sent once to every tracker chosen."""
+    write_tensorboard(out, rows, teacher_names)
+    out = Path(out)
+    names = chosen_trackers()
+    if not names or not is_writer():
+        return
+    for row in rows:
+        stem = row["strategy"].replace(":", "_").replace("/", "_")
+        path = out / "metrics" / f"{stem}.jsonl"
+        if row.get("error") or not path.is_file():
+            continue
+        for tracker in names:
+            stamp = out / TRACKING / tracker / stem
+            source = f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
+            if stamp.is_file() and stamp.read_text() == source:
+                continue
+            try:
+                TRACKERS.get(tracker)(f"{out.name}/{stem}", path, row, row.get("seeds", []), teacher_names)
+            except Exception as error:  # a service's failure loses no result: results.json is written
+                stderr_line(f"warning: tracker {tracker} could not take row {row['strategy']} "
+                            f"({type(error).__name__}: {error}); the run's files are complete, and a --resume "
+                            f"of it sends the row again")
+                continue
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(source)
+
+
+__all__ = ["FOLDER", "TRACKERS", "TRACKERS_ENV", "check_trackers", "epoch_scalars", "row_epochs", "track_run",
+           "write_tensorboard"]

@@ -115,6 +115,13 @@ def train_config(train: TrainConfig | None, options: Mapping[str, Any]) -> Train
     return (train or TrainConfig()).replace(**options) if options else (train or TrainConfig())
 
 
+def check_inputs() -> None:
+    """What every run checks first, whatever its arguments: the trackers asked for."""
+    from mtkd.tracking import check_trackers
+
+    check_trackers()
+
+
 def start_distributed(distributed) -> None:
     from mtkd import distributed as processes
 
@@ -141,6 +148,7 @@ def distill(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any
     from mtkd.run_checkpoints import start_run
     from mtkd.runs import refuse_duplicates
 
+    check_inputs()
     strategies = list(strategies)
     refuse_duplicates(strategies, "--strategy")
     config = train_config(train, train_options)
@@ -208,6 +216,7 @@ def select(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any 
     from mtkd.progress import stderr_line
     from mtkd.run_checkpoints import start_run
 
+    check_inputs()
     config = train_config(train, train_options)
     student = student_spec(student, student_options)
     seeds = seed_list(seeds)
@@ -249,6 +258,7 @@ def ablate(config: Any, out: str | os.PathLike, *, seeds: int | None = None, epo
     from mtkd.ablation import AblationConfig, load_ablation_config, run_ablation
     from mtkd.ablation.config import ablation_config_from_dict
 
+    check_inputs()
     if isinstance(config, (str, os.PathLike)):
         config = load_ablation_config(config)
     elif isinstance(config, Mapping):

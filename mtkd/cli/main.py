@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
             enable_compilation_cache()
             load_plugins(args.plugin)  # before any name is resolved
+            from mtkd.tracking import check_trackers
+
+            check_trackers()  # MTKD_TRACKERS names known trackers whose libraries are installed
             importlib.import_module("mtkd.selector_strategy")  # `rl` among the fusion strategies, for every command
             return int(args.func(args) or 0)
     except (UserError, MtkdError) as error:

@@ -11,7 +11,7 @@ import numpy as np
 from mtkd.provenance import now, provenance
 from mtkd.runs import replace_text, run_started
 from mtkd.statistics import row_statistics
-from mtkd.tracking import write_tensorboard
+from mtkd.tracking import track_run
 from mtkd.teachers.leak import leak_message, leak_summary
 
 # The row every other is compared with, seed by seed: the plain average of the teachers.
@@ -38,8 +38,8 @@ def write_results(path: str | Path, dataset: str, rows: list[dict], reference: s
                **({"validation_leak": leak} if leak else {}),
                "provenance": provenance(started=run_started(path.parent), finished=now())}
     replace_text(path, json.dumps(payload, indent=2) + "\n")
-    # TensorBoard's view of the same run, rewritten from its metrics files (`mtkd.tracking`).
-    write_tensorboard(path.parent, rows, [teacher["name"] for teacher in extra.get("teachers") or []])
+    # TensorBoard's view of the same run, and any other tracker's (`mtkd.tracking`).
+    track_run(path.parent, rows, [teacher["name"] for teacher in extra.get("teachers") or []])
 
 
 def paired_text(row: dict, key: str = "test_accuracy") -> str:
