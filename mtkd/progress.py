@@ -12,8 +12,21 @@ from typing import Callable
 PROGRESS_ENV = "MTKD_PROGRESS"
 
 
+# The bar being drawn, if any: a line printed meanwhile (a stop, a failed row, the next row's
+# news) first closes it where it stands, so the line starts on a line of its own.
+_open_bar = None
+
+
 def stderr_line(line: str) -> None:
+    close_bar()
     print(line, file=sys.stderr, flush=True)
+
+
+def close_bar() -> None:
+    global _open_bar
+    if _open_bar is not None:
+        _open_bar.close()
+        _open_bar = None
 
 
 def reports_epoch(epoch: int, epochs: int) -> bool:
@@ -37,21 +50,24 @@ def epoch_reporter(name: str, epochs: int, log: Callable[[str], None],
 
     def report(record: dict) -> None:
         nonlocal bar
+        global _open_bar
         epoch = int(record["epoch"])
         if log is stderr_line and shows_bars():
             from tqdm import tqdm
 
-            if bar is None:
+            if bar is None or bar is not _open_bar:  # first epoch, or a line closed it: a new bar from here
+                close_bar()
                 bar = tqdm(total=epochs, initial=epoch - 1, desc=f"  {name}", unit="epoch", file=sys.stderr,
                            dynamic_ncols=True, leave=True)
+                _open_bar = bar
             bar.set_postfix_str(describe(record), refresh=False)
             bar.update(epoch - bar.n)
             if epoch >= epochs:
-                bar.close()
+                close_bar()
         elif reports_epoch(epoch, epochs):
             log(f"  {name}: epoch {epoch}/{epochs}, {describe(record)}")
 
     return report
 
 
-__all__ = ["PROGRESS_ENV", "epoch_reporter", "reports_epoch", "shows_bars", "stderr_line"]
+__all__ = ["PROGRESS_ENV", "close_bar", "epoch_reporter", "reports_epoch", "shows_bars", "stderr_line"]

@@ -187,8 +187,8 @@ def track_run(out: str | Path, rows: Sequence[dict], teacher_names: Sequence[str
                 TRACKERS.get(tracker)(f"{out.name}/{stem}", path, row, row.get("seeds", []), teacher_names)
             except Exception as error:  # a service's failure loses no result: results.json is written
                 stderr_line(f"warning: tracker {tracker} could not take row {row['strategy']} "
-                            f"({type(error).__name__}: {error}); the run's files are complete, and a --resume "
-                            f"of it sends the row again")
+                            f"({type(error).__name__}: {error}); the run's files are complete, and the next "
+                            f"time results are written for {out} (a later row, a resume) the row is sent again")
                 continue
             stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.write_text(source)

@@ -169,17 +169,22 @@ def test_student_classes_are_registered_once_and_checked():
 def test_bad_data_and_logits_are_refused_before_anything_is_written(tmp_path, monkeypatch):
     monkeypatch.setenv("MTKD_DATA_DIR", str(tmp_path / "tfds"))
     data = _digits_arrays()
+    logits = _teacher_logits(data)
     with pytest.raises(ConfigError, match="data lacks y_test"):
         api.distill("mlp", {k: v for k, v in data.items() if k != "y_test"}, None, out=tmp_path / "a")
     with pytest.raises(ConfigError, match="data has array.s. x_extra"):
         api.distill("mlp", {**data, "x_extra": data["x_val"]}, None, out=tmp_path / "b")
-    logits = _teacher_logits(data)
+    with pytest.raises(ConfigError, match="seeds must list whole numbers"):
+        api.distill("mlp", data, logits, seeds=[1.5], out=tmp_path / "d")
+    with pytest.raises(ConfigError, match="strategies is a list of strategy names"):
+        api.distill("mlp", data, logits, strategies="uniform", out=tmp_path / "e")
+    with pytest.raises(ConfigError, match="unknown argument.s. epoch; the training settings are"):
+        api.distill("mlp", data, logits, epoch=3, out=tmp_path / "f")
+    assert not (tmp_path / "tfds").exists()  # refused before the arrays were imported
     missing_val = {name: {k: v for k, v in arrays.items() if k != "val"} for name, arrays in logits.items()}
     with pytest.raises(ConfigError, match="the data has x_val, so give 'train', 'val' and 'test'"):
         api.distill("mlp", data, missing_val, out=tmp_path / "c")
-    with pytest.raises(ConfigError, match="seeds must list whole numbers"):
-        api.distill("mlp", data, logits, seeds=[1.5], out=tmp_path / "d")
-    assert not any((tmp_path / name).exists() for name in "abcd")
+    assert not any((tmp_path / name).exists() for name in "abcdef")
     name = api.import_arrays(data, name="mine")
     changed = {**data, "y_train": (data["y_train"] + 1) % 10}
     with pytest.raises(DatasetError, match="already exists"):

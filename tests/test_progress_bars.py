@@ -54,3 +54,23 @@ def test_elsewhere_about_five_lines_and_a_resumed_bar_starts_where_it_resumed(mo
     report = epoch_reporter("rl", 10, stderr_line, _describe)
     report(_records(7, start=7)[0])
     assert " 6/10" in terminal.getvalue() and " 0/10" not in terminal.getvalue()
+    # A line printed mid-run (a stop, a failed row) closes the bar first, after its latest state,
+    # and starts on a line of its own; the row's next epoch opens a new bar from there.
+    report(_records(8, start=8)[0])
+    stderr_line("mtkd: stopped at epoch 8 of 10 of rl")
+    text = terminal.getvalue()
+    assert "8/10" in text and text.endswith("\nmtkd: stopped at epoch 8 of 10 of rl\n")
+    assert progress._open_bar is None
+    report(_records(9, start=9)[0])
+    assert progress._open_bar is not None and progress._open_bar.n == 9
+    progress.close_bar()
+
+
+def test_a_callers_own_log_gets_lines_even_on_a_terminal(monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    lines = []
+    report = epoch_reporter("uniform", 5, lines.append, _describe)
+    for record in _records(5):
+        report(record)
+    assert terminal.getvalue() == "" and len(lines) == 5

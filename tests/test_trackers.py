@@ -97,6 +97,31 @@ def test_every_row_goes_once_to_wandb_and_mlflow_with_its_metrics(tmp_path, monk
     assert len(wandb.runs) == 2 and len(mlflow.runs) == 2
 
 
+def test_a_tracker_that_fails_warns_and_gets_the_row_again_next_time(tmp_path, monkeypatch, capsys):
+    from mtkd.tracking import TRACKERS, track_run
+
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "uniform.jsonl").write_text(
+        json.dumps({"epoch": 1, "train_loss": [1.0], "val_accuracy": [0.5], "val_loss": [1.2]}) + "\n")
+    rows = [{"strategy": "uniform", "seeds": [0], "val_accuracy": [0.5], "test_accuracy": [0.4]},
+            {"strategy": "broken", "seeds": [0], "error": "ValueError: no"}]
+    calls = []
+
+    def flaky(name, path, row, seeds, teachers):
+        calls.append(name)
+        if len(calls) == 1:
+            raise ConnectionError("service down")
+
+    monkeypatch.setitem(TRACKERS._entries, "flaky", flaky)
+    monkeypatch.setenv("MTKD_TRACKERS", "flaky")
+    track_run(tmp_path, rows)
+    assert "warning: tracker flaky could not take row uniform (ConnectionError: service down)" in capsys.readouterr().err
+    assert not (tmp_path / "tracking" / "flaky" / "uniform").exists()
+    track_run(tmp_path, rows)  # the next write sends it; the failed row is never sent
+    track_run(tmp_path, rows)
+    assert calls == [f"{tmp_path.name}/uniform"] * 2
+
+
 def test_an_unknown_or_missing_tracker_is_refused_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setenv("MTKD_TRACKERS", "tensorbored")
     with pytest.raises(ConfigError, match="MTKD_TRACKERS: unknown tracker 'tensorbored'; known: mlflow, wandb"):

@@ -10,13 +10,13 @@ A student is a Flax NNX module class (built as `Class(input_shape, num_classes, 
 a data set name or NumPy arrays (`x_train`, `y_train`, `x_test`, `y_test`, optionally `x_val`,
 `y_val`). Teachers are a pool directory, the data set's default pool (None), or each teacher's
 logits as NumPy arrays (`{"name": {"train": ..., "test": ...}}`, plus "val" where the data has
-`x_val`). Every call writes the same files as its command and returns a `RunResult`.
+`x_val`). Every run writes the same files as its command and returns a `RunResult`
+(`train_teachers` returns the `TeacherPool`).
 """
 
 import mtkd.selector_strategy  # noqa: F401  (the `rl` strategy, registered once there)
-from mtkd.api.inputs import import_arrays, logits_pool, student_spec
+from mtkd.api.inputs import import_arrays, student_spec
 from mtkd.api.result import RunResult
 from mtkd.api.runs import ablate, distill, select, train_teachers
 
-__all__ = ["RunResult", "ablate", "distill", "import_arrays", "logits_pool", "select", "student_spec",
-           "train_teachers"]
+__all__ = ["RunResult", "ablate", "distill", "import_arrays", "select", "student_spec", "train_teachers"]

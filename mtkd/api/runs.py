@@ -62,7 +62,7 @@ def choose_teachers(teachers, choice: DataChoice) -> str | None:
     """The pool directory a run names (None: the data set's default pool): a directory as given,
     or each teacher's logits made into an external pool (`logits_pool`), built here."""
     if teachers is None or isinstance(teachers, str):
-        return teachers
+        return teachers or None  # "" (an empty --teachers) is the default pool, as it always was
     if isinstance(teachers, os.PathLike):
         return os.fspath(teachers)
     if not isinstance(teachers, Mapping):
@@ -90,7 +90,7 @@ def load_pool(choice: DataChoice, teachers: str | None, splits):
                     choice.val_indices, choice.val_split)
 
 
-def seed_list(seeds: int | Sequence[int], first_seed: int = 0) -> list[int]:
+def seed_list(seeds: int | Sequence[int], first_seed: int = 0) -> list[int]:  # first_seed: as --first-seed
     """`seeds` students from `first_seed` on, or the seeds listed (uint32 PRNG seeds)."""
     if isinstance(seeds, bool) or not isinstance(seeds, (int, Sequence)):
         raise ConfigError(f"seeds is a count or a list of seeds, got {seeds!r}")
@@ -109,10 +109,25 @@ def seed_list(seeds: int | Sequence[int], first_seed: int = 0) -> list[int]:
 
 
 def train_config(train: TrainConfig | None, options: Mapping[str, Any]) -> TrainConfig:
-    """`train` (default: TrainConfig()) with `options` (its fields by name, e.g. epochs=30)."""
+    """`train` (default: TrainConfig()) with `options` (its fields by name, e.g. epochs=30); an
+    unknown keyword is named with the known ones."""
     if train is not None and not isinstance(train, TrainConfig):
         raise ConfigError(f"train is a TrainConfig, got {type(train).__name__}")
-    return (train or TrainConfig()).replace(**options) if options else (train or TrainConfig())
+    base = train or TrainConfig()
+    if not options:
+        return base
+    known = [field.name for field in dataclasses.fields(TrainConfig)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown argument(s) {', '.join(unknown)}; the training settings are {', '.join(known)}")
+    return base.replace(**options)
+
+
+def names(value: Any, what: str) -> list[str]:
+    """A list of strategy names; one string is refused rather than read letter by letter."""
+    if isinstance(value, str) or not all(isinstance(name, str) for name in value):
+        raise ConfigError(f"{what} is a list of strategy names, e.g. [{value!r}], got {value!r}")
+    return list(value)
 
 
 def check_inputs() -> None:
@@ -149,7 +164,7 @@ def distill(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any
     from mtkd.runs import refuse_duplicates
 
     check_inputs()
-    strategies = list(strategies)
+    strategies = names(strategies, "strategies")
     refuse_duplicates(strategies, "--strategy")
     config = train_config(train, train_options)
     student = student_spec(student, student_options)
@@ -176,7 +191,7 @@ def distill(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any
     out, checkpoints = start_run(out, signature, overwrite=overwrite, resume=resume, config=checkpoint,
                                  log=stderr_line)
     if checkpoints is None:
-        return RunResult.read(out, reused=True)
+        return finished(out, [], [], reused=True)
     if placement.devices > 1:
         stderr_line(placement.describe(len(seeds)))
     rows, _ = run_strategies(splits, pool, built, student, config, seeds, metrics_dir=out / "metrics",
@@ -188,14 +203,15 @@ def distill(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any
     return finished(out, rows, teacher_rows(pool))
 
 
-def finished(out: Path, rows: list[dict], teachers: list[dict]) -> RunResult:
+def finished(out: Path, rows: list[dict], teachers: list[dict], reused: bool = False) -> RunResult:
     """The run's results.json as process 0 wrote it; in the other processes of a multi-process
-    run, which write nothing, the rows they computed."""
+    run, which neither write nor read `out`, the rows they computed (none for a run found
+    finished)."""
     from mtkd.distributed import is_writer
 
     if is_writer():
-        return RunResult.read(out)
-    return RunResult(Path(out), tuple(rows), tuple(teachers), {"rows": rows})
+        return RunResult.read(out, reused=reused)
+    return RunResult(Path(out), tuple(rows), tuple(teachers), {"rows": rows}, reused)
 
 
 def select(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any = None, *,
@@ -221,7 +237,7 @@ def select(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any 
     student = student_spec(student, student_options)
     seeds = seed_list(seeds)
     chosen = PROCEDURES.get(procedure)(selector, config, student, dict(episodic or {}))
-    compare = list(compare)
+    compare = names(compare, "compare")
     choice = choose_data(data, data_dir, val_fraction, split_seed, val_indices, val_split)
     splits = choice.load()
     teachers = choose_teachers(teachers, choice)
@@ -234,7 +250,7 @@ def select(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any 
     out, checkpoints = start_run(out, signature, overwrite=overwrite, resume=resume, config=checkpoint,
                                  log=stderr_line)
     if checkpoints is None:
-        return RunResult.read(out, reused=True)
+        return finished(out, [], [], reused=True)
     run = SelectionRun(splits, pool, student, config, seeds, out, checkpoints, compared, choice.dataset, teachers,
                        stderr_line)
     rows, selector_record = chosen.train(run)
@@ -270,8 +286,8 @@ def ablate(config: Any, out: str | os.PathLike, *, seeds: int | None = None, epo
     if epochs is not None:
         changes["train"] = config.train.replace(epochs=epochs)
     config = dataclasses.replace(config, checkpoint=checkpoint or config.checkpoint, **changes)
-    if strategies:
-        config = config.only(strategies)
+    if strategies is not None:
+        config = config.only(names(strategies, "strategies"))
     start_distributed(distributed)  # before any other JAX work
     rows = run_ablation(config, out, overwrite=overwrite, resume=resume)
     single = Path(out) / "results.json"
@@ -286,9 +302,10 @@ def ablate(config: Any, out: str | os.PathLike, *, seeds: int | None = None, epo
 def train_teachers(pool: str | os.PathLike = "default", data: str | Mapping = "mnist1d", *, out: str | os.PathLike,
                    data_dir=None, val_fraction: float = 0.1, split_seed: int = 0, val_indices=None,
                    val_split: str | None = None, checkpoint: CheckpointConfig = CheckpointConfig(),
-                   overwrite: bool = False, resume: bool = False):
+                   overwrite: bool = False, resume: bool = False):  # -> mtkd.teachers.TeacherPool
     """`mtkd teachers train`: every teacher of a pool spec (a preset name or a TOML/YAML file)
-    trained, evaluated on validation and saved in `out`; returns the loaded `TeacherPool`."""
+    trained, evaluated on validation and saved in `out`; returns the loaded `TeacherPool` (its
+    names, accuracies and cached logits), not a `RunResult`: a pool has no rows."""
     from mtkd.distill.pool_training import train_pool
     from mtkd.teachers import load_pool_spec
 

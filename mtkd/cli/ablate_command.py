@@ -33,9 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from mtkd.cli.options import report_failures
 
     config = load_ablation_config(args.config)
+    # "" (or no flag) keeps every row; "," names none, which the config refuses.
     strategies = [name.strip() for name in args.strategies.split(",") if name.strip()] if args.strategies else None
-    if args.strategies is not None and not strategies:
-        config.only([])  # the config's own refusal of an empty list
     result = api.ablate(config, args.out, seeds=args.seeds, epochs=args.epochs, strategies=strategies,
                         data_dir=args.data_dir, devices=args.devices,
                         checkpoint=checkpoint_config_from(args, config.checkpoint), overwrite=args.overwrite,

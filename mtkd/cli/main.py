@@ -35,6 +35,8 @@ ENVIRONMENT_HELP = """environment:
   MTKD_TEACHER_CACHE      teacher logits kept between runs: off, or a directory
                           (default ~/.cache/mtkd/teacher_logits)
   MTKD_PLUGINS            modules to import first (comma-separated), as --plugin does
+  MTKD_TRACKERS           wandb and/or mlflow (comma-separated): each finished row sent there too
+  MTKD_PROGRESS           lines: plain progress lines on a terminal instead of bars
                           (docs/extending.md)"""
 
 
@@ -90,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
 
             enable_compilation_cache()
             load_plugins(args.plugin)  # before any name is resolved
-            from mtkd.tracking import check_trackers
-
-            check_trackers()  # MTKD_TRACKERS names known trackers whose libraries are installed
             importlib.import_module("mtkd.selector_strategy")  # `rl` among the fusion strategies, for every command
             return int(args.func(args) or 0)
     except (UserError, MtkdError) as error:

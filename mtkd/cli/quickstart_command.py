@@ -35,7 +35,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtkd.ablation import load_ablation_config, run_ablation
+    from mtkd import api
+    from mtkd.ablation import load_ablation_config
     from mtkd.cli.options import report_failures
 
     config = load_ablation_config(PRESET)
@@ -44,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
                "checkpoint": checkpoint_config_from(args, config.checkpoint)}
     if args.strategies:
         changes["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-    rows = run_ablation(dataclasses.replace(config, **changes), args.out, overwrite=args.overwrite, resume=args.resume)
-    return report_failures(rows)
+    result = api.ablate(dataclasses.replace(config, **changes), args.out, overwrite=args.overwrite, resume=args.resume)
+    return report_failures(list(result.rows))

@@ -42,14 +42,16 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
             arrays = {key: np.asarray(data[key]) for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         raise ConfigError(f"--npz {path} is not a NumPy .npz archive (np.savez)") from None
-    return check_arrays(arrays, f"--npz {path}")
+    return check_arrays(arrays, f"--npz {path}", extra_allowed=True)
 
 
-def check_arrays(arrays: Mapping[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
-    """The checks of `read_npz` on arrays in memory (the Python API's data); `where` names them."""
+def check_arrays(arrays: Mapping[str, np.ndarray], where: str, extra_allowed: bool = False) -> dict[str, np.ndarray]:
+    """The checks of `read_npz` on arrays in memory (the Python API's data); `where` names them.
+    Other arrays are ignored in an .npz (`extra_allowed`, as they always were) and refused in the
+    API's mapping, where one is most likely a misspelt key."""
     arrays = dict(arrays)
     unknown = sorted(set(arrays) - {key for pair in SPLITS.values() for key in pair})
-    if unknown:
+    if unknown and not extra_allowed:
         raise ConfigError(f"{where} has array(s) {', '.join(unknown)}; the arrays are x_train, y_train, x_test, "
                           f"y_test, and optionally x_val, y_val")
     needed = [key for split in ("train", "test") for key in SPLITS[split]]
