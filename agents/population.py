@@ -247,8 +247,9 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
                     log=log, devices=devices)
     policy = make_policy("teacher_bias")
     params = {"b": jnp.asarray(result.logits)}
+    fusion = config.final_fusion or result.fusion  # what the reported students' selected teachers are fused by
     meta = PolicyMeta("teacher_bias", {}, len(pool.names), observation_size(len(pool.names), config.per_example),
-                      config.per_example, train.temperature, list(pool.names), config.apply, result.fusion)
+                      config.per_example, train.temperature, list(pool.names), config.apply, fusion)
     policy_dir = Path(out) / "policy"
     if is_writer():
         policy_dir = save_policy_in_place(out, {"b": np.asarray(result.logits)}, meta, {
@@ -262,7 +263,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
             for i, g in enumerate(result.generations)))
     probability = 1.0 / (1.0 + np.exp(-result.logits))
     log(f"  {name}: final policy " + ", ".join(f"{n} {p:.2f}" for n, p in zip(pool.names, probability))
-        + f" ({config.apply}, over {result.fusion}); distilling {len(seeds)} students with it")
+        + f" ({config.apply}, over {fusion}); distilling {len(seeds)} students with it")
     strategy = dataclasses.replace(make_rl_strategy(policy, params, meta, context=pool.strategy_context()), name=name)
     rows, fits = run_strategies(splits, pool, [strategy], student, train, seeds, metrics_dir=metrics_dir, log=log,
                              checkpoints=checkpoints, devices=devices)
@@ -274,7 +275,7 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
                final_seconds=final_seconds, policy=str(policy_dir),
                selector={"procedure": "population", **config.to_dict()},
                credit=result.credit.to_dict(), population_students=sum(len(g.returns) for g in result.generations),
-               fusion=result.fusion,
+               fusion=fusion,
                mean_selection={n: [round(float(v), 4) for v in selection[:, k]] for k, n in enumerate(pool.names)})
     return row
 

@@ -70,6 +70,10 @@ class PopulationConfig(DictConfig):
                                           "(uniform, weighted, confidence, ae_kd, ...), or several, comma-separated: "
                                           "the population splits over them and the first is kept unless the "
                                           "evidence favours another")
+    final_fusion: str | None = setting(None, help="population: the fusion the reported students use over the "
+                                                  "selected teachers (default: the one the population read its "
+                                                  "credit under); e.g. ae_kd: which teachers is read under cheap "
+                                                  "uniform fusion, how much each weighs is AE-KD's in use")
     per_example: bool = setting(False, help="select teachers per example, not per batch")
     agent_seed: int = setting(0, help="seed of the selector (population: its students' seeds and masks)")
 
@@ -102,6 +106,12 @@ class PopulationConfig(DictConfig):
             STRATEGIES.get(name.partition(":")[0])
         if len(set(self.fusions)) != len(self.fusions):
             raise ConfigError(f"fusion names a strategy twice: {self.fusion!r}")
+        if self.final_fusion is not None:
+            name = self.final_fusion.partition(":")[0] if isinstance(self.final_fusion, str) else None
+            if not name or name in ("rl", "none", "random") or "," in self.final_fusion:
+                raise ConfigError(f"final_fusion must name one fusion strategy of the selected teachers (uniform, "
+                                  f"weighted, ae_kd, ...), got {self.final_fusion!r}")
+            STRATEGIES.get(name)
         if not isinstance(self.per_example, bool):
             raise ConfigError(f"per_example must be true or false, got {self.per_example!r}")
 
@@ -128,7 +138,13 @@ class PopulationConfig(DictConfig):
 
     def search_key(self) -> dict:
         """The options the population's runs depend on (not how the result is applied)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("apply", "per_example")}
+        return {k: v for k, v in self.to_dict().items() if k not in ("apply", "per_example", "final_fusion")}
+
+    def to_dict(self) -> dict:
+        values = super().to_dict()
+        if values.get("final_fusion") is None:  # runs from before the option keep their signatures
+            values.pop("final_fusion", None)
+        return values
 
     def replace(self, **changes) -> "PopulationConfig":
         return dataclasses.replace(self, **changes)
