@@ -125,8 +125,38 @@ def test_several_candidate_fusions_split_the_population_and_one_is_kept(data_dir
     saved = json.loads((out / "selector" / "generations.json").read_text())
     assert [g["fusions"] for g in saved["generations"]] == [[0, 1, 0, 1, 0, 1]] * 2
     assert len(saved["generations"][-1]["credit"]["extra_t"]) == 1 and row["fusion"] in ("uniform", "weighted")
-    _, _, meta = __import__("agents").load_policy(out / "selector" / "rl" / "policy")
+    from mtkd.agents import load_policy
+
+    _, _, meta = load_policy(out / "selector" / "rl" / "policy")
     assert meta.fusion == row["fusion"]
+
+
+def test_final_fusion_weighs_the_kept_teachers_as_that_fusion_does(data_dir, tiny_pool_dir, tmp_path):
+    """The credit is read under uniform fusion; the reported students fuse the kept teachers by
+    AE-KD. With every teacher kept (no credit moves a teacher at this learning rate), the rl row
+    is the ae_kd row, student for student; the saved policy says ae_kd."""
+    from mtkd.agents import load_policy
+
+    config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["ae_kd", "rl"],
+                       'final_fusion = "ae_kd"\npolicy_learning_rate = 1e-6')
+    out = tmp_path / "run"
+    assert main(["ablate", "--config", str(config), "--out", str(out)]) == 0
+    rows = {row["strategy"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
+    assert rows["rl"]["fusion"] == "ae_kd" and rows["rl"]["selector"]["final_fusion"] == "ae_kd"
+    generations = [json.loads(line) for line in (out / "selector" / "rl" / "selector.jsonl").read_text().splitlines()]
+    assert all(p > 0.5 for p in generations[-1]["next_probability"])  # every teacher kept
+    # The weights in use are AE-KD's own, epoch by epoch (selection x AE-KD's weights, all selected).
+    ae_kd, rl = ([json.loads(line)["selection"] for line in (out / "metrics" / f"{name}.jsonl").read_text().splitlines()]
+                 for name in ("ae_kd", "rl"))
+    # (to float32 rounding: the product with the selection is another compiled program)
+    np.testing.assert_allclose(rl, ae_kd, rtol=1e-5, atol=1e-6)
+    assert np.asarray(rl).min() < 0.99  # AE-KD's weights, not a uniform 1
+    assert rows["rl"]["test_accuracy"] == rows["ae_kd"]["test_accuracy"]
+    assert rows["rl"]["val_accuracy"] == rows["ae_kd"]["val_accuracy"]
+    saved = json.loads((out / "selector" / "generations.json").read_text())
+    assert saved["generations"][0]["fusions"] in ([0] * 5, [])  # the population itself ran uniform
+    _, _, meta = load_policy(out / "selector" / "rl" / "policy")
+    assert meta.fusion == "ae_kd"
 
 
 def test_a_population_too_small_for_the_pool_is_refused_before_any_work(data_dir, tiny_pool_dir, tmp_path, capsys):
