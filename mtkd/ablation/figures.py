@@ -35,6 +35,9 @@ FAMILIES = (
 FORMATS = ("png", "pdf")
 
 
+LINE_STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
+
+
 def family_of(name: str) -> str:
     return next(family for family, _, test in FAMILIES if test(name))
 
@@ -168,7 +171,10 @@ def plot_all(out: Path, rows: list[dict], teachers: list[dict]) -> list[Path]:
             frequency = np.array([np.mean(np.asarray(r["selection"]), axis=0) for r in records])  # (epochs, K)
             for k in range(frequency.shape[1]):
                 label = teacher_names[k] if k < len(teacher_names) else f"teacher {k}"
-                axis.plot(np.arange(1, len(frequency) + 1), 100 * frequency[:, k], label=label)
+                # A selector keeps or drops teachers together, so their lines often coincide (all at
+                # 100%): each teacher's own dash and width, the first widest, keep every one visible.
+                axis.plot(np.arange(1, len(frequency) + 1), 100 * frequency[:, k], label=label,
+                          linestyle=LINE_STYLES[k % len(LINE_STYLES)], linewidth=max(1.0, 2.6 - 0.5 * k))
             axis.set(xlabel="epoch", ylabel="selected, % of decisions", title=f"{name} (mean over seeds)",
                      ylim=(-3, 103))
             axis.legend(fontsize=7)
