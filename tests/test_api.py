@@ -17,7 +17,7 @@ from flax import nnx
 
 from mtkd import api
 from mtkd.api.inputs import content_name, register_model
-from mtkd.api.runs import seed_list
+from mtkd.seeds import seed_list
 from mtkd.errors import ConfigError, DatasetError
 from mtkd.models import MODELS
 

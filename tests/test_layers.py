@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Bottom up. A module belongs to the layer of the longest prefix that names it (or a package above it).
 LAYERS = [
-    ("foundations", ["mtkd", "mtkd.errors", "mtkd.registry", "mtkd.config_files", "mtkd.checkpoints",
+    ("foundations", ["mtkd", "mtkd.errors", "mtkd.seeds", "mtkd.registry", "mtkd.config_files", "mtkd.checkpoints",
                      "mtkd.run_checkpoints", "mtkd.runs", "mtkd.distributed", "mtkd.devices", "mtkd.progress", "mtkd.compilation_cache", "mtkd.cache_dirs", "mtkd.timing", "mtkd.machine",
                      "mtkd.train_config", "mtkd.optimizers", "mtkd.data", "mtkd.models", "mtkd.losses",
                      "mtkd.typed_fields", "mtkd.interrupts", "mtkd.config_flags", "mtkd.checkpoint_config"]),

@@ -13,6 +13,7 @@ from mtkd.api.inputs import import_arrays, logits_pool, student_spec
 from mtkd.api.result import RunResult
 from mtkd.checkpoint_config import CheckpointConfig
 from mtkd.errors import ConfigError
+from mtkd.seeds import seed_list
 from mtkd.train_config import TrainConfig
 
 
@@ -45,8 +46,8 @@ def choose_data(data: str | Mapping, data_dir=None, val_fraction: float = 0.1, s
                 val_indices=None, val_split: str | None = None) -> DataChoice:
     """A data set name as it is; NumPy arrays imported (`import_arrays`), their x_val/y_val, if
     given, becoming the validation split."""
+    data_dir = os.fspath(data_dir) if data_dir is not None else None
     if isinstance(data, Mapping):
-        data_dir = os.fspath(data_dir) if data_dir is not None else None
         dataset = import_arrays(data, data_dir=data_dir)
         if "x_val" in data and val_split is None and val_indices is None:
             val_split = "validation"
@@ -54,7 +55,7 @@ def choose_data(data: str | Mapping, data_dir=None, val_fraction: float = 0.1, s
         dataset = data
     else:
         raise ConfigError(f"data is a data set name or a mapping of NumPy arrays, got {type(data).__name__}")
-    return DataChoice(dataset, os.fspath(data_dir) if data_dir is not None else None, val_fraction, split_seed,
+    return DataChoice(dataset, data_dir, val_fraction, split_seed,
                       os.fspath(val_indices) if val_indices is not None else None, val_split)
 
 
@@ -88,24 +89,6 @@ def load_pool(choice: DataChoice, teachers: str | None, splits):
     spec, directory = ("default", None) if teachers is None else (None, teachers)
     return pool_for(splits, spec, directory, choice.data_dir, choice.val_fraction, choice.split_seed,
                     choice.val_indices, choice.val_split)
-
-
-def seed_list(seeds: int | Sequence[int], first_seed: int = 0) -> list[int]:  # first_seed: as --first-seed
-    """`seeds` students from `first_seed` on, or the seeds listed (uint32 PRNG seeds)."""
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, Sequence)):
-        raise ConfigError(f"seeds is a count or a list of seeds, got {seeds!r}")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-        if not (0 <= first_seed and first_seed + seeds <= 2 ** 32):
-            raise ConfigError(f"--first-seed must be in 0..{2 ** 32 - seeds}, got {first_seed}")
-        return list(range(first_seed, first_seed + seeds))
-    listed = list(seeds)
-    if not listed or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2 ** 32 for s in listed):
-        raise ConfigError(f"seeds must list whole numbers in 0..{2 ** 32 - 1}, got {seeds!r}")
-    if len(set(listed)) != len(listed):
-        raise ConfigError(f"seeds lists a seed twice: {listed}")
-    return listed
 
 
 def train_config(train: TrainConfig | None, options: Mapping[str, Any]) -> TrainConfig:
@@ -185,8 +168,7 @@ def distill(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any
         bind_pool_loss(composite, pool, splits, student)  # layers and shapes checked before anything is written
     signature = {"kind": "distill", "dataset": choice.dataset, "teachers": teachers, "strategies": strategies,
                  "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
-                 "val_fraction": choice.val_fraction, "split_seed": choice.split_seed, "policy": policy,
-                 **{k: v for k, v in choice.signature(splits).items() if k == "validation"},
+                 "policy": policy, **choice.signature(splits),
                  "losses": composite.to_dicts() if composite is not None else None, "devices": placement.devices}
     out, checkpoints = start_run(out, signature, overwrite=overwrite, resume=resume, config=checkpoint,
                                  log=stderr_line)
@@ -273,6 +255,7 @@ def ablate(config: Any, out: str | os.PathLike, *, seeds: int | None = None, epo
     override the config's. A failed row is written and named; `RunResult.rows` marks it."""
     from mtkd.ablation import AblationConfig, load_ablation_config, run_ablation
     from mtkd.ablation.config import ablation_config_from_dict
+    from mtkd.distributed import is_writer
 
     check_inputs()
     if isinstance(config, (str, os.PathLike)):
@@ -291,8 +274,6 @@ def ablate(config: Any, out: str | os.PathLike, *, seeds: int | None = None, epo
     start_distributed(distributed)  # before any other JAX work
     rows = run_ablation(config, out, overwrite=overwrite, resume=resume)
     single = Path(out) / "results.json"
-    from mtkd.distributed import is_writer
-
     if is_writer() and single.is_file() and not config.pools:
         result = RunResult.read(out)
         return dataclasses.replace(result, rows=tuple(rows))  # failed rows included, as run_ablation returns them

@@ -76,11 +76,9 @@ def student_spec_from(args: argparse.Namespace):
 
 
 def seeds_from(args: argparse.Namespace) -> list[int]:
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    if not (0 <= args.first_seed and args.first_seed + args.seeds <= 2 ** 32):  # seeds are uint32 PRNG seeds
-        raise ConfigError(f"--first-seed must be in 0..{2 ** 32 - args.seeds}, got {args.first_seed}")
-    return list(range(args.first_seed, args.first_seed + args.seeds))
+    from mtkd.seeds import seed_list
+
+    return seed_list(args.seeds, args.first_seed)
 
 
 def add_run_options(parser: argparse.ArgumentParser, what: str = "run") -> None:
