@@ -12,8 +12,10 @@ baseline, in noise units. Evidence pools every generation, and the next generati
 the moved policy, so a teacher that hurts is measured less and the others in better company.
 
 The reported students (the run's seeds) are then trained from scratch with the final policy,
-through the `rl` fusion strategy and the saved policy itself, so the saved policy reproduces the
-row exactly. The population's seeds and masks come from `agent_seed` and a constant of their
+through the `rl` fusion strategy and the saved policy itself, under each final candidate (the
+selected teachers by each of `final_fusion`, the whole pool by each of `final_whole_pool`); the
+candidate with the best mean validation accuracy is the row, and its policy is saved, so the
+saved policy reproduces the row exactly. The population's seeds and masks come from `agent_seed` and a constant of their
 own (`POPULATION_STREAM`), never from a student seed's stream. Runs whose credit was computed
 with the same options (say `rl` and `rl:per_example` in one ablation) share it through
 `generations.json` in the run's selector folder, which also resumes an interrupted search.
@@ -182,6 +184,37 @@ def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: S
                         fusion)
 
 
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One way the reported students may use the search's result: the policy logits they apply
+    (the search's, or every teacher selected) and the fusion strategy over the teachers selected."""
+
+    teachers: str  # "selected" or "all"
+    fusion: str
+    logits: np.ndarray
+
+    @property
+    def label(self) -> str:
+        return f"{self.teachers}.{self.fusion.replace(':', '_')}"
+
+
+# A logit every teacher of the whole-pool candidates is at least: "select all"'s 0.9.
+WHOLE_POOL_LOGIT = float(np.log(9.0))
+
+
+def final_candidates(result: SearchResult, config: PopulationConfig) -> list[Candidate]:
+    """The reported students' candidates, in order of preference among equals: each of
+    `final_fusion` over the selected teachers (default the fusion the search chose), then each of
+    `final_whole_pool` over every teacher, less those that train exactly as an earlier one (greedy
+    weights when the search kept every teacher)."""
+    logits = np.asarray(result.logits, np.float32)
+    whole = np.maximum(logits, WHOLE_POOL_LOGIT).astype(np.float32)
+    keeps_all = config.apply == "greedy" and bool(np.all(logits > 0))
+    selected = [Candidate("selected", f, logits) for f in (config.final_fusions or (result.fusion,))]
+    return selected + [Candidate("all", f, whole) for f in config.whole_pool_fusions
+                       if not (keeps_all and f in {c.fusion for c in selected})]
+
+
 def chosen_fusion(start: np.ndarray, credit: Credit, config: PopulationConfig) -> str:
     """The first candidate fusion unless another beats it by as much evidence as it takes to drop a
     teacher from "select all" (t above log 9 / lr + threshold, 1.6 by default); then the best of those."""
@@ -225,8 +258,9 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
                             train: TrainConfig, seeds: Sequence[int], metrics_dir: Path | None,
                             log: Callable[[str], None] = stderr_line, checkpoints=None,
                             devices: int | None = None, search_folder: Path | None = None) -> dict[str, Any]:
-    """The population search, the policy saved in `out/policy/`, then the reported students
-    (`seeds`) distilled with it as the `rl` strategy named `name`: their `results.json` row.
+    """The population search, then the reported students (`seeds`) distilled under each final
+    candidate as the `rl` strategy; the candidate best on validation is the row named `name` and
+    its policy is saved in `out/policy/`: the `results.json` row.
     `checkpoints` is the run's `RunCheckpoints`; `search_folder` where the generations are kept
     (default `out`), shared by rows of one run that search with the same options."""
     from mtkd.agents.procedure import save_policy_in_place
@@ -246,39 +280,63 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
                     checkpoints=checkpoints.part("population") if checkpoints is not None else None,
                     log=log, devices=devices)
     policy = make_policy("teacher_bias")
-    params = {"b": jnp.asarray(result.logits)}
-    fusion = config.final_fusion or result.fusion  # what the reported students' selected teachers are fused by
-    meta = PolicyMeta("teacher_bias", {}, len(pool.names), observation_size(len(pool.names), config.per_example),
-                      config.per_example, train.temperature, list(pool.names), config.apply, fusion)
+    candidates = final_candidates(result, config)
+    context = pool.strategy_context()
+
+    def meta_of(candidate: Candidate) -> PolicyMeta:
+        return PolicyMeta("teacher_bias", {}, len(pool.names), observation_size(len(pool.names), config.per_example),
+                          config.per_example, train.temperature, list(pool.names), config.apply, candidate.fusion)
+
+    probability = 1.0 / (1.0 + np.exp(-result.logits))
+    log(f"  {name}: final policy " + ", ".join(f"{n} {p:.2f}" for n, p in zip(pool.names, probability))
+        + f" ({config.apply}); distilling {len(seeds)} students with "
+        + (f"it over {candidates[0].fusion}" if len(candidates) == 1 else
+           f"each of {', '.join(c.label for c in candidates)}, the best on validation reported"))
+    # One candidate is the row itself; several train under names of their own (their metrics in
+    # out/candidates/), and the one with the best mean validation accuracy becomes the row.
+    single = len(candidates) == 1
+    strategies = [dataclasses.replace(make_rl_strategy(policy, {"b": jnp.asarray(c.logits)}, meta_of(c),
+                                                       context=context),
+                                      name=name if single else f"{name}.{c.label}") for c in candidates]
+    rows, fits = run_strategies(splits, pool, strategies, student, train, seeds,
+                                metrics_dir=metrics_dir if single else Path(out) / "candidates", log=log,
+                                checkpoints=checkpoints, devices=devices)
+    means = [float(np.mean(r["val_accuracy"])) for r in rows]
+    best = int(np.argmax(means))  # the first of equals: the selection before the whole pool
+    chosen, row = candidates[best], dict(rows[best], strategy=name)
+    if not single:
+        log(f"  {name}: validation accuracy " + ", ".join(f"{c.label} {100 * m:.2f}" for c, m in zip(candidates, means))
+            + f": {chosen.label} reported")
+        if metrics_dir is not None and is_writer():
+            metrics_dir.mkdir(parents=True, exist_ok=True)
+            source = Path(out) / "candidates" / f"{strategies[best].name.replace(':', '_').replace('/', '_')}.jsonl"
+            replace_text(metrics_dir / f"{name.replace(':', '_').replace('/', '_')}.jsonl", source.read_text())
+    meta = meta_of(chosen)
     policy_dir = Path(out) / "policy"
     if is_writer():
-        policy_dir = save_policy_in_place(out, {"b": np.asarray(result.logits)}, meta, {
+        policy_dir = save_policy_in_place(out, {"b": np.asarray(chosen.logits)}, meta, {
             "selector": {"procedure": "population", **config.to_dict()}, "student": student.to_dict(),
-            "credit": result.credit.to_dict()})
+            "credit": result.credit.to_dict(), "final_choice": chosen.label})
         # The credit's record (wall-clock times stay in generations.json: a resumed run writes this
         # file byte for byte as an uninterrupted one).
         replace_text(Path(out) / "selector.jsonl", "".join(json.dumps(
             {"generation": i + 1, "teachers": list(pool.names),
              **{k: v for k, v in dataclasses.asdict(g).items() if k != "seconds"}}) + "\n"
             for i, g in enumerate(result.generations)))
-    probability = 1.0 / (1.0 + np.exp(-result.logits))
-    log(f"  {name}: final policy " + ", ".join(f"{n} {p:.2f}" for n, p in zip(pool.names, probability))
-        + f" ({config.apply}, over {fusion}); distilling {len(seeds)} students with it")
-    strategy = dataclasses.replace(make_rl_strategy(policy, params, meta, context=pool.strategy_context()), name=name)
-    rows, fits = run_strategies(splits, pool, [strategy], student, train, seeds, metrics_dir=metrics_dir, log=log,
-                             checkpoints=checkpoints, devices=devices)
-    row = rows[0]
     # The weights the reported students trained with, per seed, averaged over the run (S, K).
-    selection = np.mean([np.asarray(r["selection"]) for r in fits[name].history], axis=0)
-    final_seconds = row["seconds"]
+    selection = np.mean([np.asarray(r["selection"]) for r in fits[strategies[best].name].history], axis=0)
+    final_seconds = round(sum(r["seconds"] for r in rows), 2)
     row.update(seconds=round(final_seconds + sum(g.seconds for g in result.generations), 2),
                final_seconds=final_seconds, policy=str(policy_dir),
                selector={"procedure": "population", **config.to_dict()},
                credit=result.credit.to_dict(), population_students=sum(len(g.returns) for g in result.generations),
-               fusion=fusion,
+               fusion=chosen.fusion, final_choice=chosen.label,
+               final_candidates=[{"candidate": c.label, "teachers": c.teachers, "fusion": c.fusion,
+                                  "val_accuracy": r["val_accuracy"], "test_accuracy": r["test_accuracy"],
+                                  "seconds": r["seconds"]} for c, r in zip(candidates, rows)],
                mean_selection={n: [round(float(v), 4) for v in selection[:, k]] for k, n in enumerate(pool.names)})
     return row
 
 
 __all__ = ["POPULATION_STREAM", "PopulationConfig", "SearchResult", "policy_logits",
-           "population_masks", "population_seeds", "run_population_selector", "search"]
+           "Candidate", "final_candidates", "population_masks", "population_seeds", "run_population_selector", "search"]

@@ -11,7 +11,7 @@ import dataclasses
 import math
 
 from mtkd.config_flags import DictConfig, setting
-from mtkd.errors import ConfigError
+from mtkd.errors import ConfigError, UnknownNameError
 from mtkd.registry import Registry
 
 # What a population student returns at the end of its run, higher is better, from its best
@@ -36,6 +36,30 @@ def _number(name: str, value, low: float, high: float, *, open_low: bool = False
         raise ConfigError(f"{name} must be a number in {bounds}, got {value!r}")
 
 
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _fusion_list(field: str, value, strategies, *, empty: bool) -> None:
+    """ConfigError unless `value` names fusion strategies of the selected teachers, comma-separated,
+    each once (`empty`: "" names none)."""
+    items = [item.strip() for item in value.split(",")] if isinstance(value, str) else None
+    if empty and isinstance(value, str) and not value.strip():
+        return
+    if items is None or not all(items):
+        raise ConfigError(f"{field} must name fusion strategies (uniform, weighted, ae_kd, ...), comma-separated, "
+                          f"got {value!r}")
+    for name in items:
+        if name.partition(":")[0] in ("rl", "none", "random"):
+            raise ConfigError(f"{field} must name fusion strategies (uniform, weighted, ae_kd, ...), got {name!r}")
+        try:
+            strategies.get(name.partition(":")[0])
+        except UnknownNameError as error:
+            raise UnknownNameError(f"{field}: {error}") from None
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{field} names a strategy twice: {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class PopulationConfig(DictConfig):
     """population: students per generation, each trained for `horizon` epochs (None: half the run's
@@ -49,7 +73,10 @@ class PopulationConfig(DictConfig):
     apply: how the final policy's logits become weights (`mtkd.agents.ACTION_MODES`). per_example: the
     final students select per example (the learned policy reads no state, so the weights are the
     same as per batch). agent_seed: the population's seed; its students' seeds and masks come from
-    it and a constant of their own, never from a student seed's stream."""
+    it and a constant of their own, never from a student seed's stream. final_fusion and
+    final_whole_pool: the reported students' candidates (the selected teachers under each of the
+    first, the whole pool under each of the second), the best mean validation accuracy reported;
+    the credit says which teachers help under uniform averaging, validation says how to weigh them."""
 
     population: int = setting(16, help="students per generation of the population selector")
     generations: int = setting(3, help="generations of the population selector")
@@ -70,10 +97,14 @@ class PopulationConfig(DictConfig):
                                           "(uniform, weighted, confidence, ae_kd, ...), or several, comma-separated: "
                                           "the population splits over them and the first is kept unless the "
                                           "evidence favours another")
-    final_fusion: str | None = setting(None, help="population: the fusion the reported students use over the "
-                                                  "selected teachers (default: the one the population read its "
-                                                  "credit under); e.g. ae_kd: which teachers is read under cheap "
-                                                  "uniform fusion, how much each weighs is AE-KD's in use")
+    final_fusion: str | None = setting("uniform,ae_kd", help="population: the fusions the reported students may use "
+                                                             "over the selected teachers, comma-separated; with several "
+                                                             "candidates (with final_whole_pool's) each trains the "
+                                                             "run's seeds and the best mean validation accuracy is "
+                                                             "reported")
+    final_whole_pool: str = setting("ae_kd", help="population: fusions also tried over every teacher of the pool "
+                                                  "(the selection undone), comma-separated, chosen on validation "
+                                                  "beside final_fusion's; \"\" tries none")
     per_example: bool = setting(False, help="select teachers per example, not per batch")
     agent_seed: int = setting(0, help="seed of the selector (population: its students' seeds and masks)")
 
@@ -107,11 +138,8 @@ class PopulationConfig(DictConfig):
         if len(set(self.fusions)) != len(self.fusions):
             raise ConfigError(f"fusion names a strategy twice: {self.fusion!r}")
         if self.final_fusion is not None:
-            name = self.final_fusion.partition(":")[0] if isinstance(self.final_fusion, str) else None
-            if not name or name in ("rl", "none", "random") or "," in self.final_fusion:
-                raise ConfigError(f"final_fusion must name one fusion strategy of the selected teachers (uniform, "
-                                  f"weighted, ae_kd, ...), got {self.final_fusion!r}")
-            STRATEGIES.get(name)
+            _fusion_list("final_fusion", self.final_fusion, STRATEGIES, empty=False)
+        _fusion_list("final_whole_pool", self.final_whole_pool, STRATEGIES, empty=True)
         if not isinstance(self.per_example, bool):
             raise ConfigError(f"per_example must be true or false, got {self.per_example!r}")
 
@@ -132,19 +160,24 @@ class PopulationConfig(DictConfig):
         """The candidate fusions, the default first."""
         return tuple(name.strip() for name in self.fusion.split(","))
 
+    @property
+    def final_fusions(self) -> tuple[str, ...] | None:
+        """The candidate fusions over the selected teachers (None: the population's chosen one)."""
+        return None if self.final_fusion is None else _split(self.final_fusion)
+
+    @property
+    def whole_pool_fusions(self) -> tuple[str, ...]:
+        """The candidate fusions over every teacher of the pool."""
+        return _split(self.final_whole_pool)
+
     def horizon_epochs(self, run_epochs: int) -> int:
         """Epochs each population student trains in a run of `run_epochs`."""
         return self.horizon if self.horizon is not None else -(-run_epochs // 2)
 
     def search_key(self) -> dict:
         """The options the population's runs depend on (not how the result is applied)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("apply", "per_example", "final_fusion")}
-
-    def to_dict(self) -> dict:
-        values = super().to_dict()
-        if values.get("final_fusion") is None:  # runs from before the option keep their signatures
-            values.pop("final_fusion", None)
-        return values
+        return {k: v for k, v in self.to_dict().items() if k not in ("apply", "per_example", "final_fusion",
+                                                                       "final_whole_pool")}
 
     def replace(self, **changes) -> "PopulationConfig":
         return dataclasses.replace(self, **changes)

@@ -50,6 +50,10 @@ def main() -> None:
     parser.add_argument("--against", default="uniform,weighted,confidence,ebkd,ca_mkd,ae_kd,best_subset",
                         help="rows of the reference run to pair with (those present)")
     parser.add_argument("--name", default="rl", help="the rl row to run (rl or rl:per_example)")
+    parser.add_argument("--timed-beside", default=None, metavar="ROW",
+                        help="also run ROW (e.g. uniform) in each run, before the rl row, and give the cost as the rl "
+                             "row's seconds over ROW's there: both compiled in one process, so neither meets a "
+                             "program the other compiled or a cache the reference run filled")
     args = parser.parse_args()
 
     base = load_ablation_config(args.config)
@@ -60,23 +64,31 @@ def main() -> None:
           + " | mean weights |")
     print("|" + " --- |" * (6 + len(against)))
     for setting in settings:
-        rows = []
+        rows, beside = [], []
         for agent_seed in (int(a) for a in args.agent_seeds.split(",")):
             section = {**base.section("rl"), **parse_setting(setting), "agent_seed": agent_seed}
-            config = dataclasses.replace(base, strategies=(args.name,), sections={**base.sections, "rl": section})
+            strategies = (args.timed_beside, args.name) if args.timed_beside else (args.name,)
+            config = dataclasses.replace(base, strategies=strategies, sections={**base.sections, "rl": section})
             folder = args.out / (setting.replace("=", "").replace(",", "_").replace('"', "") or "default")
-            rows += [r for r in run_ablation(config, folder / f"agent_seed_{agent_seed}", resume=True)
-                     if r["strategy"] == args.name]
+            done = run_ablation(config, folder / f"agent_seed_{agent_seed}", resume=True)
+            rows += [r for r in done if r["strategy"] == args.name]
+            beside += [r["seconds"] for r in done if r["strategy"] == args.timed_beside]
         accuracy = 100 * np.asarray([r["test_accuracy"] for r in rows])
         seconds = float(np.mean([r["seconds"] for r in rows]))
+        # Per run when timed beside a row of its own, else against the reference run's uniform row.
+        ratio = float(np.mean([r["seconds"] / b for r, b in zip(rows, beside)])) if beside else \
+            seconds / reference["uniform"]["seconds"]
         cells = []
         for name in against:
             mean, se = paired(accuracy, 100 * np.asarray(reference[name]["test_accuracy"]))
             cells.append(f"{mean:+.2f} ± {se:.2f}")
         weights = ", ".join(f"{t} {np.mean([np.mean(r['mean_selection'][t]) for r in rows]):.2f}"
                             for t in rows[0]["mean_selection"])
+        choices = [r.get("final_choice") for r in rows if r.get("final_choice")]
+        if choices:  # which final candidate each selector seed reported
+            weights += "; reported: " + ", ".join(f"{c} x{choices.count(c)}" for c in dict.fromkeys(choices))
         print(f"| {setting or 'default'} | {rows[0].get('population_students', '-')} | {seconds:.1f} | "
-              f"{seconds / reference['uniform']['seconds']:.1f} | {accuracy.mean():.2f} ± {accuracy.std(ddof=1):.2f} | "
+              f"{ratio:.1f} | {accuracy.mean():.2f} ± {accuracy.std(ddof=1):.2f} | "
               + " | ".join(cells) + f" | {weights} |", flush=True)
 
 

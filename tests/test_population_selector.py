@@ -92,7 +92,8 @@ def _ablation(tmp_path, data_dir, tiny_pool_dir, strategies, rl=""):
 
 
 def test_rows_share_one_search_and_the_saved_policy_reproduces_the_row(data_dir, tiny_pool_dir, tmp_path, capsys):
-    config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["rl", "rl:per_example"])
+    config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["rl", "rl:per_example"],
+                       'final_fusion = "uniform"\nfinal_whole_pool = ""')  # one candidate: the policy itself
     out = tmp_path / "run"
     assert main(["ablate", "--config", str(config), "--out", str(out)]) == 0
     err = capsys.readouterr().err
@@ -138,7 +139,7 @@ def test_final_fusion_weighs_the_kept_teachers_as_that_fusion_does(data_dir, tin
     from mtkd.agents import load_policy
 
     config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["ae_kd", "rl"],
-                       'final_fusion = "ae_kd"\npolicy_learning_rate = 1e-6')
+                       'final_fusion = "ae_kd"\npolicy_learning_rate = 1e-6')  # all.ae_kd: the same, so not run
     out = tmp_path / "run"
     assert main(["ablate", "--config", str(config), "--out", str(out)]) == 0
     rows = {row["strategy"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
@@ -157,6 +158,63 @@ def test_final_fusion_weighs_the_kept_teachers_as_that_fusion_does(data_dir, tin
     assert saved["generations"][0]["fusions"] in ([0] * 5, [])  # the population itself ran uniform
     _, _, meta = load_policy(out / "selector" / "rl" / "policy")
     assert meta.fusion == "ae_kd"
+
+
+def test_final_candidates_try_each_fusion_then_the_whole_pool_and_skip_what_trains_the_same():
+    from mtkd.agents.population import WHOLE_POOL_LOGIT, SearchResult, final_candidates
+
+    def result(logits):
+        return SearchResult(np.asarray(logits, np.float32), [], None, 0.0, "uniform")
+
+    dropped = final_candidates(result([2.0, -1.0, 4.0]), PopulationConfig())
+    assert [c.label for c in dropped] == ["selected.uniform", "selected.ae_kd", "all.ae_kd"]
+    np.testing.assert_array_equal(dropped[0].logits, [2.0, -1.0, 4.0])
+    np.testing.assert_allclose(dropped[2].logits, [WHOLE_POOL_LOGIT, WHOLE_POOL_LOGIT, 4.0])
+    assert 1 / (1 + np.exp(-WHOLE_POOL_LOGIT)) == pytest.approx(0.9)  # "select all"'s start
+    # Every teacher kept under greedy weights: ae_kd over the whole pool is ae_kd over the selection.
+    kept = final_candidates(result([2.0, 1.0, 4.0]), PopulationConfig())
+    assert [c.label for c in kept] == ["selected.uniform", "selected.ae_kd"]
+    # ... not under expected weights (0.88 is not 0.9), nor when the selection uses another fusion.
+    assert len(final_candidates(result([2.0, 1.0, 4.0]), PopulationConfig(apply="expected"))) == 3
+    assert [c.label for c in final_candidates(result([2.0, 1.0, 4.0]), PopulationConfig(final_fusion="weighted"))] \
+        == ["selected.weighted", "all.ae_kd"]
+    # None: the fusion the search chose; "" tries no whole pool.
+    only = final_candidates(result([2.0, -1.0, 4.0]), PopulationConfig(final_fusion=None, final_whole_pool=""))
+    assert [c.label for c in only] == ["selected.uniform"]
+
+
+def test_the_reported_students_are_the_candidate_best_on_validation(data_dir, tiny_pool_dir, tmp_path):
+    """Every teacher kept (no credit moves one at this rate), so the candidates are uniform and
+    AE-KD over all three: each trains exactly as that row of the same run, the row is the one of
+    the two with the higher mean validation accuracy, and its metrics and saved policy are that
+    candidate's."""
+    from mtkd.agents import load_policy
+
+    config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["uniform", "ae_kd", "rl"], "policy_learning_rate = 1e-6")
+    out = tmp_path / "run"
+    assert main(["ablate", "--config", str(config), "--out", str(out)]) == 0
+    rows = {row["strategy"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
+    candidates = {c["candidate"]: c for c in rows["rl"]["final_candidates"]}
+    assert list(candidates) == ["selected.uniform", "selected.ae_kd"]
+    for label, twin in (("selected.uniform", "uniform"), ("selected.ae_kd", "ae_kd")):
+        assert candidates[label]["test_accuracy"] == rows[twin]["test_accuracy"], label
+        assert candidates[label]["val_accuracy"] == rows[twin]["val_accuracy"], label
+    means = {label: np.mean(c["val_accuracy"]) for label, c in candidates.items()}
+    chosen = "selected.ae_kd" if means["selected.ae_kd"] > means["selected.uniform"] else "selected.uniform"
+    assert rows["rl"]["final_choice"] == chosen and rows["rl"]["fusion"] == chosen.split(".")[1]
+    assert rows["rl"]["test_accuracy"] == candidates[chosen]["test_accuracy"]
+    assert rows["rl"]["final_seconds"] == pytest.approx(sum(c["seconds"] for c in candidates.values()), abs=0.02)
+    assert (out / "metrics" / "rl.jsonl").read_text() == \
+        (out / "selector" / "rl" / "candidates" / f"rl.{chosen}.jsonl").read_text()
+    _, _, meta = load_policy(out / "selector" / "rl" / "policy")
+    assert meta.fusion == chosen.split(".")[1]
+    code = main(["distill", "--dataset", "mnist1d", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir),
+                 "--strategy", "rl", "--policy", str(out / "selector" / "rl" / "policy"), "--epochs", "2",
+                 "--seeds", "2", "--batch-size", "128", "--student-options", '{"widths": [16]}',
+                 "--out", str(tmp_path / "distill")])
+    assert code == 0
+    (again,) = json.loads((tmp_path / "distill" / "results.json").read_text())["rows"]
+    assert again["test_accuracy"] == rows["rl"]["test_accuracy"]
 
 
 def test_a_population_too_small_for_the_pool_is_refused_before_any_work(data_dir, tiny_pool_dir, tmp_path, capsys):
@@ -187,3 +245,19 @@ def test_select_train_runs_the_population_procedure_by_default(data_dir, tiny_po
     assert len(saved["generations"]) == 1 and len(saved["generations"][0]["returns"]) == 5
     _, params, meta = agents.load_policy(out / "policy")
     assert meta.policy == "teacher_bias" and meta.apply == "greedy" and params["b"].shape == (3,)
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--final-fusion", "uniform,,ae_kd", "final_fusion must name fusion strategies"),
+    ("--final-fusion", "rl", "final_fusion must name fusion strategies"),
+    ("--final-fusion", "uniform,uniform", "final_fusion names a strategy twice"),
+    ("--final-whole-pool", "nope", "final_whole_pool: unknown fusion strategy 'nope'"),
+    ("--final-whole-pool", "ae_kd,random", "final_whole_pool must name fusion strategies"),
+])
+def test_bad_final_candidates_are_refused_before_any_work(data_dir, tiny_pool_dir, tmp_path, capsys, flag, value,
+                                                          words):
+    out = tmp_path / "select"
+    assert main(["select", "train", "--dataset", "mnist1d", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir),
+                 "--out", str(out), flag, value]) == 2
+    assert not out.exists()
+    assert words in capsys.readouterr().err.strip().splitlines()[-1]
