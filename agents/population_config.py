@@ -97,11 +97,11 @@ class PopulationConfig(DictConfig):
                                           "(uniform, weighted, confidence, ae_kd, ...), or several, comma-separated: "
                                           "the population splits over them and the first is kept unless the "
                                           "evidence favours another")
-    final_fusion: str | None = setting("uniform,ae_kd", help="population: the fusions the reported students may use "
-                                                             "over the selected teachers, comma-separated; with several "
-                                                             "candidates (with final_whole_pool's) each trains the "
-                                                             "run's seeds and the best mean validation accuracy is "
-                                                             "reported")
+    final_fusion: str | None = setting(None, help="population: the fusions the reported students may use over the "
+                                                  "selected teachers, comma-separated (default: the one the "
+                                                  "population read its credit under); with several candidates "
+                                                  "(with final_whole_pool's) each trains the run's seeds and the "
+                                                  "best mean validation accuracy is reported")
     final_whole_pool: str = setting("ae_kd", help="population: fusions also tried over every teacher of the pool "
                                                   "(the selection undone), comma-separated, chosen on validation "
                                                   "beside final_fusion's; \"\" tries none")

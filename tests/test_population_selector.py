@@ -139,7 +139,7 @@ def test_final_fusion_weighs_the_kept_teachers_as_that_fusion_does(data_dir, tin
     from mtkd.agents import load_policy
 
     config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["ae_kd", "rl"],
-                       'final_fusion = "ae_kd"\npolicy_learning_rate = 1e-6')  # all.ae_kd: the same, so not run
+                       'final_fusion = "ae_kd"\npolicy_learning_rate = 1e-6')  # all.ae_kd: the same, not run
     out = tmp_path / "run"
     assert main(["ablate", "--config", str(config), "--out", str(out)]) == 0
     rows = {row["strategy"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
@@ -167,27 +167,30 @@ def test_final_candidates_try_each_fusion_then_the_whole_pool_and_skip_what_trai
         return SearchResult(np.asarray(logits, np.float32), [], None, 0.0, "uniform")
 
     dropped = final_candidates(result([2.0, -1.0, 4.0]), PopulationConfig())
-    assert [c.label for c in dropped] == ["selected.uniform", "selected.ae_kd", "all.ae_kd"]
+    assert [c.label for c in dropped] == ["selected.uniform", "all.ae_kd"]  # the defaults
     np.testing.assert_array_equal(dropped[0].logits, [2.0, -1.0, 4.0])
-    np.testing.assert_allclose(dropped[2].logits, [WHOLE_POOL_LOGIT, WHOLE_POOL_LOGIT, 4.0])
+    np.testing.assert_allclose(dropped[1].logits, [WHOLE_POOL_LOGIT, WHOLE_POOL_LOGIT, 4.0])
     assert 1 / (1 + np.exp(-WHOLE_POOL_LOGIT)) == pytest.approx(0.9)  # "select all"'s start
+    both = PopulationConfig(final_fusion="uniform,ae_kd")
+    assert [c.label for c in final_candidates(result([2.0, -1.0, 4.0]), both)] == \
+        ["selected.uniform", "selected.ae_kd", "all.ae_kd"]
     # Every teacher kept under greedy weights: ae_kd over the whole pool is ae_kd over the selection.
-    kept = final_candidates(result([2.0, 1.0, 4.0]), PopulationConfig())
-    assert [c.label for c in kept] == ["selected.uniform", "selected.ae_kd"]
+    assert [c.label for c in final_candidates(result([2.0, 1.0, 4.0]), both)] == ["selected.uniform", "selected.ae_kd"]
     # ... not under expected weights (0.88 is not 0.9), nor when the selection uses another fusion.
-    assert len(final_candidates(result([2.0, 1.0, 4.0]), PopulationConfig(apply="expected"))) == 3
+    assert len(final_candidates(result([2.0, 1.0, 4.0]), both.replace(apply="expected"))) == 3
     assert [c.label for c in final_candidates(result([2.0, 1.0, 4.0]), PopulationConfig(final_fusion="weighted"))] \
         == ["selected.weighted", "all.ae_kd"]
     # None: the fusion the search chose; "" tries no whole pool.
-    only = final_candidates(result([2.0, -1.0, 4.0]), PopulationConfig(final_fusion=None, final_whole_pool=""))
-    assert [c.label for c in only] == ["selected.uniform"]
+    only = final_candidates(SearchResult(np.zeros(3, np.float32), [], None, 0.0, "weighted"),
+                            PopulationConfig(final_whole_pool=""))
+    assert [c.label for c in only] == ["selected.weighted"]
 
 
 def test_the_reported_students_are_the_candidate_best_on_validation(data_dir, tiny_pool_dir, tmp_path):
-    """Every teacher kept (no credit moves one at this rate), so the candidates are uniform and
-    AE-KD over all three: each trains exactly as that row of the same run, the row is the one of
-    the two with the higher mean validation accuracy, and its metrics and saved policy are that
-    candidate's."""
+    """Every teacher kept (no credit moves one at this rate), so the default candidates, the
+    selection under uniform fusion and the whole pool under AE-KD, are uniform and AE-KD over all
+    three: each trains exactly as that row of the same run, the row is the one of the two with the
+    higher mean validation accuracy, and its metrics and saved policy are that candidate's."""
     from mtkd.agents import load_policy
 
     config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["uniform", "ae_kd", "rl"], "policy_learning_rate = 1e-6")
@@ -195,12 +198,12 @@ def test_the_reported_students_are_the_candidate_best_on_validation(data_dir, ti
     assert main(["ablate", "--config", str(config), "--out", str(out)]) == 0
     rows = {row["strategy"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
     candidates = {c["candidate"]: c for c in rows["rl"]["final_candidates"]}
-    assert list(candidates) == ["selected.uniform", "selected.ae_kd"]
-    for label, twin in (("selected.uniform", "uniform"), ("selected.ae_kd", "ae_kd")):
+    assert list(candidates) == ["selected.uniform", "all.ae_kd"]
+    for label, twin in (("selected.uniform", "uniform"), ("all.ae_kd", "ae_kd")):
         assert candidates[label]["test_accuracy"] == rows[twin]["test_accuracy"], label
         assert candidates[label]["val_accuracy"] == rows[twin]["val_accuracy"], label
     means = {label: np.mean(c["val_accuracy"]) for label, c in candidates.items()}
-    chosen = "selected.ae_kd" if means["selected.ae_kd"] > means["selected.uniform"] else "selected.uniform"
+    chosen = "all.ae_kd" if means["all.ae_kd"] > means["selected.uniform"] else "selected.uniform"
     assert rows["rl"]["final_choice"] == chosen and rows["rl"]["fusion"] == chosen.split(".")[1]
     assert rows["rl"]["test_accuracy"] == candidates[chosen]["test_accuracy"]
     assert rows["rl"]["final_seconds"] == pytest.approx(sum(c["seconds"] for c in candidates.values()), abs=0.02)
