@@ -128,14 +128,16 @@ every_epochs = 1
     # The finished strategies are not rerun: uniform's row comes from the checkpointed list.
     assert [r["strategy"] for r in json.loads((resumed / "results.json").read_text())["rows"]] == ["uniform"]
     # Inside the population's second generation (the first is kept in selector/generations.json),
-    # then inside the reported students' loop.
+    # then inside the reported students' second final candidate (the first, finished, is trained
+    # again on resume: its checkpoints went when it was done).
     kill_in(args + ["--resume"], resumed / "checkpoints" / "population" / "generation_2")
-    kill_in(args + ["--resume"], resumed / "checkpoints" / "rl")
+    kill_in(args + ["--resume"], resumed / "checkpoints" / "rl.all.ae_kd")
     capsys.readouterr()
     finish(args + ["--resume"])
     log = capsys.readouterr().err
     assert "uniform: finished before" in log and "dml: finished before" in log
     assert_same_outputs(reference, resumed, ["results.csv", "results.md", "selector/rl/selector.jsonl",
+                                             "selector/rl/candidates/rl.all.ae_kd.jsonl",
                                              "validation_curves.png", "final_accuracy.png",
                                              "selection_frequency.png"] + metrics_files(reference))
     # Only what a later resume needs is left: the list of finished strategies, no loop checkpoints.
