@@ -8,6 +8,7 @@ import dataclasses
 import inspect
 from typing import Any, Mapping
 
+import jax
 from flax import nnx
 
 from mtkd.errors import ConfigError
@@ -68,8 +69,18 @@ def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def abstract_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nnx.Module:
     """The model with shapes and dtypes only (`nnx.eval_shape`): its graph definition, its
-    parameters' structure, a check that it can read such inputs; nothing is allocated."""
-    return nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0)))
+    parameters' structure, a check that it can read such inputs; nothing is allocated. Every
+    path that trains or loads a model goes through here, so a model mtkd cannot train yet is
+    refused here, before any work."""
+    model = nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0)))
+    if jax.tree.leaves(nnx.state(model, nnx.BatchStat)):
+        # The trainer's state is parameters alone (`nnx.split` into params and the rest): running
+        # statistics would be optimised as weights and never updated, and evaluation would use
+        # batch statistics. Refused until the trainer carries them.
+        raise ConfigError(f"model {spec.arch!r} keeps BatchNorm running statistics, which mtkd's trainer does not "
+                          f"carry yet: it can be built and inspected (mtkd.models.build_model), not trained or "
+                          f"used as a teacher")
+    return model
 
 
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
