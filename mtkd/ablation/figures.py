@@ -175,8 +175,14 @@ def plot_all(out: Path, rows: list[dict], teachers: list[dict]) -> list[Path]:
                 # 100%): each teacher's own dash and width, the first widest, keep every one visible.
                 axis.plot(np.arange(1, len(frequency) + 1), 100 * frequency[:, k], label=label,
                           linestyle=LINE_STYLES[k % len(LINE_STYLES)], linewidth=max(1.0, 2.6 - 0.5 * k))
-            axis.set(xlabel="epoch", ylabel="selected, % of decisions", title=f"{name} (mean over seeds)",
-                     ylim=(-3, 103))
+            # A selector reported under a weighting fusion (the population selector's final
+            # candidates) draws that fusion's weights, not 0/1 decisions: say which.
+            fusion = next((row.get("fusion") for row in done if row["strategy"] == name), None)
+            weighted = fusion not in (None, "uniform")
+            choice = next((row.get("final_choice") for row in done if row["strategy"] == name), None)
+            title = f"{name}: {choice} chosen on validation" if choice else f"{name} (mean over seeds)"
+            axis.set(xlabel="epoch", ylabel=f"{fusion} weight, % (mean over seeds)" if weighted
+                     else "selected, % of decisions", title=title, ylim=(-3, 103))
             axis.legend(fontsize=7)
         figure.tight_layout()
         written += _save(figure, out, "selection_frequency")
