@@ -91,6 +91,17 @@ def _ablation(tmp_path, data_dir, tiny_pool_dir, strategies, rl=""):
     return path
 
 
+def distilled_with_policy(policy, data_dir, pool_dir, out) -> dict:
+    """`mtkd distill --strategy rl --policy POLICY` with the `_ablation` runs' student and
+    training settings: its results row."""
+    code = main(["distill", "--dataset", "mnist1d", "--data-dir", data_dir, "--teachers", str(pool_dir),
+                 "--strategy", "rl", "--policy", str(policy), "--epochs", "2", "--seeds", "2", "--batch-size", "128",
+                 "--student-options", '{"widths": [16]}', "--out", str(out)])
+    assert code == 0
+    (row,) = json.loads((out / "results.json").read_text())["rows"]
+    return row
+
+
 def test_rows_share_one_search_and_the_saved_policy_reproduces_the_row(data_dir, tiny_pool_dir, tmp_path, capsys):
     config = _ablation(tmp_path, data_dir, tiny_pool_dir, ["rl", "rl:per_example"],
                        'final_fusion = "uniform"\nfinal_whole_pool = ""')  # one candidate: the policy itself
@@ -108,12 +119,7 @@ def test_rows_share_one_search_and_the_saved_policy_reproduces_the_row(data_dir,
     metrics = [json.loads(line) for line in (out / "metrics" / "rl.jsonl").read_text().splitlines()]
     assert np.asarray(metrics[0]["selection"]).shape == (2, 3)
     # The saved policy, applied with `mtkd distill`, gives the row's students exactly.
-    code = main(["distill", "--dataset", "mnist1d", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir),
-                 "--strategy", "rl", "--policy", str(out / "selector" / "rl" / "policy"), "--epochs", "2",
-                 "--seeds", "2", "--batch-size", "128", "--student-options", '{"widths": [16]}',
-                 "--out", str(tmp_path / "distill")])
-    assert code == 0
-    (again,) = json.loads((tmp_path / "distill" / "results.json").read_text())["rows"]
+    again = distilled_with_policy(out / "selector" / "rl" / "policy", data_dir, tiny_pool_dir, tmp_path / "distill")
     assert again["test_accuracy"] == rows["rl"]["test_accuracy"] and again["best_epoch"] == rows["rl"]["best_epoch"]
 
 
@@ -211,12 +217,7 @@ def test_the_reported_students_are_the_candidate_best_on_validation(data_dir, ti
         (out / "selector" / "rl" / "candidates" / f"rl.{chosen}.jsonl").read_text()
     _, _, meta = load_policy(out / "selector" / "rl" / "policy")
     assert meta.fusion == chosen.split(".")[1]
-    code = main(["distill", "--dataset", "mnist1d", "--data-dir", data_dir, "--teachers", str(tiny_pool_dir),
-                 "--strategy", "rl", "--policy", str(out / "selector" / "rl" / "policy"), "--epochs", "2",
-                 "--seeds", "2", "--batch-size", "128", "--student-options", '{"widths": [16]}',
-                 "--out", str(tmp_path / "distill")])
-    assert code == 0
-    (again,) = json.loads((tmp_path / "distill" / "results.json").read_text())["rows"]
+    again = distilled_with_policy(out / "selector" / "rl" / "policy", data_dir, tiny_pool_dir, tmp_path / "distill")
     assert again["test_accuracy"] == rows["rl"]["test_accuracy"]
 
 
