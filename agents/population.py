@@ -15,8 +15,8 @@ The reported students (the run's seeds) are then trained from scratch with the f
 through the `rl` fusion strategy and the saved policy itself, under each final candidate (the
 selected teachers by each of `final_fusion`, the whole pool by each of `final_whole_pool`); the
 candidate with the best mean validation accuracy is the row, and its policy is saved, so the
-saved policy reproduces the row exactly. The population's seeds and masks come from `agent_seed` and a constant of their
-own (`POPULATION_STREAM`), never from a student seed's stream. Runs whose credit was computed
+saved policy reproduces the row exactly. The population's seeds and masks come from `agent_seed`
+and a constant of their own (`POPULATION_STREAM`), never from a student seed's stream. Runs whose credit was computed
 with the same options (say `rl` and `rl:per_example` in one ablation) share it through
 `generations.json` in the run's selector folder, which also resumes an interrupted search.
 """
