@@ -44,7 +44,7 @@ from mtkd.fusion.strategies import StrategyContext, make_strategy
 from mtkd.models import ModelSpec
 from mtkd.models.apply import predict
 from mtkd.progress import stderr_line
-from mtkd.runs import replace_text
+from mtkd.runs import metrics_stem, replace_text
 
 # Folded into every population seed, so no population student ever shares a student seed's stream
 # (student seeds are small integers; these have the top bit set).
@@ -309,8 +309,8 @@ def run_population_selector(splits, pool, out: Path, name: str, config: Populati
             + f": {chosen.label} reported")
         if metrics_dir is not None and is_writer():
             metrics_dir.mkdir(parents=True, exist_ok=True)
-            source = Path(out) / "candidates" / f"{strategies[best].name.replace(':', '_').replace('/', '_')}.jsonl"
-            replace_text(metrics_dir / f"{name.replace(':', '_').replace('/', '_')}.jsonl", source.read_text())
+            source = Path(out) / "candidates" / f"{metrics_stem(strategies[best].name)}.jsonl"
+            replace_text(metrics_dir / f"{metrics_stem(name)}.jsonl", source.read_text())
     meta = meta_of(chosen)
     policy_dir = Path(out) / "policy"
     if is_writer():

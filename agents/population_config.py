@@ -42,7 +42,7 @@ def _split(text: str) -> tuple[str, ...]:
 
 def _fusion_list(field: str, value, strategies, *, empty: bool) -> None:
     """ConfigError unless `value` names fusion strategies of the selected teachers, comma-separated,
-    each once (`empty`: "" names none)."""
+    each once (`empty`: "" names none); `fusion`, `final_fusion` and `final_whole_pool` alike."""
     items = [item.strip() for item in value.split(",")] if isinstance(value, str) else None
     if empty and isinstance(value, str) and not value.strip():
         return
@@ -127,16 +127,7 @@ class PopulationConfig(DictConfig):
         import mtkd.fusion  # noqa: F401  (registers the strategies)
         from mtkd.fusion.strategies import STRATEGIES
 
-        if not isinstance(self.fusion, str) or not self.fusion.strip():
-            raise ConfigError(f"fusion must name fusion strategies of the selected teachers (uniform, weighted, "
-                              f"ae_kd, ...), got {self.fusion!r}")
-        for name in self.fusions:
-            if name.partition(":")[0] in ("rl", "none", "random"):
-                raise ConfigError(f"fusion must name fusion strategies of the selected teachers (uniform, weighted, "
-                                  f"ae_kd, ...), got {name!r}")
-            STRATEGIES.get(name.partition(":")[0])
-        if len(set(self.fusions)) != len(self.fusions):
-            raise ConfigError(f"fusion names a strategy twice: {self.fusion!r}")
+        _fusion_list("fusion", self.fusion, STRATEGIES, empty=False)
         if self.final_fusion is not None:
             _fusion_list("final_fusion", self.final_fusion, STRATEGIES, empty=False)
         _fusion_list("final_whole_pool", self.final_whole_pool, STRATEGIES, empty=True)
@@ -158,7 +149,7 @@ class PopulationConfig(DictConfig):
     @property
     def fusions(self) -> tuple[str, ...]:
         """The candidate fusions, the default first."""
-        return tuple(name.strip() for name in self.fusion.split(","))
+        return _split(self.fusion)
 
     @property
     def final_fusions(self) -> tuple[str, ...] | None:

@@ -115,6 +115,11 @@ def failed_rows(rows: list[dict]) -> list[str]:
     return [row["strategy"] for row in rows if "error" in row]
 
 
+def metrics_stem(strategy: str) -> str:
+    """The name of a row's metrics file, `metrics/STEM.jsonl` (a strategy's `:` and `/` as `_`)."""
+    return strategy.replace(":", "_").replace("/", "_")
+
+
 def replace_text(path: str | Path, text: str) -> None:
     """Writes `path` atomically: a reader (or a resumed run) sees the old file or the new one. In a
     multi-process run only process 0 writes (`mtkd.distributed.is_writer`)."""

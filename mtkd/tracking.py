@@ -31,6 +31,7 @@ from mtkd.distributed import is_writer
 from mtkd.errors import ConfigError
 from mtkd.progress import stderr_line
 from mtkd.registry import Registry
+from mtkd.runs import metrics_stem
 
 FOLDER = "tensorboard"
 PER_SEED = ("train_loss", "val_accuracy", "val_loss")
@@ -76,7 +77,7 @@ def write_tensorboard(out: str | Path, rows: Sequence[dict], teacher_names: Sequ
     metrics = sorted((out / "metrics").glob("*.jsonl")) if (out / "metrics").is_dir() else []
     if not metrics or not is_writer():
         return None
-    seeds = {row["strategy"].replace(":", "_").replace("/", "_"): row.get("seeds", []) for row in rows}
+    seeds = {metrics_stem(row["strategy"]): row.get("seeds", []) for row in rows}
     root = out / FOLDER
     for path in metrics:
         folder = root / path.stem
@@ -174,7 +175,7 @@ def track_run(out: str | Path, rows: Sequence[dict], teacher_names: Sequence[str
     if not names or not is_writer():
         return
     for row in rows:
-        stem = row["strategy"].replace(":", "_").replace("/", "_")
+        stem = metrics_stem(row["strategy"])
         path = out / "metrics" / f"{stem}.jsonl"
         if row.get("error") or not path.is_file():
             continue

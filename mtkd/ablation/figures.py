@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtkd.runs import save_figure
+from mtkd.runs import metrics_stem, save_figure
 
 # Families in the order they are drawn, each with its colour map; a row's family is the first
 # whose test matches its name.
@@ -53,11 +53,6 @@ def _colours(names: list[str]) -> dict[str, tuple]:
         for name, shade in zip(members, shades):
             colours[name] = matplotlib.colormaps[cmap](shade)
     return colours
-
-
-def metrics_stem(strategy: str) -> str:
-    """The metrics file of a row (`mtkd.distill.experiment` writes `:` and `/` as `_`)."""
-    return strategy.replace(":", "_").replace("/", "_")
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -177,11 +172,10 @@ def plot_all(out: Path, rows: list[dict], teachers: list[dict]) -> list[Path]:
                           linestyle=LINE_STYLES[k % len(LINE_STYLES)], linewidth=max(1.0, 2.6 - 0.5 * k))
             # A selector reported under a weighting fusion (the population selector's final
             # candidates) draws that fusion's weights, not 0/1 decisions: say which.
-            fusion = next((row.get("fusion") for row in done if row["strategy"] == name), None)
-            weighted = fusion not in (None, "uniform")
-            choice = next((row.get("final_choice") for row in done if row["strategy"] == name), None)
+            row = next(row for row in done if row["strategy"] == name)
+            fusion, choice = row.get("fusion"), row.get("final_choice")
             title = f"{name}: {choice} chosen on validation" if choice else f"{name} (mean over seeds)"
-            axis.set(xlabel="epoch", ylabel=f"{fusion} weight, % (mean over seeds)" if weighted
+            axis.set(xlabel="epoch", ylabel=f"{fusion} weight, % (mean over seeds)" if fusion not in (None, "uniform")
                      else "selected, % of decisions", title=title, ylim=(-3, 103))
             axis.legend(fontsize=7)
         figure.tight_layout()

@@ -22,6 +22,7 @@ from mtkd.errors import ConfigError, MtkdError
 from mtkd.fusion.strategies import FusionStrategy, StrategyContext, make_strategy, require_stateless
 from mtkd.models import ModelSpec
 from mtkd.interrupts import stop_point
+from mtkd.runs import metrics_stem
 from mtkd.run_checkpoints import RunCheckpoints
 from mtkd.teachers.leak import pool_rows
 from mtkd.teachers.pool import TeacherPool
@@ -115,7 +116,7 @@ def run_strategies(splits: DatasetSplits, pool: TeacherPool | None, strategies: 
         if metrics_dir is not None:
             if is_writer():
                 metrics_dir.mkdir(parents=True, exist_ok=True)
-            metrics_path = metrics_dir / f"{strategy.name.replace(':', '_').replace('/', '_')}.jsonl"
+            metrics_path = metrics_dir / f"{metrics_stem(strategy.name)}.jsonl"
         loop_checkpoints = checkpoints.loop(strategy.name) if checkpoints is not None else None
         try:
             if losses is None or not strategy.uses_teachers:  # a student alone is trained on CE either way

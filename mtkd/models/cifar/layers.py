@@ -46,10 +46,8 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 
 def avg_pool_3x3_s2(x: jax.Array) -> jax.Array:
     """PyTorch's AvgPool2d(3, stride=2, padding=1) with its default count_include_pad=True: the
-    zero padding counts, every window sum is divided by 9."""
-    summed = jax.lax.reduce_window(x, jnp.zeros((), x.dtype), jax.lax.add, (1, 3, 3, 1), (1, 2, 2, 1),
-                                   ((0, 0), (1, 1), (1, 1), (0, 0)))
-    return summed / 9.0
+    zero padding counts, every window sum is divided by 9 (flax's own default too)."""
+    return nnx.avg_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), count_include_pad=True)
 
 
 def channel_shuffle(x: jax.Array, groups: int) -> jax.Array:

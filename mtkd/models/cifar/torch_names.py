@@ -69,30 +69,27 @@ def torch_names(model: nnx.Module) -> dict[str, tuple[Any, ...]]:
     return names
 
 
+# Axis order of a torch parameter in terms of the NNX kernel's axes: conv kernels (kh, kw, in, out)
+# are (out, in, kh, kw) in torch, linear kernels (in, out) are (out, in); everything else as is.
+_TORCH_AXES = {4: (3, 2, 0, 1), 2: (1, 0)}
+
+
+def _torch_axes(path: tuple[Any, ...], ndim: int) -> tuple[int, ...]:
+    return _TORCH_AXES.get(ndim, tuple(range(ndim))) if path[-1] == "kernel" else tuple(range(ndim))
+
+
 def from_torch_layout(value: np.ndarray, path: tuple[Any, ...]) -> np.ndarray:
     """A torch tensor's values (as a NumPy array) in the layout of the NNX variable at `path`."""
     value = np.asarray(value)
-    if path[-1] == "kernel" and value.ndim == 4:
-        return value.transpose(2, 3, 1, 0)
-    if path[-1] == "kernel" and value.ndim == 2:
-        return value.T
-    return value
+    return value.transpose(np.argsort(_torch_axes(path, value.ndim)))
 
 
 def to_torch_layout(value: np.ndarray, path: tuple[Any, ...]) -> np.ndarray:
     """The inverse of `from_torch_layout`."""
     value = np.asarray(value)
-    if path[-1] == "kernel" and value.ndim == 4:
-        return value.transpose(3, 2, 0, 1)
-    if path[-1] == "kernel" and value.ndim == 2:
-        return value.T
-    return value
+    return value.transpose(_torch_axes(path, value.ndim))
 
 
 def torch_shape(shape: tuple[int, ...], path: tuple[Any, ...]) -> tuple[int, ...]:
     """The shape torch gives the variable of NNX shape `shape` at `path`."""
-    if path[-1] == "kernel" and len(shape) == 4:
-        return (shape[3], shape[2], shape[0], shape[1])
-    if path[-1] == "kernel" and len(shape) == 2:
-        return (shape[1], shape[0])
-    return tuple(shape)
+    return tuple(shape[axis] for axis in _torch_axes(path, len(shape)))
