@@ -142,7 +142,7 @@ def search(splits, logits, teacher_names: Sequence[str], teacher_val_accuracy: S
     config.check_pool(num_teachers)
     start = start_logits(config.init, teacher_val_accuracy, splits.num_classes)
     key = {"config": config.search_key(), "teachers": list(teacher_names), "student": student.to_dict(),
-           "train": train.__dict__ if not hasattr(train, "to_dict") else train.to_dict()}
+           "train": train.__dict__ if not hasattr(train, "signature") else train.signature()}
     done = _read_generations(folder, key)
     logits_now = start
     generations: list[Generation] = []

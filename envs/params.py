@@ -15,7 +15,8 @@ from flax import nnx, struct
 from mtkd.envs.config import EnvConfig
 from mtkd.envs.observation import TeacherTable, teacher_table
 from mtkd.errors import ConfigError
-from mtkd.models import ModelSpec, abstract_model, build_model
+from mtkd.models import ModelSpec, build_model
+from mtkd.models.architectures import parameters_only_model
 
 
 @struct.dataclass
@@ -74,7 +75,7 @@ class EnvParams:
 def _cached_student(spec_json: str, input_shape: tuple[int, ...], num_classes: int):
     """(graphdef, abstract params) of the student; built once per architecture (outside jit)."""
     spec = ModelSpec.from_dict(json.loads(spec_json))
-    return nnx.split(abstract_model(spec, input_shape, num_classes))
+    return nnx.split(parameters_only_model(spec, input_shape, num_classes, "the joint selector's environment"))
 
 
 def student_graphdef(params: EnvParams):

@@ -22,6 +22,12 @@ class TrainConfig(DictConfig):
     alpha: float = setting(0.3, help="weight of the hard-label cross-entropy, in [0, 1]")
     temperature: float = setting(8.0, help="softmax temperature T > 0 of the soft targets")
     eval_batch_size: int = setting(1024, help="examples per chunk when evaluating")
+    lr_milestones: str = setting("", help="epochs after which the learning rate is multiplied by lr_decay, "
+                                          "comma-separated (PyTorch's MultiStepLR), e.g. 150,180,210; empty: constant")
+    lr_decay: float = setting(0.1, help="factor in (0, 1] applied at each of lr_milestones")
+    augment: str = setting("", help="data augmentation inside the training step, from per-seed keys: "
+                                    "crop_flip (random crop after zero padding by 4, horizontal flip; images); "
+                                    "empty: none")
 
     def __post_init__(self):
         from mtkd.optimizers import OPTIMIZERS
@@ -41,6 +47,39 @@ class TrainConfig(DictConfig):
         if self.eval_batch_size < 1:
             raise ConfigError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
         OPTIMIZERS.get(self.optimizer)
+        milestones = self.milestones()
+        # A milestone at or past the last epoch never applies (a recipe shortened with --epochs).
+        if any(m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
+            raise ConfigError(f"lr_milestones must be increasing epochs >= 1, got {self.lr_milestones!r}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.augment:
+            from mtkd.augment import AUGMENTATIONS
+
+            AUGMENTATIONS.get(self.augment)
+
+    def signature(self) -> dict:
+        """The fields as a run's signature holds them: the schedule and augmentation only when set,
+        so that runs and caches made before those fields existed stay the same run."""
+        data = self.to_dict()
+        for key in ("lr_milestones", "lr_decay", "augment"):
+            if data[key] == getattr(TrainConfig, key):
+                del data[key]
+        return data
+
+    def refuse_augmentation(self, method: str) -> None:
+        """For the trainers with a batch loop of their own (deep mutual learning, BYOT)."""
+        if self.augment:
+            raise ConfigError(f"augment = {self.augment!r}: {method} trains without augmentation; leave augment empty")
+
+    def milestones(self) -> tuple[int, ...]:
+        """`lr_milestones` as epochs."""
+        if not self.lr_milestones.strip():
+            return ()
+        try:
+            return tuple(int(part) for part in self.lr_milestones.split(","))
+        except ValueError:
+            raise ConfigError(f"lr_milestones must be whole epochs separated by commas, got {self.lr_milestones!r}") from None
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ("foundations", ["mtkd", "mtkd.errors", "mtkd.seeds", "mtkd.registry", "mtkd.config_files", "mtkd.checkpoints",
                      "mtkd.run_checkpoints", "mtkd.runs", "mtkd.distributed", "mtkd.devices", "mtkd.progress", "mtkd.compilation_cache", "mtkd.cache_dirs", "mtkd.timing", "mtkd.machine",
-                     "mtkd.train_config", "mtkd.optimizers", "mtkd.data", "mtkd.models", "mtkd.losses",
+                     "mtkd.train_config", "mtkd.optimizers", "mtkd.augment", "mtkd.data", "mtkd.models", "mtkd.losses",
                      "mtkd.typed_fields", "mtkd.interrupts", "mtkd.config_flags", "mtkd.checkpoint_config"]),
     ("fusion", ["mtkd.fusion"]),
     ("teachers", ["mtkd.teachers"]),

@@ -167,7 +167,7 @@ class AblationConfig:
         pools = {"pools": list(self.pools)} if self.pools else {}  # absent for one pool: old runs keep their signature
         return {"dataset": self.dataset, "pool": self.pool, **pools, "pool_dir": self.pool_dir, "seeds": self.seeds,
                 "strategies": list(self.strategies), "student": self.student.to_dict(),
-                "train": dataclasses.asdict(self.train), "val_fraction": self.val_fraction,
+                "train": self.train.signature(), "val_fraction": self.val_fraction,
                 "split_seed": self.split_seed, "student_data_fraction": self.student_data_fraction,
                 "losses": self.losses.to_dicts() if self.losses is not None else None,
                 "sections": {k: dict(v) for k, v in self.sections.items()},

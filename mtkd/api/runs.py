@@ -167,7 +167,7 @@ def distill(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any
     if composite is not None:
         bind_pool_loss(composite, pool, splits, student)  # layers and shapes checked before anything is written
     signature = {"kind": "distill", "dataset": choice.dataset, "teachers": teachers, "strategies": strategies,
-                 "student": student.to_dict(), "config": config.__dict__, "seeds": seeds,
+                 "student": student.to_dict(), "config": config.signature(), "seeds": seeds,
                  "policy": policy, **choice.signature(splits),
                  "losses": composite.to_dicts() if composite is not None else None, "devices": placement.devices}
     out, checkpoints = start_run(out, signature, overwrite=overwrite, resume=resume, config=checkpoint,

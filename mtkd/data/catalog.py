@@ -154,6 +154,22 @@ def _open_tfds_builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
         ) from error
 
 
+def _prepared_on_disk(name: str, data_dir: str) -> tfds.core.DatasetBuilder | None:
+    """For a name without a version whose catalog version is not prepared: the highest version
+    prepared under `DATA_DIR/NAME/` from files (a catalog name re-used by `mtkd data import`, such
+    as a small synthetic `cifar100`), or None."""
+    match = _NAME_PATTERN.match(name)
+    if match.group("version") is not None or match.group("config") is not None:
+        return None
+    folder = os.path.join(data_dir, match.group("base"))
+    versions = sorted((tuple(int(part) for part in entry.split(".")), entry) for entry in os.listdir(folder)
+                      if re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", entry)
+                      and os.path.isfile(os.path.join(folder, entry, "dataset_info.json")))
+    if not versions:
+        return None
+    return tfds.builder_from_directory(os.path.join(folder, versions[-1][1]))
+
+
 def open_prepared_builder(name: str, data_dir: str, prepare: bool) -> tfds.core.DatasetBuilder:
     """A TFDS builder whose array_record files exist under `data_dir`; never downloads.
 
@@ -175,6 +191,8 @@ def open_prepared_builder(name: str, data_dir: str, prepare: bool) -> tfds.core.
         # Without its directory it cannot be prepared; checking first also spares TFDS warnings.
         has_directory = os.path.isdir(os.path.join(data_dir, base_name(name)))
         builder = _open_tfds_builder(name, data_dir) if has_directory else None
+        if has_directory and (builder is None or not builder.is_prepared()):
+            builder = _prepared_on_disk(name, data_dir) or builder
         if builder is None or not builder.is_prepared():
             raise DatasetError(
                 f"data set {name!r} is not prepared under {data_dir} and mtkd never downloads "

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from mtkd.data import catalog
 from mtkd.data.arrays import read_raw_splits, to_float_inputs
+from mtkd.data.normalization import normalise
 from mtkd.data.paths import resolve_data_dir
 from mtkd.data.splits import (DatasetSplits, carve_validation, check_split_seed, check_val_fraction,
                                read_val_indices)
@@ -78,10 +79,11 @@ def load_full_splits(name: str, data_dir: str | None = None, prepare: bool = Tru
         "label_key": raw.label_key,
         "prepared_dir": os.fspath(builder.data_dir),
     }
+    base = catalog.base_name(name)
     return FullSplits(
-        x_train=to_float_inputs(raw.x_train),
+        x_train=normalise(base, to_float_inputs(raw.x_train)),
         y_train=raw.y_train.astype(np.int32),
-        x_test=to_float_inputs(raw.x_test),
+        x_test=normalise(base, to_float_inputs(raw.x_test)),
         y_test=raw.y_test.astype(np.int32),
         info=info,
     )
@@ -160,4 +162,4 @@ def read_own_split(name: str, data_dir: str | None, split: str, info: dict) -> t
     x, y = read_split(builder, split, info["input_key"], info["label_key"])
     if x.shape[1:] != tuple(info["input_shape"]):
         raise DatasetError(f"split {split!r} of {name!r} has inputs of shape {x.shape[1:]}, train {info['input_shape']}")
-    return to_float_inputs(x), y.astype(np.int32)
+    return normalise(catalog.base_name(name), to_float_inputs(x)), y.astype(np.int32)

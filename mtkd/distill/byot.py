@@ -33,8 +33,9 @@ from mtkd.data import DatasetSplits
 from mtkd.distill.composition import model_feature_shapes
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import FitResult, fit_result, graphdef_of, init_students
+from mtkd.models.architectures import parameters_only_model
 from mtkd.distill.objective import cross_entropy
-from mtkd.optimizers import make_optimizer
+from mtkd.optimizers import training_optimizer
 from mtkd.distill.results import result_row
 from mtkd.distill.steps import StudentState, apply_model, epoch_batches
 from mtkd.distill.trainer import Method, train_seeds
@@ -147,11 +148,14 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
 
     The config's alpha and temperature are not used (`byot` carries BYOT's own)."""
     seeds = [int(s) for s in seeds]
+    parameters_only_model(spec, splits.input_shape, splits.num_classes, "BYOT")
     graphdef = graphdef_of(spec, splits.input_shape, splits.num_classes)
     num_exits = count_exits(spec, model_feature_shapes(spec, splits.input_shape, splits.num_classes))
-    optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
+    config.refuse_augmentation("BYOT")
     x, y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
-    epoch = make_byot_epoch(graphdef, optimizer, byot, num_exits, min(config.batch_size, int(x.shape[0])))
+    batch_size = min(config.batch_size, int(x.shape[0]))
+    optimizer = training_optimizer(config, int(x.shape[0]) // batch_size)
+    epoch = make_byot_epoch(graphdef, optimizer, byot, num_exits, batch_size)
 
     def evaluation(params, xs, ys):  # the deepest exit chooses the epoch; every exit is recorded
         accuracy = exit_accuracies(graphdef, params, xs, ys, num_exits, config.eval_batch_size)

@@ -11,10 +11,12 @@ import jax.numpy as jnp
 from mtkd.distill.composition import bind_loss, make_composite_epoch, model_feature_shapes
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import FitResult, SplitArrays, fit_result, graphdef_of, init_students, student_evaluation
+from mtkd.models.architectures import parameters_only_model
 from mtkd.distill.loss_config import LossConfig, loss_config_from
 from mtkd.distill.steps import StudentState
 from mtkd.distill.trainer import Method, train_seeds
-from mtkd.optimizers import make_optimizer
+from mtkd.augment import augmentation
+from mtkd.optimizers import training_optimizer
 from mtkd.errors import ConfigError
 from mtkd.fusion.strategies import FusionStrategy, require_stateless
 from mtkd.models import ModelSpec
@@ -56,6 +58,7 @@ def fit_composite(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: in
     require_stateless(strategy, "the composite-loss trainer")
     loss_config = loss_config_from(loss)
     seeds = [int(s) for s in seeds]
+    parameters_only_model(spec, input_shape, num_classes, "training with feature or composite losses")
     graphdef = graphdef_of(spec, input_shape, num_classes)
     train = train.with_teachers(num_classes)
     num_teachers = int(train.teacher_logits.shape[0])
@@ -75,9 +78,10 @@ def fit_composite(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: in
                                       or any(teacher_heads[k] is None for k in composite.head_teachers())):
         raise ConfigError("a term reads the teachers' classifier heads (ca_mkd_feature) but teacher_heads lacks "
                           "them (see mtkd.distill.teacher_features.pool_heads)")
-    optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
     batch_size = min(config.batch_size, int(train.x.shape[0]))
-    epoch = make_composite_epoch(graphdef, optimizer, strategy, composite, batch_size, teacher_heads)
+    optimizer = training_optimizer(config, int(train.x.shape[0]) // batch_size)
+    epoch = make_composite_epoch(graphdef, optimizer, strategy, composite, batch_size, teacher_heads,
+                                 augmentation(config.augment))
     student = student_evaluation(graphdef, config.eval_batch_size, part=lambda params: params["student"])
 
     def build(seeds, placement):

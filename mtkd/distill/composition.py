@@ -260,24 +260,25 @@ def make_composite_train_step(graphdef, optimizer: optax.GradientTransformation,
 
 
 def make_composite_epoch(graphdef, optimizer, strategy: FusionStrategy, loss: CompositeLoss, batch_size: int,
-                         teacher_heads=None):
+                         teacher_heads=None, augment=None):
     """Returns `epoch(state, key, x, y, teacher_logits (K, N, C), teacher_features, progress) -> (state, metrics)`.
 
     As `mtkd.distill.steps.make_epoch`, with the composite loss: teacher_features is
     {layer: K-tuple of (N, ...) arrays aligned with x, or None for teachers the loss does not read
     at that layer}. Metrics: mean training loss, mean weight of each teacher ("selection", (K,))
-    and the mean unweighted value of each term ("terms", (T,)).
+    and the mean unweighted value of each term ("terms", (T,)). `augment` as in `make_epoch`; the
+    teachers' cached features stay those of the unaugmented inputs.
     """
     step = make_composite_train_step(graphdef, optimizer, loss, teacher_heads)
 
     def epoch(state: StudentState, key, x, y, teacher_logits, teacher_features, progress):
-        def update(state, index, batch_teachers, weights):
+        def update(state, index, batch_teachers, weights, inputs):
             batch_features = jax.tree.map(lambda f: f[index], teacher_features)
-            state, (value, terms) = step(state, x[index], y[index], batch_teachers, batch_features, weights, progress)
+            state, (value, terms) = step(state, inputs, y[index], batch_teachers, batch_features, weights, progress)
             return state, {"loss": value, "terms": terms}
 
         state, _, metrics = scan_batches(state, key, x, y, teacher_logits, progress, batch_size, strategy,
-                                         graphdef, lambda state: state.params["student"], update)
+                                         graphdef, lambda state: state.params["student"], update, augment=augment)
         return state, metrics
 
     return epoch

@@ -18,11 +18,13 @@ import numpy as np
 from flax import nnx
 
 from mtkd.distill.config import TrainConfig
-from mtkd.optimizers import make_optimizer
+from mtkd.augment import augmentation
+from mtkd.optimizers import training_optimizer
 from mtkd.distill.steps import StudentState, evaluate, init_fit_state, make_epoch
 from mtkd.distill.trainer import Method, Trained, train_seeds
 from mtkd.fusion.strategies import FusionStrategy, StrategyShapes
 from mtkd.models import ModelSpec, abstract_model, build_model
+from mtkd.models.state import trainable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,18 +94,19 @@ def fit(
     run i to the teachers of row i (a seed may then appear once per subset). `checkpoints` (an
     `mtkd.run_checkpoints.EpochCheckpoints`) makes the loop resumable (see `run_epochs`). The seeds
     are split over up to `devices` local devices (default: all; `mtkd.devices.seed_placement`)."""
-    optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
     train = train.with_teachers(num_classes)
     batch_size = min(config.batch_size, int(train.x.shape[0]))
+    optimizer = training_optimizer(config, int(train.x.shape[0]) // batch_size)
     graphdef = graphdef_of(spec, input_shape, num_classes)
-    epoch = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, batch_size)
+    epoch = make_epoch(graphdef, optimizer, strategy, config.alpha, config.temperature, batch_size,
+                       augmentation(config.augment))
 
     shapes = StrategyShapes(int(train.teacher_logits.shape[0]), num_classes, tuple(input_shape), train.x.dtype,
                             batch_size, int(train.x.shape[0]) // batch_size)
 
     def initial_state(seed_array):
         params = student_params(spec, input_shape, num_classes, seed_array)
-        students = StudentState(params, jax.vmap(optimizer.init)(params))
+        students = StudentState(params, jax.vmap(optimizer.init)(trainable(params)))
         # A learning strategy's own randomness: per seed, apart from the student's (fold_in 1, 2).
         keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 3))(seed_array)
         return jax.vmap(lambda student, key: init_fit_state(student, strategy, key, shapes))(students, keys)

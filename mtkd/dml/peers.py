@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtkd.distill.fit import init_students
+from mtkd.models.architectures import parameters_only_model
 from mtkd.distill.steps import apply_model, evaluate
 from mtkd.errors import ConfigError
 from mtkd.models import ModelSpec
@@ -108,6 +109,7 @@ def init_peers(peers: Sequence[ModelSpec], input_shape, num_classes: int, seeds:
         groups.setdefault(spec.key(), []).append(k)
     graphdefs, params = [], []
     for group in groups.values():
+        parameters_only_model(peers[group[0]], input_shape, num_classes, "deep mutual learning")
         graphdef, stacked = init_students(peers[group[0]], input_shape, num_classes,
                                           [peer_seed(s, k) for s in seeds for k in group])
         graphdefs.append(graphdef)

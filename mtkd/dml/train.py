@@ -22,7 +22,7 @@ import numpy as np
 from mtkd.data import DatasetSplits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
-from mtkd.optimizers import make_optimizer
+from mtkd.optimizers import training_optimizer
 from mtkd.distill.steps import StudentState, keep_best
 from mtkd.distill.trainer import Method, train_seeds
 from mtkd.dml.loss import dml_loss
@@ -73,7 +73,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     log = log or stderr_line
     started = time.perf_counter()
 
-    optimizer = make_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
+    config.refuse_augmentation("deep mutual learning")
     loss_fn = functools.partial(dml_loss, temperature=temperature, alpha=config.alpha,
                                 teacher_temperature=config.temperature)
     teacher_target = None
@@ -83,6 +83,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
         teacher_target = fuse_soft_targets(train_logits, jnp.ones(train_logits.shape[0]), config.temperature)[0]
     train_x, train_y = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
     batch_size = min(config.batch_size, int(train_x.shape[0]))
+    optimizer = training_optimizer(config, int(train_x.shape[0]) // batch_size)
     stacks = init_peers(peers, splits.input_shape, splits.num_classes, seeds[:1])[0]  # the layout, not the weights
     peer_epoch = make_dml_epoch(make_step(stacks, optimizer, loss_fn, temperature), batch_size)
 

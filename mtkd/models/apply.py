@@ -1,5 +1,10 @@
-"""Running a model given as an `nnx.split` graph definition plus parameters: one batch, or all of
-an array in fixed-size chunks (the one home of chunked prediction, for students and teachers)."""
+"""Running a model given as an `nnx.split` graph definition plus its state: for inference (one
+batch, or all of an array in fixed-size chunks: the one home of chunked prediction, for students
+and teachers) and for training.
+
+The two differ only for models with BatchNorm: inference reads the running statistics (PyTorch's
+`model.eval()`), training normalises by the batch's own and returns the updated running
+statistics (`model.train()`). Every other model computes the same thing in both."""
 
 from __future__ import annotations
 
@@ -9,8 +14,20 @@ from flax import nnx
 
 
 def apply_model(graphdef, params, x):
-    """Logits and features of the model `(graphdef, params)` on a batch x."""
-    return nnx.merge(graphdef, params)(x)
+    """Logits and features of the model `(graphdef, params)` on a batch x, in inference mode."""
+    model = nnx.merge(graphdef, params)
+    return nnx.view(model, use_running_average=True, raise_if_not_found=False)(x)
+
+
+def train_forward(graphdef, params, x):
+    """((logits, features), the state with its running statistics updated by this batch): the
+    forward pass of a training step, in training mode. For a model without BatchNorm the state
+    comes back as it went in."""
+    # A copy: the training-mode call writes the new statistics into the model's variables, which
+    # must not be the caller's.
+    model = nnx.view(nnx.merge(graphdef, params, copy=True), use_running_average=False, raise_if_not_found=False)
+    outputs = model(x)
+    return outputs, nnx.state(model)
 
 
 def predict(graphdef, params, x, batch_size: int):
@@ -23,4 +40,4 @@ def predict(graphdef, params, x, batch_size: int):
     return logits.reshape((chunks * batch_size,) + logits.shape[2:])[:n]
 
 
-__all__ = ["apply_model", "predict"]
+__all__ = ["apply_model", "predict", "train_forward"]

@@ -70,16 +70,21 @@ def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
 def abstract_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nnx.Module:
     """The model with shapes and dtypes only (`nnx.eval_shape`): its graph definition, its
     parameters' structure, a check that it can read such inputs; nothing is allocated. Every
-    path that trains or loads a model goes through here, so a model mtkd cannot train yet is
+    path that trains or loads a model goes through here, so a model that cannot read the data is
     refused here, before any work."""
-    model = nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0)))
+    return nnx.eval_shape(lambda: build_model(spec, input_shape, num_classes, nnx.Rngs(0)))
+
+
+def parameters_only_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int, method: str) -> nnx.Module:
+    """`abstract_model` for the trainers whose state is parameters alone (deep mutual learning,
+    BYOT, feature losses, the joint selector's environment): a model with BatchNorm running
+    statistics is refused there in one line, before any work, rather than trained wrongly
+    (statistics never updated, evaluation on batch statistics). `fit` (fusion strategies, single
+    teachers, best_subset, the population selector, teacher training) carries them."""
+    model = abstract_model(spec, input_shape, num_classes)
     if jax.tree.leaves(nnx.state(model, nnx.BatchStat)):
-        # The trainer's state is parameters alone (`nnx.split` into params and the rest): running
-        # statistics would be optimised as weights and never updated, and evaluation would use
-        # batch statistics. Refused until the trainer carries them.
-        raise ConfigError(f"model {spec.arch!r} keeps BatchNorm running statistics, which mtkd's trainer does not "
-                          f"carry yet: it can be built and inspected (mtkd.models.build_model), not trained or "
-                          f"used as a teacher")
+        raise ConfigError(f"model {spec.arch!r} keeps BatchNorm running statistics, which {method} does not carry; "
+                          f"it trains under the fusion strategies, single teachers, best_subset and rl")
     return model
 
 

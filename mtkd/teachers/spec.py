@@ -35,7 +35,10 @@ from mtkd.typed_fields import check_fields, check_value
 
 # The `TrainConfig` fields a pool file may set per teacher (given flat, as `epochs = 40`), and the
 # teacher's own: which data it sees.
-TEACHER_TRAIN_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay")
+# The schedule and augmentation (the CIFAR protocol's) are written only when set, so that pools
+# saved before them keep their signature.
+SCHEDULE_KEYS = ("lr_milestones", "lr_decay", "augment")
+TEACHER_TRAIN_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay") + SCHEDULE_KEYS
 OWN_KEYS = ("data_fraction", "label_noise", "class_permutation", "seed")
 TRAINING_KEYS = TEACHER_TRAIN_KEYS + OWN_KEYS
 TEACHER_EPOCHS = 40
@@ -99,6 +102,10 @@ class TeacherTraining:
         """Flat, as a pool file writes it (and as pools saved before kept it in pool.json)."""
         data = {**{key: getattr(self.train, key) for key in TEACHER_TRAIN_KEYS},
                 **{key: getattr(self, key) for key in OWN_KEYS}}
+        signature = self.train.signature()
+        for key in SCHEDULE_KEYS:
+            if key not in signature:
+                del data[key]
         if data["class_permutation"] is None:  # absent, so pools saved before it stay reusable
             del data["class_permutation"]
         else:
