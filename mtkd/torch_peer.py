@@ -97,4 +97,67 @@ class TorchEpoch:
             self.step(order[s * self.batch_size:(s + 1) * self.batch_size])
 
 
-__all__ = ["INSTALL_HINT", "TorchEpoch", "build_mlp", "copy_mlp_params", "distillation_loss", "import_torch"]
+
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (XLA on the CPU uses every one of them)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class TorchImageEpoch:
+    """`run(i)`: one epoch of the CIFAR protocol's KD step on a zoo student in plain PyTorch, as
+    mdistiller trains: the reference network (`mtkd.models.cifar.torch_reference`) in training
+    mode, random crop (zero padding 4) and horizontal flip per image, KD from the cached teacher
+    logits at T with CE weight alpha, SGD with momentum 0.9 and weight decay. Same work as
+    `mtkd.image_bench.jax_image_epoch`."""
+
+    def __init__(self, arch: str, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarray, config,
+                 threads: int | None = None, seed: int = 0):
+        from mtkd.models.cifar.torch_reference import build_torch_model
+
+        torch = import_torch()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.x = torch.from_numpy(np.array(x, np.float32)).permute(0, 3, 1, 2).contiguous()  # NCHW
+        self.y = torch.from_numpy(np.array(y, np.int64))
+        self.teacher_logits = torch.from_numpy(np.array(teacher_logits, np.float32))
+        self.model = build_torch_model(arch, int(self.teacher_logits.shape[-1])).train()
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.learning_rate, momentum=0.9,
+                                         weight_decay=config.weight_decay)
+        self.batch_size, self.alpha, self.temperature = config.batch_size, config.alpha, config.temperature
+        self.steps = int(x.shape[0]) // config.batch_size
+
+    def augment(self, images, generator):
+        torch = self.torch
+        batch, _, height, width = images.shape
+        padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
+        offsets = torch.randint(0, 9, (batch, 2), generator=generator)
+        flips = torch.rand(batch, generator=generator) < 0.5
+        crops = [padded[i, :, oy:oy + height, ox:ox + width] for i, (oy, ox) in enumerate(offsets.tolist())]
+        out = torch.stack(crops)
+        return torch.where(flips[:, None, None, None], out.flip(-1), out)
+
+    def __call__(self, i: int) -> None:
+        torch = self.torch
+        functional = torch.nn.functional
+        generator = torch.Generator().manual_seed(int(i))
+        order = torch.randperm(self.x.shape[0], generator=generator)
+        for s in range(self.steps):
+            index = order[s * self.batch_size:(s + 1) * self.batch_size]
+            logits = self.model(self.augment(self.x[index], generator))
+            target = functional.softmax(self.teacher_logits[index] / self.temperature, dim=-1)
+            kd = functional.kl_div(functional.log_softmax(logits / self.temperature, dim=-1), target,
+                                   reduction="batchmean")
+            loss = self.alpha * functional.cross_entropy(logits, self.y[index]) + \
+                (1 - self.alpha) * self.temperature ** 2 * kd
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+__all__ = ["INSTALL_HINT", "TorchEpoch", "TorchImageEpoch", "build_mlp", "copy_mlp_params", "cpu_threads",
+           "distillation_loss", "import_torch"]

@@ -20,7 +20,7 @@ LAYERS = [
     ("trainer", ["mtkd.distill", "mtkd.dml"]),
     ("envs", ["mtkd.envs"]),
     ("agents", ["mtkd.agents"]),
-    ("application", ["mtkd.api", "mtkd.cli", "mtkd.ablation", "mtkd.bench", "mtkd.torch_peer", "mtkd.selector_strategy"]),
+    ("application", ["mtkd.api", "mtkd.cli", "mtkd.ablation", "mtkd.bench", "mtkd.image_bench", "mtkd.torch_peer", "mtkd.selector_strategy"]),
 ]
 PREFIXES = {prefix: (rank, name) for rank, (name, prefixes) in enumerate(LAYERS) for prefix in prefixes}
 

@@ -55,10 +55,46 @@ from mtkd.models import ModelSpec
 from mtkd.run_checkpoints import CheckpointConfig
 from mtkd.typed_fields import check_fields, check_value
 
-TOP_LEVEL_KEYS = {"student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
+TOP_LEVEL_KEYS = {"pairs", "teacher_epochs", "student_data_fraction", "dataset", "data_dir", "pool", "pools", "pool_dir", "seeds", "strategies", "student", "train",
                   "val_fraction", "split_seed", "description", "dml", "rl", "byot", "losses", "name",
                   "checkpoint", "devices", "families", "val_indices", "val_split"}
 FAMILY_KEYS = {"name", "strategy", "losses", "description"}
+PAIR_KEYS = {"name", "student", "strategies", "train", "description"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """A `[[pairs]]` entry: the ablation again with its own student, strategies (default: the
+    config's) and [train] changes, its results in OUT/<name>/ (e.g. the teacher-student pairs of
+    single-teacher KD, experiments/cifar100_kd.toml)."""
+
+    name: str
+    student: ModelSpec
+    strategies: tuple[str, ...] = ()
+    train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], index: int = 0) -> "Pair":
+        if not isinstance(raw, Mapping) or sorted(set(raw) - PAIR_KEYS) or "name" not in raw or "student" not in raw:
+            keys = ", ".join(sorted(raw)) if isinstance(raw, Mapping) else repr(raw)
+            raise ConfigError(f"[[pairs]] entry {index + 1} needs `name` and `student` (and may set `strategies`, "
+                              f"`train`, `description`); got {keys}")
+        check_value(raw["name"], str, f"[[pairs]] entry {index + 1} name")
+        student = raw["student"]
+        if not isinstance(student, Mapping) or sorted(set(student) - {"arch", "options"}) or "arch" not in student:
+            raise ConfigError(f"pair {raw['name']!r}: student is {{arch, options}}, got {student!r}")
+        strategies = raw.get("strategies", [])
+        check_value(strategies, list[str], f"pair {raw['name']!r} strategies")
+        train = raw.get("train", {})
+        check_value(train, Mapping, f"pair {raw['name']!r} train")
+        bad = sorted(set(train) - {f.name for f in dataclasses.fields(TrainConfig)})
+        if bad:
+            raise ConfigError(f"pair {raw['name']!r}: [train] has unknown key(s): {', '.join(bad)}")
+        return cls(raw["name"], ModelSpec(student["arch"], student.get("options", {})), tuple(strategies), dict(train))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "student": self.student.to_dict(), "strategies": list(self.strategies),
+                "train": dict(self.train)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +146,21 @@ class AblationConfig:
     families: tuple[LossFamily, ...] = ()  # rows of their own, each with its composite loss
     val_indices: str | None = None  # a file of the train split's rows held out for validation (not the carve)
     val_split: str | None = None  # the data set's own validation split (then all of train is trained on)
+    pairs: tuple[Pair, ...] = ()  # the ablation once per pair, each with its own student (instead of pools)
+    teacher_epochs: int | None = None  # train the pool's teachers for this many epochs (a recipe tried out)
 
     def __post_init__(self):
         check_fields(self, "ablation config")
+        if self.pairs:
+            if self.pools:
+                raise ConfigError("give either pairs or pools, not both")
+            labels = [pair.name for pair in self.pairs]
+            if len(set(labels)) != len(labels):
+                raise ConfigError(f"pairs named twice: {', '.join(sorted({n for n in labels if labels.count(n) > 1}))}")
+            for pair in self.pairs:  # each pair's training, validated now rather than when its turn comes
+                self.pair_config(pair)
+        if self.teacher_epochs is not None and (isinstance(self.teacher_epochs, bool) or self.teacher_epochs < 1):
+            raise ConfigError(f"teacher_epochs must be at least 1, got {self.teacher_epochs!r}")
         if self.pools:
             if self.pool is not None or self.pool_dir is not None:
                 raise ConfigError("give either pools or pool / pool_dir, not both")
@@ -134,8 +182,18 @@ class AblationConfig:
             raise ConfigError(f"strategies or families listed twice: {', '.join(duplicates)}")
 
     def only(self, names) -> "AblationConfig":
-        """This config with only the strategies and families named (in the config's order)."""
+        """This config with only the strategies and families named (in the config's order; with
+        pairs, in each pair's list, dropping pairs left with none)."""
         names = list(names)
+        if self.pairs:
+            listed = [s for pair in self.pairs for s in (pair.strategies or self.strategies)]
+            missing = [n for n in names if n not in listed]
+            if missing:
+                raise ConfigError(f"no pair lists strategy {', '.join(missing)}; they list "
+                                  f"{', '.join(dict.fromkeys(listed))}")
+            pairs = tuple(dataclasses.replace(pair, strategies=tuple(s for s in (pair.strategies or self.strategies)
+                                                                      if s in names)) for pair in self.pairs)
+            return dataclasses.replace(self, pairs=tuple(pair for pair in pairs if pair.strategies))
         missing = [n for n in names if n not in self.strategies and self.family(n) is None]
         if missing:
             listed = list(self.strategies) + [family.name for family in self.families]
@@ -160,8 +218,24 @@ class AblationConfig:
         return dict(self.sections.get(name, {}))
 
     def for_each_pool(self) -> list[tuple[str, "AblationConfig"]]:
-        """(name, the one-pool config) per entry of `pools`."""
+        """(name, the one-pool config) per entry of `pools`, or (name, the pair's config) per entry
+        of `pairs`."""
+        if self.pairs:
+            return [(pair.name, self.pair_config(pair)) for pair in self.pairs]
         return [(pool_label(p), dataclasses.replace(self, pool=p, pools=())) for p in self.pools]
+
+    def pair_config(self, pair: Pair) -> "AblationConfig":
+        try:
+            train = self.train.replace(**pair.train)
+        except ConfigError as error:
+            raise ConfigError(f"pair {pair.name!r} [train]: {error}") from None
+        return dataclasses.replace(self, pairs=(), student=pair.student, strategies=pair.strategies or self.strategies,
+                                   train=train)
+
+    @property
+    def runs_label(self) -> str:
+        """What each sub-run of a several-run config is: a pair or a pool."""
+        return "pair" if self.pairs else "pool"
 
     def to_dict(self) -> dict[str, Any]:
         pools = {"pools": list(self.pools)} if self.pools else {}  # absent for one pool: old runs keep their signature
@@ -175,7 +249,9 @@ class AblationConfig:
                 **({"devices": self.devices} if self.devices is not None else {}),
                 **({"families": [family.to_dict() for family in self.families]} if self.families else {}),
                 **({"val_indices": self.val_indices} if self.val_indices is not None else {}),
-                **({"val_split": self.val_split} if self.val_split is not None else {})}
+                **({"val_split": self.val_split} if self.val_split is not None else {}),
+                **({"pairs": [pair.to_dict() for pair in self.pairs]} if self.pairs else {}),
+                **({"teacher_epochs": self.teacher_epochs} if self.teacher_epochs is not None else {})}
 
 
 def pool_label(pool: str) -> str:
@@ -227,7 +303,9 @@ def ablation_config_from_dict(raw: Mapping[str, Any], base_dir: Path | None = No
         losses=LossConfig.from_dicts(raw["losses"]) if "losses" in raw else None,
         sections={k: dict(_table_of(raw, k)) for k in ("dml", "rl", "byot") if k in raw},
         checkpoint=CheckpointConfig.from_dict(_table_of(raw, "checkpoint")), devices=raw.get("devices"),
-        val_indices=_resolve_file(raw.get("val_indices"), base_dir, "val_indices"), val_split=raw.get("val_split"))
+        val_indices=_resolve_file(raw.get("val_indices"), base_dir, "val_indices"), val_split=raw.get("val_split"),
+        pairs=tuple(Pair.from_dict(pair, i) for i, pair in enumerate(_list_of(raw, "pairs"))),
+        teacher_epochs=raw.get("teacher_epochs"))
 
 
 def _resolve_file(path, base_dir: Path | None, name: str) -> str | None:

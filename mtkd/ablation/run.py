@@ -88,12 +88,13 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     placement = seed_placement(config.seeds, config.devices)  # a --devices this host cannot give fails here
     splits = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
                           split_seed=config.split_seed, val_indices=config.val_indices, val_split=config.val_split)
-    log(f"teacher pool: {config.pool_dir or default_pool_dir(config.dataset, config.pool)}"
+    shortened = f"-teacher-epochs{config.teacher_epochs}" if config.teacher_epochs and config.pool_dir is None else ""
+    log(f"teacher pool: {config.pool_dir or default_pool_dir(config.dataset, config.pool)}{shortened}"
         + (" (a folder of its own for this validation split)" if config.pool_dir is None
            and (config.val_indices or config.val_split) else ""))
     # config.pool None: a given pool directory, used as it is; pool_dir None: the pool's default cache.
     pool = pool_for(splits, config.pool, config.pool_dir, config.data_dir, config.val_fraction, config.split_seed,
-                    config.val_indices, config.val_split)
+                    config.val_indices, config.val_split, teacher_epochs=config.teacher_epochs)
     # Teachers saw all of the training split; the student only its share of it.
     splits = training_fraction(splits, config.student_data_fraction)
     abstract_model(config.student, splits.input_shape, splits.num_classes)  # before any training
@@ -120,7 +121,7 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
     strategies keep their rows, the one a kill interrupted restarts from its last checkpoint."""
     log = log or stderr_line
     started = time.perf_counter()
-    if not config.pools:
+    if not config.pools and not config.pairs:
         prepared = prepare_ablation(config, log)
         out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite, resume=resume)
         rows = run_prepared(prepared, out, log)
@@ -130,16 +131,16 @@ def run_ablation(config: AblationConfig, out: str | Path, overwrite: bool = Fals
     out = claim_output_dir(out, {"kind": "ablation", **config.to_dict()}, overwrite=overwrite, resume=resume)
     rows, tables = [], []
     for label, one in prepared:
-        log(f"pool {label}")
+        log(f"{config.runs_label} {label}")
         # Part of the run claimed above: empty unless this is a resume of it.
         pool_out = claim_output_dir(out / label, {"kind": "ablation", **one.config.to_dict()}, resume=True,
                                      announce=False)
         pool_rows = run_prepared(one, pool_out, log)
         rows.extend({"pool": label, **row} for row in pool_rows)
         if is_writer():
-            tables.append(f"## Pool `{label}`\n\n" + (pool_out / "results.md").read_text())
+            tables.append(f"## {config.runs_label.capitalize()} `{label}`\n\n" + (pool_out / "results.md").read_text())
     replace_text(out / "results.md", "\n".join(tables))
-    print(f"\nresults in {out}/<pool>/ ({time.perf_counter() - started:.0f}s)")
+    print(f"\nresults in {out}/<{config.runs_label}>/ ({time.perf_counter() - started:.0f}s)")
     return rows
 
 

@@ -246,13 +246,14 @@ def select(student: Any = "mlp", data: str | Mapping = "mnist1d", teachers: Any 
 
 
 def ablate(config: Any, out: str | os.PathLike, *, seeds: int | None = None, epochs: int | None = None,
+           teacher_epochs: int | None = None,
            strategies: Sequence[str] | None = None, data_dir=None, devices: int | None = None,
            checkpoint: CheckpointConfig | None = None, overwrite: bool = False, resume: bool = False,
            distributed=None) -> RunResult:
     """`mtkd ablate`: every row of an ablation config (a TOML/YAML file, a mapping in its form, or
     an AblationConfig) over its seeds; results.json, .csv, .md, figures, metrics/ and tensorboard/
-    in `out` (`out/<pool>/` for several pools). `seeds`, `epochs`, `strategies` and `data_dir`
-    override the config's. A failed row is written and named; `RunResult.rows` marks it."""
+    in `out` (`out/<pool>/` for several pools, `out/<pair>/` for pairs). `seeds`, `epochs`,
+    `teacher_epochs`, `strategies` and `data_dir` override the config's. A failed row is written and named; `RunResult.rows` marks it."""
     from mtkd.ablation import AblationConfig, load_ablation_config, run_ablation
     from mtkd.ablation.config import ablation_config_from_dict
     from mtkd.distributed import is_writer
@@ -265,7 +266,7 @@ def ablate(config: Any, out: str | os.PathLike, *, seeds: int | None = None, epo
     elif not isinstance(config, AblationConfig):
         raise ConfigError(f"an ablation config is a file, a mapping or an AblationConfig, got {type(config).__name__}")
     changes = {k: v for k, v in (("seeds", seeds), ("data_dir", os.fspath(data_dir) if data_dir is not None else None),
-                                 ("devices", devices)) if v is not None}
+                                 ("devices", devices), ("teacher_epochs", teacher_epochs)) if v is not None}
     if epochs is not None:
         changes["train"] = config.train.replace(epochs=epochs)
     config = dataclasses.replace(config, checkpoint=checkpoint or config.checkpoint, **changes)
@@ -274,7 +275,7 @@ def ablate(config: Any, out: str | os.PathLike, *, seeds: int | None = None, epo
     start_distributed(distributed)  # before any other JAX work
     rows = run_ablation(config, out, overwrite=overwrite, resume=resume)
     single = Path(out) / "results.json"
-    if is_writer() and single.is_file() and not config.pools:
+    if is_writer() and single.is_file() and not config.pools and not config.pairs:
         result = RunResult.read(out)
         return dataclasses.replace(result, rows=tuple(rows))  # failed rows included, as run_ablation returns them
     return RunResult(Path(out), tuple(rows), (), {"rows": rows})

@@ -19,6 +19,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="override the config's number of seeds")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the config's [train] epochs (a shorter recipe, e.g. to try it out)")
+    parser.add_argument("--teacher-epochs", type=int, default=None,
+                        help="train the pool's teachers for this many epochs (in a folder of their own: "
+                             "the pool's default folder plus -teacher-epochsN), e.g. to try a recipe out")
     add_data_dir_option(parser, "override the config's TFDS data directory")
     parser.add_argument("--strategies", default=None, metavar="NAMES",
                         help="comma-separated strategies and [[families]] of the config to run (default: all)")
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_ablation_config(args.config)
     # "" (or no flag) keeps every row; "," names none, which the config refuses.
     strategies = [name.strip() for name in args.strategies.split(",") if name.strip()] if args.strategies else None
-    result = api.ablate(config, args.out, seeds=args.seeds, epochs=args.epochs, strategies=strategies,
+    result = api.ablate(config, args.out, seeds=args.seeds, epochs=args.epochs, teacher_epochs=args.teacher_epochs,
+                        strategies=strategies,
                         data_dir=args.data_dir, devices=args.devices,
                         checkpoint=checkpoint_config_from(args, config.checkpoint), overwrite=args.overwrite,
                         resume=args.resume, distributed=distributed_config_from(args))

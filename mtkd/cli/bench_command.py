@@ -31,6 +31,12 @@ def register(subparsers) -> None:
     parser.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
                         help="steps/s for 1-16 vmapped seeds, 1-16 cached teachers and a 1-D CNN student "
                              "(default: on), plotted to scaling.png")
+    parser.add_argument("--student", default=None, metavar="ARCH",
+                        help="instead: images/s of the CIFAR-100 protocol's KD step (32x32x3, batch 64, crop and "
+                             "flip, SGD, BatchNorm) for this zoo student (e.g. resnet8x4), against the same step "
+                             "in PyTorch with --peer torch, and the real-data estimate for one and 240 epochs")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved timed rounds of 8 steps each, with --student (default: %(default)s)")
     parser.set_defaults(func=run)
 
 
@@ -49,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeats and --peer-seeds must be >= 1, got {args.repeats} and {args.peer_seeds}")
     if args.peer is not None:
         import_torch()  # fails here, before any work, when PyTorch is missing
+    if args.student is not None:
+        return run_image_student(args)
     splits = load_dataset("mnist1d", data_dir=args.data_dir)
     pool = pool_for(splits, "default", args.teachers or default_pool_dir("mnist1d"), args.data_dir)
     machine = describe_machine()
@@ -67,6 +75,28 @@ def run(args: argparse.Namespace) -> int:
     # The device's peak memory is read at the end, over everything the bench ran (None on CPU).
     machine["device_memory"] = device_memory(jax.local_devices()[0])
     report["machine"] = machine
+    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def run_image_student(args: argparse.Namespace) -> int:
+    from mtkd.image_bench import IMAGE_SHAPE, image_student_costs
+    from mtkd.machine import describe_machine
+    from mtkd.models import ModelSpec, abstract_model
+    from mtkd.progress import stderr_line
+
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds must be >= 1, got {args.rounds}")
+    abstract_model(ModelSpec(args.student), IMAGE_SHAPE, 100)  # an unknown or unfit student fails before any work
+    if args.peer is not None:
+        from mtkd.models.cifar.torch_reference import build_torch_model
+
+        build_torch_model(args.student)  # a student without a PyTorch peer fails before any work
+    out = Path(args.out)
+    report = image_student_costs(args.student, peer=args.peer, rounds=args.rounds, log=stderr_line)
+    report["machine"] = describe_machine()
+    out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     return 0

@@ -1,4 +1,4 @@
-"""`mtkd teachers train|show`: build and inspect teacher pools."""
+"""`mtkd teachers train|import|show`: build, import and inspect teacher pools."""
 
 from __future__ import annotations
 
@@ -24,6 +24,26 @@ def register(subparsers) -> None:
     add_run_options(train, "pool training")
     train.set_defaults(func=run_train)
 
+    imported = commands.add_parser(
+        "import", help="import PyTorch checkpoints of the CIFAR zoo's reference networks as a pool",
+        description="Convert PyTorch state_dicts of the CRD / mdistiller CIFAR networks (raw, or under a 'model' or "
+                    "'state_dict' key as the published checkpoints store them) into a teacher pool: every key and "
+                    "shape checked against --arch before --out is claimed, each teacher's validation and test "
+                    "accuracy in inference mode, Orbax checkpoints with checksums. Needs torch to read the files "
+                    "(pip install 'mtkd[torch]').")
+    add_data_options(imported)
+    imported.add_argument("--arch", action="append", required=True, metavar="NAME",
+                          help="the reference architecture of the next --torch file (resnet8x4, wrn_40_2, ...; "
+                               "repeatable, once per --torch, in the same order)")
+    imported.add_argument("--torch", action="append", required=True, metavar="FILE",
+                          help="a PyTorch checkpoint (.pth) of that architecture (repeatable)")
+    imported.add_argument("--name", action="append", default=None, metavar="NAME",
+                          help="the teacher's name in the pool (repeatable, once per --torch; default: the "
+                               "architecture's name, numbered where one repeats)")
+    add_out_option(imported, "the pool (Orbax checkpoints and pool.json)")
+    imported.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    imported.set_defaults(func=run_import)
+
     show = commands.add_parser("show", help="print a saved pool's teachers and accuracies")
     add_data_options(show)
     show.add_argument("--teachers", default=None,
@@ -40,6 +60,23 @@ def run_train(args: argparse.Namespace) -> int:
                               val_fraction=args.val_fraction, split_seed=args.split_seed,
                               val_indices=args.val_indices, val_split=args.val_split,
                               checkpoint=checkpoint_config_from(args), overwrite=args.overwrite, resume=args.resume)
+    print(format_table([], teacher_rows(pool)).rstrip())
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from mtkd.distill.experiment import teacher_rows
+    from mtkd.distill.results import format_table
+    from mtkd.teachers.torch_import import import_torch_teachers
+
+    if args.val_indices is not None or args.val_split is not None:
+        from mtkd.errors import ConfigError
+
+        raise ConfigError("teachers import carves validation with --val-fraction and --split-seed; "
+                          "--val-indices and --val-split are for pools mtkd trains")
+    pool = import_torch_teachers(args.dataset, args.arch, args.torch, args.out, names=args.name,
+                                 data_dir=args.data_dir, val_fraction=args.val_fraction, split_seed=args.split_seed,
+                                 overwrite=args.overwrite)
     print(format_table([], teacher_rows(pool)).rstrip())
     return 0
 

@@ -171,19 +171,24 @@ def _import_external_teacher(teacher: TeacherSpec, splits: DatasetSplits, out: P
 
 def pool_for(splits: DatasetSplits, spec: str | None = "default", pool_dir: str | Path | None = None,
              data_dir: str | None = None, val_fraction: float = 0.1, split_seed: int = 0,
-             val_indices: str | None = None, val_split: str | None = None) -> TeacherPool:
+             val_indices: str | None = None, val_split: str | None = None,
+             teacher_epochs: int | None = None) -> TeacherPool:
     """The teacher pool a run uses, checked against its splits: with `spec` (a preset or spec
     file), that pool, trained in `pool_dir` on first use and reused after; with `spec` None, the
     pool saved in `pool_dir`, as it is. Its teachers must have been trained on these splits'
-    training part (the same validation rows)."""
+    training part (the same validation rows). `teacher_epochs` trains every teacher of `spec`
+    for that many epochs instead (a recipe tried out; its own default folder)."""
     if spec is None:
         pool = load_pool(pool_dir, splits)  # checks the pool's data set and classes
     else:
-        if pool_dir is None and (val_indices is not None or val_split is not None):  # another split's cache
+        if pool_dir is None:
             default = default_pool_dir(splits.name, spec)
-            pool_dir = default.with_name(f"{default.name}-val{validation_checksum(splits)}")
+            suffix = f"-val{validation_checksum(splits)}" if val_indices is not None or val_split is not None else ""
+            suffix += f"-teacher-epochs{teacher_epochs}" if teacher_epochs is not None else ""
+            pool_dir = default.with_name(default.name + suffix) if suffix else None  # another split's or length's cache
         pool = ensure_pool(splits.name, spec, out_dir=pool_dir, data_dir=data_dir, val_fraction=val_fraction,
-                           split_seed=split_seed, val_indices=val_indices, val_split=val_split)
+                           split_seed=split_seed, val_indices=val_indices, val_split=val_split,
+                           teacher_epochs=teacher_epochs)
     check_pool_matches_splits(pool, splits)
     warn_of_leaks(pool)
     return pool
@@ -198,9 +203,13 @@ def warn_of_leaks(pool: TeacherPool, log: Callable[[str], None] | None = None) -
 
 def ensure_pool(dataset: str = "mnist1d", spec: str = "default", out_dir: str | Path | None = None,
                 data_dir: str | None = None, val_fraction: float = 0.1, split_seed: int = 0,
-                val_indices: str | None = None, val_split: str | None = None) -> TeacherPool:
-    """The pool of `spec` for `dataset`: reused if already trained in `out_dir`, else trained."""
+                val_indices: str | None = None, val_split: str | None = None,
+                teacher_epochs: int | None = None) -> TeacherPool:
+    """The pool of `spec` for `dataset`: reused if already trained in `out_dir`, else trained
+    (every teacher for `teacher_epochs` epochs, if given)."""
     pool_spec = load_pool_spec(spec, dataset)
+    if teacher_epochs is not None:
+        pool_spec = pool_spec.with_epochs(teacher_epochs)
     out = Path(out_dir) if out_dir is not None else default_pool_dir(dataset, spec)
     # The cache's own directory: a training that was interrupted is continued.
     return train_pool(dataset, pool_spec, out, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,

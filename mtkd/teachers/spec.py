@@ -154,6 +154,18 @@ class PoolSpec:
     name: str
     teachers: tuple[TeacherSpec, ...]
 
+    def with_epochs(self, epochs: int) -> "PoolSpec":
+        """Every teacher trained here for `epochs` epochs (external teachers as they are)."""
+        def shortened(teacher: TeacherSpec) -> TeacherSpec:
+            if teacher.model is None:
+                return teacher
+            t = teacher.training
+            training = TeacherTraining(t.train.replace(epochs=epochs), t.data_fraction, t.label_noise,
+                                       t.class_permutation, t.seed)
+            return dataclasses.replace(teacher, training=training)
+
+        return dataclasses.replace(self, teachers=tuple(shortened(t) for t in self.teachers))
+
     def __post_init__(self):
         check_fields(self, "pool spec")
         if not self.teachers:
