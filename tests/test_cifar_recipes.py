@@ -146,3 +146,16 @@ def test_a_pytorch_checkpoint_imports_as_a_pool_with_its_logits(cifar_dir, tmp_p
     assert main(["teachers", "import", *data, "--arch", "resnet8", "--torch", str(tmp_path / "bad.pth"),
                  "--out", str(tmp_path / "refused")]) == 2
     assert "'fc.weight' has shape (100, 10); resnet8 needs (100, 64)" in capsys.readouterr().err
+
+
+def test_rows_that_cannot_carry_batchnorm_are_refused_before_the_first_row(cifar_dir):
+    from mtkd.ablation.run import check_running_stats
+
+    splits = load_dataset("cifar100", data_dir=cifar_dir)
+    config = ablation_config_from_dict({"dataset": "cifar100", "strategies": ["uniform", "byot"],
+                                        "student": {"arch": "resnet8"}})
+    with pytest.raises(ConfigError, match="model 'resnet8' keeps BatchNorm running statistics, which BYOT"):
+        check_running_stats(config, ["uniform", "byot"], splits)
+    check_running_stats(config, ["uniform", "best_subset", "rl", "single:a"], splits)  # fit carries them
+    plain = ablation_config_from_dict({"dataset": "cifar100", "strategies": ["dml"], "student": {"arch": "cnn2d"}})
+    check_running_stats(plain, ["dml"], splits)  # no statistics, nothing to refuse

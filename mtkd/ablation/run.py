@@ -23,6 +23,7 @@ from mtkd.runs import claim_output_dir, replace_text
 from mtkd.devices import SeedPlacement, seed_placement
 from mtkd.distill.pool_training import pool_for
 from mtkd.models import abstract_model
+from mtkd.models.architectures import parameters_only_model
 from mtkd.teachers import default_pool_dir
 from mtkd.teachers.spec import load_pool_spec
 from mtkd.progress import stderr_line
@@ -55,6 +56,24 @@ def check_strategies(names: list[str], pool, config: AblationConfig | None = Non
     for section in sorted(config.sections if config is not None else ()):
         if section not in checked and section in CHECKS:
             CHECKS.get(section)(config, section, pool)
+
+
+# The rows whose trainers carry a model's parameters alone (`parameters_only_model`), by family.
+PARAMETERS_ONLY = {"dml": "deep mutual learning", "dml+teachers": "deep mutual learning",
+                   "independent": "deep mutual learning's independent peers", "byot": "BYOT"}
+
+
+def check_running_stats(config: AblationConfig, names: list[str], splits) -> None:
+    """A student with BatchNorm statistics under a row that cannot carry them is refused before
+    the first row trains, not when that row's turn comes."""
+    methods = [PARAMETERS_ONLY[name.partition(":")[0]] for name in names if name.partition(":")[0] in PARAMETERS_ONLY]
+    if config.losses is not None or config.families:
+        methods.append("training with feature or composite losses")
+    if any(name.partition(":")[0] == "rl" for name in names) and config.section("rl").get("procedure") in (
+            "joint", "episodic"):
+        methods.append("the joint selector's environment")
+    for method in methods[:1]:
+        parameters_only_model(config.student, splits.input_shape, splits.num_classes, method)
 
 
 @dataclasses.dataclass
@@ -99,6 +118,7 @@ def prepare_ablation(config: AblationConfig, log: Callable[[str], None]) -> Prep
     splits = training_fraction(splits, config.student_data_fraction)
     abstract_model(config.student, splits.input_shape, splits.num_classes)  # before any training
     names = expand_strategies(config.strategies, pool.names)
+    check_running_stats(config, names, splits)
     refuse_duplicates(names + [family.name for family in config.families], "strategies (single:* expanded)")
     check_strategies(names, pool, config)
     check_processes(names, config)
