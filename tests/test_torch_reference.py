@@ -146,7 +146,7 @@ def test_missing_torch_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(torch_reference.importlib, "import_module", without_torch)
     torch_reference._classes.cache_clear()
     try:
-        with pytest.raises(ConfigError, match=r"pip install 'mtkd\[bench\]'"):
+        with pytest.raises(ConfigError, match=r"pip install 'mtkd\[torch\]'"):
             build_torch_model("resnet8")
     finally:
         torch_reference._classes.cache_clear()
