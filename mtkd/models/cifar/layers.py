@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mtkd.errors import ConfigError
+from mtkd.models.loop_conv import loop_friendly_conv
 
 # He-normal on the fan-out (kernel area x output channels), the initialisation the reference
 # networks give their convolutions (kaiming_normal_(mode="fan_out") or normal(0, sqrt(2 / n))).
@@ -20,11 +21,12 @@ def conv(in_channels: int, out_channels: int, kernel: int, *, rngs: nnx.Rngs, st
          groups: int = 1, bias: bool = False) -> nnx.Conv:
     """A square convolution padded by kernel // 2 on every side (PyTorch's `padding=1` for 3x3,
     0 for 1x1). Explicit rather than "SAME": with stride 2 on an even input "SAME" pads only the
-    bottom/right edge, which shifts every window by one pixel against the reference."""
+    bottom/right edge, which shifts every window by one pixel against the reference. Its kernel
+    gradient avoids XLA's slow path inside `lax.scan` on the CPU (`mtkd.models.loop_conv`)."""
     pad = kernel // 2
     return nnx.Conv(in_channels, out_channels, (kernel, kernel), strides=(stride, stride),
                     padding=((pad, pad), (pad, pad)), feature_group_count=groups, use_bias=bias,
-                    kernel_init=CONV_INIT, rngs=rngs)
+                    kernel_init=CONV_INIT, conv_general_dilated=loop_friendly_conv, rngs=rngs)
 
 
 def batch_norm(channels: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
