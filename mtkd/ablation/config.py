@@ -75,10 +75,7 @@ class Pair:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], index: int = 0) -> "Pair":
-        if not isinstance(raw, Mapping) or sorted(set(raw) - PAIR_KEYS) or "name" not in raw or "student" not in raw:
-            keys = ", ".join(sorted(raw)) if isinstance(raw, Mapping) else repr(raw)
-            raise ConfigError(f"[[pairs]] entry {index + 1} needs `name` and `student` (and may set `strategies`, "
-                              f"`train`, `description`); got {keys}")
+        _check_entry(raw, index, "pairs", ("name", "student"), PAIR_KEYS)
         check_value(raw["name"], str, f"[[pairs]] entry {index + 1} name")
         student = raw["student"]
         if not isinstance(student, Mapping) or sorted(set(student) - {"arch", "options"}) or "arch" not in student:
@@ -97,6 +94,15 @@ class Pair:
                 "train": dict(self.train)}
 
 
+def _check_entry(raw, index: int, table: str, required: tuple[str, ...], allowed: set[str]) -> None:
+    """One entry of a [[table]]: a table with the `required` keys and no key outside `allowed`."""
+    if not isinstance(raw, Mapping) or sorted(set(raw) - allowed) or any(key not in raw for key in required):
+        keys = ", ".join(sorted(raw)) if isinstance(raw, Mapping) else repr(raw)
+        optional = ", ".join(f"`{key}`" for key in sorted(allowed - set(required)))
+        raise ConfigError(f"[[{table}]] entry {index + 1} needs {' and '.join(f'`{key}`' for key in required)} "
+                          f"(and may set {optional}); got {keys}")
+
+
 @dataclasses.dataclass(frozen=True)
 class LossFamily:
     """A `[[families]]` row: the student distilled under `strategy` (a fusion strategy) with its
@@ -108,10 +114,7 @@ class LossFamily:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], index: int = 0) -> "LossFamily":
-        if not isinstance(raw, Mapping) or sorted(set(raw) - FAMILY_KEYS) or "name" not in raw or "losses" not in raw:
-            keys = ", ".join(sorted(raw)) if isinstance(raw, Mapping) else repr(raw)
-            raise ConfigError(f"[[families]] entry {index + 1} needs `name` and `losses` (and may set `strategy`, "
-                              f"`description`); got {keys}")
+        _check_entry(raw, index, "families", ("name", "losses"), FAMILY_KEYS)
         try:
             loss = LossConfig.from_dicts(raw["losses"])
         except MtkdError as error:
