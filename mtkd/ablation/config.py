@@ -18,6 +18,14 @@ TOML example (see experiments/*.toml):
     [train]                           # any TrainConfig field
     epochs = 150
 
+    # teacher_epochs = 1              # train the pool's teachers this long (a try; own folder)
+
+    [[pairs]]                         # optional: the ablation once per pair (instead of pools),
+    name = "resnet32x4-resnet8x4"     # results in OUT/<name>/ (see experiments/cifar100_kd.toml)
+    student = { arch = "resnet8x4" }
+    strategies = ["none", "single:resnet32x4"]   # default: the config's
+    train = { learning_rate = 0.05 }  # changes to [train] for this pair
+
     [dml]                             # options of the dml / dml+teachers runners
     peers = 2
 
