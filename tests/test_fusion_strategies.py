@@ -74,3 +74,15 @@ def test_val_acc_weighted_confidence_by_hand():
     batch = StrategyInput(jax.random.key(0), jnp.asarray(TEACHERS), jnp.asarray(LABELS), None, jnp.float32(0))
     got = np.asarray(make_strategy("val_acc_weighted_confidence", zero).weights(batch))
     assert np.all(got[:, 0] == 0) and np.allclose(got.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_weighted_by_accuracy_is_uniform_when_every_accuracy_is_zero():
+    """Accuracies of 0 everywhere (a tiny or random validation split) weigh the teachers equally;
+    weights the user gives must still have a positive sum."""
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4, 5)), jnp.float32)
+    batch = StrategyInput(jax.random.key(0), logits, jnp.zeros(4, jnp.int32), None, jnp.float32(0.0))
+    zero = make_strategy("weighted", StrategyContext(["a", "b", "c"], [0.0, 0.0, 0.0]))
+    equal = make_strategy("weighted", StrategyContext(["a", "b", "c"], [0.5, 0.5, 0.5]))
+    np.testing.assert_allclose(np.asarray(zero.weights(batch)), np.asarray(equal.weights(batch)))
+    with pytest.raises(ConfigError, match="positive sum"):
+        make_strategy("weighted:0,0,0", StrategyContext(["a", "b", "c"], [0.1, 0.2, 0.3]))

@@ -180,9 +180,12 @@ def best_single_strategy(context: StrategyContext, argument: str | None) -> Fusi
 @STRATEGIES.register("weighted")
 def weighted_strategy(context: StrategyContext, argument: str | None) -> FusionStrategy:
     """Fixed weights mu: `weighted:0.5,1,2` gives them in pool order; plain `weighted` uses the
-    teachers' validation accuracies."""
+    teachers' validation accuracies (all of them 0, as on a tiny or random validation split: equal
+    weights, the limit of equal accuracies)."""
     if argument is None:
         mu = np.asarray(context.teacher_val_accuracy, dtype=np.float64)
+        if mu.size and np.all(mu == 0):
+            mu = np.ones_like(mu)
     else:
         try:
             mu = np.asarray([float(v) for v in argument.split(",")])
