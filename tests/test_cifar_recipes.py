@@ -73,7 +73,7 @@ def test_the_kd_recipe_is_the_protocol_for_the_six_published_pairs():
 def test_the_multi_teacher_recipe_runs_every_fusion_best_subset_and_rl():
     config = load_ablation_config(EXPERIMENTS / "cifar100_multi_teacher.toml")
     assert config.student.arch == "resnet8x4" and not config.pairs
-    assert {"uniform", "weighted", "confidence", "ebkd", "ca_mkd", "ae_kd", "mtkd_rl", "mmkd", "best_subset",
+    assert {"uniform", "weighted", "confidence", "ebkd", "ca_mkd", "ae_kd", "mtkd_rl", "best_subset",
             "rl", "none", "single:*"} <= set(config.strategies)
     assert {key: getattr(config.train, key) for key in PROTOCOL} == PROTOCOL
     assert [t.model.arch for t in load_pool_spec(config.pool).teachers] == ["resnet32x4", "wrn_40_2", "vgg13",
