@@ -44,12 +44,12 @@ def peer_costs(splits: DatasetSplits, pool: TeacherPool, peer: str = "torch", se
     (`mtkd.torch_peer`: MLP, K cached teachers, batch, Adam, alpha, T), interleaved in one process:
     one seed against one PyTorch run, and `seeds` vmapped seeds against `seeds` PyTorch runs in a
     row. Ratios are PyTorch seconds over JAX seconds, per round."""
-    from mtkd.torch_peer import TorchEpoch, import_torch
+    from mtkd.torch_peer import TorchEpoch, cpu_threads, import_torch
 
     if peer != "torch":
         raise ValueError(f"unknown peer {peer!r}")
     torch = import_torch()
-    threads = threads or _cpu_threads()  # XLA on the CPU uses every core it may run on
+    threads = threads or cpu_threads()  # XLA on the CPU uses every core it may run on
     config = TrainConfig()
     logits = pool.logits(splits)["train"]
     teachers = np.asarray(logits)
@@ -80,12 +80,6 @@ def peer_costs(splits: DatasetSplits, pool: TeacherPool, peer: str = "torch", se
         f"max {one['max']:.2f}, {one['pairs']} pairs); {seeds} vmapped seeds vs {seeds} runs in a row "
         f"{many['median']:.2f}x (min {many['min']:.2f}, max {many['max']:.2f})")
     return report
-
-
-def _cpu_threads() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def scaling_costs(splits: DatasetSplits, pool: TeacherPool, rounds: int = 3, budget_seconds: float = 60.0,

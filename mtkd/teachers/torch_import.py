@@ -9,7 +9,6 @@ torch is needed to read the files only (`pip install 'mtkd[torch]'`)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import shutil
@@ -30,6 +29,7 @@ from mtkd.models.cifar.torch_import import state_from_torch
 from mtkd.models.cifar.torch_names import torch_names
 from mtkd.progress import stderr_line
 from mtkd.runs import claim_output_dir, replace_text
+from mtkd.teachers.external import file_checksum
 from mtkd.teachers.pool import POOL_FILE, POOL_FORMAT, PREDICT_BATCH, TeacherPool, load_pool, teacher_accuracy
 
 INSTALL_HINT = "pip install 'mtkd[torch]'"
@@ -63,14 +63,6 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         data = {key[len("module."):]: value for key, value in data.items()}
     return {key: value.detach().cpu().float().numpy() if value.is_floating_point() else value.detach().cpu().numpy()
             for key, value in data.items()}
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def teacher_names(archs: Sequence[str], names: Sequence[str] | None) -> list[str]:
@@ -117,7 +109,7 @@ def import_torch_teachers(dataset: str, archs: Sequence[str], files: Sequence[st
             raise ConfigError(f"--torch {path}: {error}") from None
         teachers.append((label, spec, Path(path), nnx.graphdef(model), state))
     signature = {"kind": "teacher-import", "dataset": dataset, "val_fraction": val_fraction, "split_seed": split_seed,
-                 "teachers": [{"name": label, "arch": spec.arch, "sha256": file_sha256(path)}
+                 "teachers": [{"name": label, "arch": spec.arch, "checksum": file_checksum(path)}
                               for label, spec, path, _, _ in teachers]}
     out = claim_output_dir(out, signature, overwrite=overwrite)
     entries = []
@@ -130,7 +122,7 @@ def import_torch_teachers(dataset: str, archs: Sequence[str], files: Sequence[st
         shutil.rmtree(out / relative, ignore_errors=True)
         checksum = save_params(out / relative, nnx.to_pure_dict(state))
         entries.append({"name": label, "kind": "model", "model": spec.to_dict(),
-                        "training": {"imported_from": str(path), "sha256": signature["teachers"][len(entries)]["sha256"]},
+                        "training": {"imported_from": str(path), "checksum": signature["teachers"][len(entries)]["checksum"]},
                         "dataset": dataset, "num_classes": splits.num_classes, "val_accuracy": accuracy["val"],
                         "test_accuracy": accuracy["test"], "best_epoch": 0, "checksum": checksum, "path": relative})
         log(f"teacher {label:>12} ({spec.arch} from {path.name}): val {accuracy['val']:.3f} test {accuracy['test']:.3f}")
