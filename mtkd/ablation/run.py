@@ -72,8 +72,8 @@ def check_running_stats(config: AblationConfig, names: list[str], splits) -> Non
     if any(name.partition(":")[0] == "rl" for name in names) and config.section("rl").get("procedure") in (
             "joint", "episodic"):
         methods.append("the joint selector's environment")
-    for method in methods[:1]:
-        parameters_only_model(config.student, splits.input_shape, splits.num_classes, method)
+    if methods:  # the first such row names itself
+        parameters_only_model(config.student, splits.input_shape, splits.num_classes, methods[0])
 
 
 @dataclasses.dataclass
