@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -38,6 +37,7 @@ from mtkd.agents.population_credit import Credit, draw_masks, least_squares_cred
 from mtkd.agents.selector_config import start_logits
 from mtkd.distill.config import TrainConfig
 from mtkd.distill.fit import SplitArrays, fit
+from mtkd.distill.seed_map import fitted_program
 from mtkd.distill.objective import calibrated_cross_entropy
 from mtkd.distributed import is_writer, to_host
 from mtkd.fusion.strategies import StrategyContext, make_strategy
@@ -96,12 +96,15 @@ def population_masks(agent_seed: int, generation: int, probability: np.ndarray, 
     return draw_masks(rng, probability, count, exploration)
 
 
-def _calibrated_losses(fitted, x_val, y_val, batch_size: int) -> np.ndarray:
-    """Each population student's calibrated validation loss, at its best epoch's parameters."""
+def _calibrated_losses(fitted, x_val, y_val, train: TrainConfig) -> np.ndarray:
+    """Each population student's calibrated validation loss, at its best epoch's parameters (as
+    many students at once as `train.vmap_chunk` or the memory allows)."""
     def one(params):
-        return calibrated_cross_entropy(predict(fitted.graphdef, params, x_val, batch_size), y_val)
+        return calibrated_cross_entropy(predict(fitted.graphdef, params, x_val, train.eval_batch_size), y_val)
 
-    return np.asarray(to_host(jax.jit(jax.vmap(one))(fitted.params)), np.float64)
+    losses = fitted_program(one, (0,), (fitted.params,), train.vmap_chunk, log=stderr_line,
+                            what="students' validation losses")(fitted.params)
+    return np.asarray(to_host(losses), np.float64)
 
 
 def run_generation(splits, logits, student: ModelSpec, train: TrainConfig, config: PopulationConfig,
@@ -128,7 +131,7 @@ def run_generation(splits, logits, student: ModelSpec, train: TrainConfig, confi
         if POPULATION_REWARDS.get(config.reward) == "accuracy":
             returns[members] = accuracy[members]
         else:
-            returns[members] = -_calibrated_losses(fitted, x_val, y_val, train.eval_batch_size)
+            returns[members] = -_calibrated_losses(fitted, x_val, y_val, train)
     return returns, accuracy
 
 

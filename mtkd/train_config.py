@@ -28,6 +28,10 @@ class TrainConfig(DictConfig):
     augment: str = setting("", help="data augmentation inside the training step, from per-seed keys: "
                                     "crop_flip (random crop after zero padding by 4, horizontal flip; images); "
                                     "empty: none")
+    vmap_chunk: int = setting(0, help="at most this many students (seeds, best_subset's subsets, the selector's "
+                                      "population) train side by side per device, the rest in turn inside the same "
+                                      "program, to bound memory; 0: as many as fit a share of the machine's memory. Not part of a "
+                                      "run's signature: it changes how the work is batched, not what is computed")
 
     def __post_init__(self):
         from mtkd.optimizers import OPTIMIZERS
@@ -44,6 +48,8 @@ class TrainConfig(DictConfig):
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.vmap_chunk < 0:
+            raise ConfigError(f"vmap_chunk must be >= 0 (0: as many as fit), got {self.vmap_chunk}")
         if self.eval_batch_size < 1:
             raise ConfigError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
         OPTIMIZERS.get(self.optimizer)
@@ -60,8 +66,10 @@ class TrainConfig(DictConfig):
 
     def signature(self) -> dict:
         """The fields as a run's signature holds them: the schedule and augmentation only when set,
-        so that runs and caches made before those fields existed stay the same run."""
+        so that runs and caches made before those fields existed stay the same run; never
+        `vmap_chunk`, which says how students are batched on the device, as `devices` says where."""
         data = self.to_dict()
+        del data["vmap_chunk"]
         for key in ("lr_milestones", "lr_decay", "augment"):
             if data[key] == getattr(TrainConfig, key):
                 del data[key]

@@ -167,7 +167,7 @@ def fit_byot(splits: DatasetSplits, spec: ModelSpec, config: TrainConfig, seeds:
 
     trained = train_seeds(seeds, build, config.epochs, (jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)),
                           (jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)), on_epoch, metrics_path,
-                          checkpoints, devices)
+                          checkpoints, devices, config.vmap_chunk, stderr_line)
     result = fit_result(graphdef, trained)
     return ByotFitResult(**vars(result), exit_test_accuracy=trained.test["exit_accuracy"].T.tolist())
 

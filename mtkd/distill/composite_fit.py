@@ -14,6 +14,7 @@ from mtkd.distill.fit import FitResult, SplitArrays, fit_result, graphdef_of, in
 from mtkd.models.architectures import parameters_only_model
 from mtkd.distill.loss_config import LossConfig, loss_config_from
 from mtkd.distill.steps import StudentState
+from mtkd.progress import stderr_line
 from mtkd.distill.trainer import Method, train_seeds
 from mtkd.augment import augmentation
 from mtkd.optimizers import training_optimizer
@@ -92,7 +93,7 @@ def fit_composite(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: in
         return Method(epoch, student, (train.x, train.y, train.teacher_logits, features)), state
 
     trained = train_seeds(seeds, build, config.epochs, (val.x, val.y), None if test is None else (test.x, test.y),
-                          on_epoch, metrics_path, checkpoints, devices)
+                          on_epoch, metrics_path, checkpoints, devices, config.vmap_chunk, stderr_line)
     return fit_result(graphdef, trained, params_part=lambda params: params["student"])
 
 

@@ -21,6 +21,7 @@ from mtkd.distill.config import TrainConfig
 from mtkd.augment import augmentation
 from mtkd.optimizers import training_optimizer
 from mtkd.distill.steps import StudentState, evaluate, init_fit_state, make_epoch
+from mtkd.progress import stderr_line
 from mtkd.distill.trainer import Method, Trained, train_seeds
 from mtkd.fusion.strategies import FusionStrategy, StrategyShapes
 from mtkd.models import ModelSpec, abstract_model, build_model
@@ -118,7 +119,7 @@ def fit(
                       (train.x, train.y, train.teacher_logits), masks, params_of=lambda state: state.student.params), state
 
     trained = train_seeds(seeds, build, config.epochs, (val.x, val.y), None if test is None else (test.x, test.y),
-                          on_epoch, metrics_path, checkpoints, devices)
+                          on_epoch, metrics_path, checkpoints, devices, config.vmap_chunk, stderr_line)
     return fit_result(graphdef, trained)
 
 

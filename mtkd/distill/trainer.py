@@ -4,7 +4,8 @@ A method says what one seed does: its epoch (one `lax.scan` over batches), how i
 evaluated, and which state it starts from. The skeleton does everything around that, once:
 
 - pads the seeds to fill the devices (`mtkd.devices`) and places the state on them;
-- vmaps the epoch and the evaluation over seeds and jits them, the state donated;
+- vmaps the epoch and the evaluation over seeds and jits them, the state donated, in chunks of
+  students that fit the device's memory (`mtkd.distill.seed_map`);
 - runs the epoch loop (`mtkd.distill.seed_loop.run_epochs`: validation, the best epoch of each
   seed, the metrics file, the NaN stop, checkpoints and resume);
 - evaluates each seed's chosen parameters on the test split once, at the end, in one call.
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mtkd.devices import SeedPlacement, seed_placement
-from mtkd.distill.seed_loop import LoopResult, run_epochs
+from mtkd.distill.seed_loop import LoopResult, epoch_keys, run_epochs
+from mtkd.distill.seed_map import fitted_program
 from mtkd.distributed import to_host
 from mtkd.run_checkpoints import EpochCheckpoints
 
@@ -72,12 +75,18 @@ def train_seeds(
     metrics_path: str | Path | None = None,
     checkpoints: EpochCheckpoints | None = None,
     devices: int | None = None,
+    vmap_chunk: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> Trained:
     """Trains one model (or one group of peers) per seed, all seeds at once.
 
     build(padded seeds, placement) -> (method, initial state stacked over the padded seeds). The
     seeds are split over up to `devices` local devices (default: all); copies of the last seed pad
     them to fill the devices, and are dropped from every result. `val` and `test` are (x, y).
+
+    `vmap_chunk`: at most this many students side by side per device, the rest in turn inside the
+    same program; 0: as many as fit a share of the device's memory (`mtkd.distill.seed_map`), said on
+    `log` when that is fewer than all.
     """
     asked = [int(s) for s in seeds]
     placement = seed_placement(len(asked), devices)
@@ -87,9 +96,13 @@ def train_seeds(
     state = placement.place(state) if placement.devices > 1 else jax.device_put(state, jax.local_devices()[0])
 
     shared = (None,) * len(method.data)
-    jitted_epoch = jax.jit(jax.vmap(method.epoch, in_axes=(0, 0, *shared, None, *(0,) * len(method.seed_data))),
-                           donate_argnums=(0,))
-    evaluate = jax.jit(jax.vmap(method.evaluate, in_axes=(0, None, None)))
+    # Each chosen by compiling for the first call's arguments; the calls then reuse those executables.
+    first_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(epoch_keys(padded), 1)
+    jitted_epoch = fitted_program(method.epoch, (0, 0, *shared, None, *(0,) * len(method.seed_data)),
+                                  (state, first_keys, *method.data, jnp.float32(0.0), *method.seed_data), vmap_chunk,
+                                  placement.devices, log, donate_argnums=(0,))
+    evaluate = fitted_program(method.evaluate, (0, None, None), (method.params_of(state), *val), vmap_chunk,
+                              placement.devices, log, "students' evaluations")
 
     def run_epoch(state, keys, progress):
         return jitted_epoch(state, keys, *method.data, progress, *method.seed_data)

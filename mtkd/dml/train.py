@@ -108,7 +108,7 @@ def run_dml(splits: DatasetSplits, peers: Sequence[ModelSpec], config: TrainConf
     trained = train_seeds(seeds, build, config.epochs, (jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)),
                           (jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)),
                           epoch_reporter(strategy, config.epochs, log, _per_peer),
-                          metrics_path, checkpoints, devices)
+                          metrics_path, checkpoints, devices, config.vmap_chunk, log)
     loop = trained.loop
     return DMLResult(
         strategy, stacks.names(strategy), trained.seeds, np.asarray(loop.best_epoch).T.tolist(),

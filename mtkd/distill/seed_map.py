@@ -1,0 +1,135 @@
+"""One function over a stack of students, in chunks that fit in memory.
+
+The trainer vmaps a seed's epoch over every student of a run: seeds, `best_subset`'s (subset,
+seed) pairs, the selector's population. A vmapped program holds every student's activations at
+once, so 45 resnet8x4 students on CIFAR-100 need about 31 GB. `seed_map(fn, in_axes, chunk)` runs
+at most `chunk` students side by side (vmapped) per device and the chunks one after another
+inside the same compiled program (`jax.lax.map` with `batch_size`), so memory grows with the
+chunk, not with the students. Each student computes what it computes alone; the chunks only
+change how XLA batches the arithmetic.
+
+`fitting_chunk` chooses the chunk when the run leaves it to mtkd (`vmap_chunk = 0`): all
+students at once when XLA's memory analysis of the compiled program fits a share of the device's
+memory; otherwise the chunk that the per-student cost says fits, verified the same way, halved
+until it does. Each trial is a compilation and no execution, so nothing runs out of memory to
+find out, and the persistent compilation cache keeps the one that is used. The share is of the
+device's whole memory, not of what is free at the moment: chunked and unchunked programs agree
+only to rounding (XLA batches the arithmetic differently), so the choice must depend on the
+machine alone for the same config and seed to give the same numbers on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+
+from mtkd.errors import ConfigError
+
+# The share of the device's memory a program may plan for: XLA's analysis leaves out the runtime's
+# own buffers, the arrays other programs keep alive (the pool's cached logits) and other processes.
+MEMORY_SHARE = 0.6
+
+
+def seed_map(fn: Callable, in_axes: Sequence[int | None], chunk: int = 0, devices: int = 1) -> Callable:
+    """`jax.vmap(fn, in_axes)` (axes 0 or None) that runs at most `chunk` students at once on
+    each of `devices` devices (0: all at once). The students axis must divide by `devices`, as the
+    trainer's placement pads it to."""
+    vmapped = jax.vmap(fn, in_axes=tuple(in_axes))
+    if not chunk:
+        return vmapped
+    mapped = [i for i, axis in enumerate(in_axes) if axis == 0]
+
+    def chunked(*args):
+        count = jax.tree.leaves(args[mapped[0]])[0].shape[0]
+        per_device = count // devices
+        if per_device <= chunk:
+            return vmapped(*args)
+
+        def one(students):
+            full = list(args)
+            for i, part in zip(mapped, students):
+                full[i] = part
+            return fn(*full)
+
+        # (devices * per_device, ...) -> (devices, per_device, ...): a device's students stay on it.
+        split = tuple(jax.tree.map(lambda a: a.reshape(devices, per_device, *a.shape[1:]), args[i]) for i in mapped)
+        out = jax.vmap(lambda part: jax.lax.map(one, part, batch_size=chunk))(split)
+        return jax.tree.map(lambda a: a.reshape(count, *a.shape[2:]), out)
+
+    return chunked
+
+
+def memory_bytes(device) -> int | None:
+    """The memory `device` has: its allocator's limit (accelerators) or the host's total memory
+    (CPU, from /proc/meminfo); None where neither is known."""
+    stats = device.memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def program_bytes(lowered) -> int | None:
+    """The memory a lowered program plans for on one device: its temporaries, arguments and
+    outputs (donated arguments counted once), from XLA's analysis of the compiled program."""
+    stats = lowered.compile().memory_analysis()
+    if stats is None:
+        return None
+    return int(stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
+               - stats.alias_size_in_bytes)
+
+
+def fitting_chunk(lower: Callable[[int], Any], per_device: int, device, log: Callable[[str], None] | None = None,
+                  what: str = "students") -> int:
+    """The chunk (0: every student at once) whose program fits `MEMORY_SHARE` of `device`'s memory.
+    lower(chunk) -> the program lowered with that chunk. Refuses, in one line, when not even one
+    student at a time fits."""
+    memory = memory_bytes(device)
+    needed = program_bytes(lower(0)) if memory is not None else None
+    budget = None if memory is None else MEMORY_SHARE * memory
+    if needed is None or needed <= budget:
+        return 0
+    chunk = max(1, min(per_device - 1, int(per_device * budget / needed)))  # if cost grows with the chunk
+    while True:
+        chunk = -(-per_device // -(-per_device // chunk))  # equal chunks: no remainder program to compile
+        size = program_bytes(lower(chunk))
+        if size <= budget:
+            if log:
+                log(f"  {per_device} {what} need {needed / 2**30:.1f} GiB at once, {budget / 2**30:.1f} GiB may be planned for: "
+                    f"{chunk} at a time ({size / 2**30:.1f} GiB); set vmap_chunk to choose")
+            return chunk
+        if chunk == 1:
+            raise ConfigError(f"one student alone needs {size / 2**30:.1f} GiB, more than the "
+                              f"{budget / 2**30:.1f} GiB it may plan for here; use a smaller batch_size or eval_batch_size")
+        chunk = max(1, chunk // 2)
+
+
+def fitted_program(fn: Callable, in_axes: Sequence[int | None], example_args: Sequence[Any], vmap_chunk: int = 0,
+                   devices: int = 1, log: Callable[[str], None] | None = None, what: str = "students",
+                   **jit_options) -> Callable:
+    """`jax.jit(seed_map(fn, in_axes, chunk, devices), **jit_options)`, the chunk `vmap_chunk` or,
+    when 0, the one `fitting_chunk` chooses for `example_args` (arguments of the shapes and
+    placement it will be called with, so that the call reuses the executable the choice compiled)."""
+    programs: dict[int, Callable] = {}
+
+    def program(chunk: int) -> Callable:
+        if chunk not in programs:
+            programs[chunk] = jax.jit(seed_map(fn, in_axes, chunk, devices), **jit_options)
+        return programs[chunk]
+
+    if vmap_chunk:
+        return program(vmap_chunk)
+    mapped = next(i for i, axis in enumerate(in_axes) if axis == 0)
+    per_device = jax.tree.leaves(example_args[mapped])[0].shape[0] // devices
+    return program(fitting_chunk(lambda chunk: program(chunk).lower(*example_args), per_device,
+                                 jax.local_devices()[0], log, what))
+
+
+__all__ = ["MEMORY_SHARE", "fitted_program", "fitting_chunk", "memory_bytes", "program_bytes", "seed_map"]
