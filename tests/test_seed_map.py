@@ -83,7 +83,7 @@ class _Lowered:
 
 
 def _chosen(monkeypatch, memory, cost, per_device=45):
-    monkeypatch.setattr(seed_map_module, "memory_bytes", lambda device: memory)
+    monkeypatch.setattr(seed_map_module, "memory_budget", lambda device: memory)
     tried, lines = [], []
 
     def lower(chunk):
@@ -95,13 +95,13 @@ def _chosen(monkeypatch, memory, cost, per_device=45):
 
 def test_all_students_at_once_when_they_fit(monkeypatch):
     chunk, tried, lines = _chosen(monkeypatch, 100_000, lambda students: 1_000 * students)
-    assert (chunk, tried, lines) == (0, [0], [])  # 45,000 <= 0.6 * 100,000: one compilation, no line
+    assert (chunk, tried, lines) == (0, [0], [])  # 45,000 <= 100,000: one compilation, no line
 
 
 def test_the_chunk_is_an_equal_split_that_fits(monkeypatch):
     # 1 GB fixed + 1 GB a student, 30 GB to plan in: the estimate says 45 * 30 / 46 = 29 at once,
     # split evenly as 2 chunks of 23, which cost 24 <= 30.
-    chunk, tried, lines = _chosen(monkeypatch, 50 * 2**30, lambda students: (1 + students) * 2**30)
+    chunk, tried, lines = _chosen(monkeypatch, 30 * 2**30, lambda students: (1 + students) * 2**30)
     assert (chunk, tried) == (23, [0, 23])
     assert lines and "45 students need 46.0 GiB" in lines[0] and "23 at a time" in lines[0]
 
@@ -109,13 +109,13 @@ def test_the_chunk_is_an_equal_split_that_fits(monkeypatch):
 def test_halves_until_the_chunk_fits(monkeypatch):
     # A fixed cost the per-student estimate does not see: 20 GB + 1 GB a student, 30 GB to plan in.
     # The estimate, 45 * 30 / 65 = 20, split evenly is 3 chunks of 15 (35 GB); halved, 7 chunks of 7 (27 GB).
-    chunk, tried, _ = _chosen(monkeypatch, 50 * 2**30, lambda students: (20 + students) * 2**30)
+    chunk, tried, _ = _chosen(monkeypatch, 30 * 2**30, lambda students: (20 + students) * 2**30)
     assert (chunk, tried) == (7, [0, 15, 7])
 
 
 def test_refuses_when_one_student_alone_does_not_fit(monkeypatch):
     with pytest.raises(ConfigError, match="one student alone needs"):
-        _chosen(monkeypatch, 2**30, lambda students: 2**31 * students)
+        _chosen(monkeypatch, 0.6 * 2**30, lambda students: 2**31 * students)
 
 
 def test_unknown_memory_runs_everything_at_once(monkeypatch):
@@ -151,7 +151,7 @@ def test_a_run_in_chunks_is_the_run_at_once_to_rounding():
 
 
 def test_a_machine_too_small_for_one_student_is_refused_before_training(monkeypatch):
-    monkeypatch.setattr(seed_map_module, "memory_bytes", lambda device: 16)
+    monkeypatch.setattr(seed_map_module, "memory_budget", lambda device: 16)
     with pytest.raises(ConfigError, match="one student alone needs .* use a smaller batch_size"):
         _run(0)
 
