@@ -80,6 +80,7 @@ class _Lowered:
         stats = types.SimpleNamespace(temp_size_in_bytes=size, argument_size_in_bytes=0, output_size_in_bytes=0,
                                       alias_size_in_bytes=0)
         self.compile = lambda: types.SimpleNamespace(memory_analysis=lambda: stats)
+        self.as_text = lambda: "func.func public @main() { stablehlo.add }"
 
 
 def _chosen(monkeypatch, memory, cost, per_device=45):
@@ -90,7 +91,7 @@ def _chosen(monkeypatch, memory, cost, per_device=45):
         tried.append(chunk)
         return _Lowered(cost(chunk or per_device))
 
-    return fitting_chunk(lower, per_device, None, lines.append), tried, lines
+    return fitting_chunk(lower, per_device, types.SimpleNamespace(platform="gpu"), lines.append), tried, lines
 
 
 def test_all_students_at_once_when_they_fit(monkeypatch):
@@ -120,7 +121,35 @@ def test_refuses_when_one_student_alone_does_not_fit(monkeypatch):
 
 def test_unknown_memory_runs_everything_at_once(monkeypatch):
     chunk, tried, _ = _chosen(monkeypatch, None, lambda students: 2**50)
-    assert (chunk, tried) == (0, [])
+    assert (chunk, tried) == (0, [0])  # lowered to look for convolutions, never compiled
+
+
+def test_on_the_cpu_students_of_a_convolutional_model_run_one_at_a_time():
+    """A vmapped convolution with per-student kernels is one grouped convolution: slower on XLA:CPU
+    than the students in turn, and larger than planned. Matrix products stay vmapped."""
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.normal(size=(2, 8, 8, 3)), jnp.float32)
+    kernels = jnp.asarray(rng.normal(size=(6, 3, 3, 3, 4)), jnp.float32)
+    matrices = jnp.asarray(rng.normal(size=(6, 3, 4)), jnp.float32)
+
+    def conv(kernel):
+        return jax.lax.conv_general_dilated(images, kernel, (1, 1), "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()
+
+    def product(matrix):
+        return (images @ matrix).sum()
+
+    cpu = jax.devices("cpu")[0]
+    lines = []
+    for fn, args, expected in ((conv, kernels, 1), (product, matrices, 0)):
+        chunk = fitting_chunk(lambda c, fn=fn, args=args: jax.jit(seed_map(fn, (0,), c)).lower(args), 6, cpu,
+                              lines.append, what=f"test students {expected}")
+        assert chunk == expected
+    assert len(lines) == 1 and "one at a time on the CPU" in lines[0]
+    # One student alone is never the grouped case, whatever it computes.
+    assert fitting_chunk(lambda c: jax.jit(seed_map(conv, (0,), c)).lower(kernels[:1]), 1, cpu) == 0
+    np.testing.assert_allclose(np.asarray(jax.jit(seed_map(conv, (0,), 1))(kernels)),
+                               np.asarray([conv(k) for k in kernels]), rtol=1e-5)
 
 
 def _run(vmap_chunk, seeds=(0, 1, 2, 3, 4)):

@@ -8,10 +8,11 @@ inside the same compiled program (`jax.lax.map` with `batch_size`), so memory gr
 chunk, not with the students. Each student computes what it computes alone; the chunks only
 change how XLA batches the arithmetic.
 
-`fitting_chunk` chooses the chunk when the run leaves it to mtkd (`vmap_chunk = 0`): all
+`fitting_chunk` chooses the chunk when the run leaves it to mtkd (`vmap_chunk = 0`). On a CPU,
+a program with convolutions runs its students one at a time (`CPU_CONVOLUTIONS`). Otherwise, all
 students at once when XLA's memory analysis of the compiled program fits a share of the device's
-memory (`memory_budget`); otherwise the chunk that the per-student cost says fits, verified the same way, halved
-until it does. Each trial is a compilation and no execution, so nothing runs out of memory to
+memory (`memory_budget`); otherwise the chunk that the per-student cost says fits, verified the
+same way, halved until it does. Each trial is a compilation and no execution, so nothing runs out of memory to
 find out, and the persistent compilation cache keeps the one that is used. The share is of the
 device's whole memory, not of what is free at the moment: chunked and unchunked programs agree
 only to rounding (XLA batches the arithmetic differently), so the choice must depend on the
@@ -30,11 +31,19 @@ from mtkd.machine import host_memory_bytes
 # The share of a device's memory a program may plan for. XLA's analysis leaves out the runtime's
 # own buffers, the arrays other programs keep alive (the pool's cached logits) and other
 # processes; on the CPU, the process also keeps memory that earlier programs freed (the heap is
-# not given back at once). Measured on the 2-core VM: a chunk planned at 12.1 GiB peaked at
-# 17.5 GiB resident, and a plan of 8.2 GiB after a 16-student program of about 14 GiB was
-# killed at the host's 23.5 GiB.
+# not given back at once). Measured on the 2-core VM: 15 vmapped resnet8x4 students planned at
+# 12.1 GiB peaked at 17.5 GiB resident.
 ACCELERATOR_SHARE = 0.8  # of the allocator's limit, itself a share of the device's memory
 HOST_SHARE = 0.4  # of the host's total memory
+
+# Vmapped over students, a convolution with each student's own kernel is one grouped convolution,
+# which XLA:CPU runs slower than the students' convolutions one after another, with workspace
+# its memory plan does not show. Measured on the 2-core VM (resnet8x4, batch 64, the CIFAR-100
+# protocol's step): 4 students vmapped 31 images/s, one at a time 48; inference of 2 students at
+# batch 1024 vmapped took 42 s and 10.1 GiB resident for a plan of 3.0 GiB, one student 3.5 s.
+CPU_CONVOLUTIONS = "a vmapped convolution is a grouped one, slower there and larger than planned"
+_said: set[str] = set()  # the CPU rule is said once per kind of program and process
+
 
 def seed_map(fn: Callable, in_axes: Sequence[int | None], chunk: int = 0, devices: int = 1) -> Callable:
     """`jax.vmap(fn, in_axes)` (axes 0 or None) that runs at most `chunk` students at once on
@@ -86,23 +95,36 @@ def program_bytes(lowered) -> int | None:
                - stats.alias_size_in_bytes)
 
 
+def has_convolution(lowered) -> bool:
+    """Whether a lowered program convolves (its StableHLO text)."""
+    return "stablehlo.convolution" in lowered.as_text()
+
+
 def fitting_chunk(lower: Callable[[int], Any], per_device: int, device, log: Callable[[str], None] | None = None,
                   what: str = "students") -> int:
-    """The chunk (0: every student at once) whose program fits `device`'s `memory_budget`.
-    lower(chunk) -> the program lowered with that chunk. Refuses, in one line, when not even one
-    student at a time fits."""
+    """The chunk (0: every student at once) whose program fits `device`'s `memory_budget`; on a
+    CPU, 1 for a program with convolutions (see `CPU_CONVOLUTIONS`). lower(chunk) -> the program
+    lowered with that chunk. Refuses, in one line, when not even one student at a time fits."""
     budget = memory_budget(device)
-    needed = program_bytes(lower(0)) if budget is not None else None
-    if needed is None or needed <= budget:
-        return 0
-    chunk = max(1, min(per_device - 1, int(per_device * budget / needed)))  # if cost grows with the chunk
+    whole = lower(0)
+    if per_device > 1 and device.platform == "cpu" and has_convolution(whole):
+        if log and what not in _said:
+            _said.add(what)
+            log(f"  {what} of a convolutional model run one at a time on the CPU ({CPU_CONVOLUTIONS}); "
+                f"set vmap_chunk to choose")
+        chunk = 1
+    else:
+        needed = program_bytes(whole) if budget is not None else None
+        if needed is None or needed <= budget:
+            return 0
+        chunk = max(1, min(per_device - 1, int(per_device * budget / needed)))  # if cost grows with the chunk
     while True:
         chunk = -(-per_device // -(-per_device // chunk))  # equal chunks: no remainder program to compile
         size = program_bytes(lower(chunk))
-        if size <= budget:
-            if log:
-                log(f"  {per_device} {what} need {needed / 2**30:.1f} GiB at once, {budget / 2**30:.1f} GiB may be planned for: "
-                    f"{chunk} at a time ({size / 2**30:.1f} GiB); set vmap_chunk to choose")
+        if budget is None or size <= budget:
+            if log and chunk > 1:
+                log(f"  {per_device} {what} need {needed / 2**30:.1f} GiB at once, {budget / 2**30:.1f} GiB may be "
+                    f"planned for: {chunk} at a time ({size / 2**30:.1f} GiB); set vmap_chunk to choose")
             return chunk
         if chunk == 1:
             raise ConfigError(f"one student alone needs {size / 2**30:.1f} GiB, more than the "
@@ -131,4 +153,4 @@ def fitted_program(fn: Callable, in_axes: Sequence[int | None], example_args: Se
                                  jax.local_devices()[0], log, what))
 
 
-__all__ = ["ACCELERATOR_SHARE", "HOST_SHARE", "fitted_program", "fitting_chunk", "memory_budget", "program_bytes", "seed_map"]
+__all__ = ["ACCELERATOR_SHARE", "HOST_SHARE", "fitted_program", "fitting_chunk", "has_convolution", "memory_budget", "program_bytes", "seed_map"]
