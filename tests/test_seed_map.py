@@ -141,10 +141,12 @@ def test_on_the_cpu_students_of_a_convolutional_model_run_one_at_a_time():
 
     cpu = jax.devices("cpu")[0]
     lines = []
+    seed_map_module._said.clear()  # said once per process: this test's own
     for fn, args, expected in ((conv, kernels, 1), (product, matrices, 0)):
-        chunk = fitting_chunk(lambda c, fn=fn, args=args: jax.jit(seed_map(fn, (0,), c)).lower(args), 6, cpu,
-                              lines.append, what=f"test students {expected}")
-        assert chunk == expected
+        for _ in range(2):  # said the first time only
+            chunk = fitting_chunk(lambda c, fn=fn, args=args: jax.jit(seed_map(fn, (0,), c)).lower(args), 6, cpu,
+                                  lines.append)
+            assert chunk == expected
     assert len(lines) == 1 and "one at a time on the CPU" in lines[0]
     # One student alone is never the grouped case, whatever it computes.
     assert fitting_chunk(lambda c: jax.jit(seed_map(conv, (0,), c)).lower(kernels[:1]), 1, cpu) == 0

@@ -42,7 +42,7 @@ HOST_SHARE = 0.4  # of the host's total memory
 # protocol's step): 4 students vmapped 31 images/s, one at a time 48; inference of 2 students at
 # batch 1024 vmapped took 42 s and 10.1 GiB resident for a plan of 3.0 GiB, one student 3.5 s.
 CPU_CONVOLUTIONS = "a vmapped convolution is a grouped one, slower there and larger than planned"
-_said: set[str] = set()  # the CPU rule is said once per kind of program and process
+_said: set[str] = set()  # the CPU rule is said once per process
 
 
 def seed_map(fn: Callable, in_axes: Sequence[int | None], chunk: int = 0, devices: int = 1) -> Callable:
@@ -108,10 +108,10 @@ def fitting_chunk(lower: Callable[[int], Any], per_device: int, device, log: Cal
     budget = memory_budget(device)
     whole = lower(0)
     if per_device > 1 and device.platform == "cpu" and has_convolution(whole):
-        if log and what not in _said:
-            _said.add(what)
-            log(f"  {what} of a convolutional model run one at a time on the CPU ({CPU_CONVOLUTIONS}); "
-                f"set vmap_chunk to choose")
+        if log and not _said:
+            _said.add("cpu")
+            log(f"  students of a convolutional model train and are evaluated one at a time on the CPU "
+                f"({CPU_CONVOLUTIONS}); set vmap_chunk to choose")
         chunk = 1
     else:
         needed = program_bytes(whole) if budget is not None else None
