@@ -60,6 +60,14 @@ def test_chunked_map_equals_each_student_alone(count, chunk, devices):
     np.testing.assert_allclose(np.asarray(metrics["loss"]), losses, rtol=1e-5)
 
 
+def test_empty_leaves_and_a_remainder_keep_their_shapes():
+    """A state may hold empty arrays (a strategy without teachers): (5, 0) stays (5, 0) in chunks of 2."""
+    state = {"empty": jnp.zeros((5, 0, 3)), "x": jnp.arange(5.0)}
+    out = jax.jit(seed_map(lambda s: {"empty": s["empty"] * 2, "x": s["x"] ** 2}, (0,), 2))(state)
+    assert out["empty"].shape == (5, 0, 3)
+    np.testing.assert_array_equal(np.asarray(out["x"]), np.arange(5.0) ** 2)
+
+
 def test_a_chunk_plans_less_memory_than_all_students_at_once():
     """XLA's own analysis of the compiled programs: the wide intermediate is held per chunk."""
     def wide(x):

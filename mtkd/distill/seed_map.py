@@ -4,7 +4,7 @@ The trainer vmaps a seed's epoch over every student of a run: seeds, `best_subse
 seed) pairs, the selector's population. A vmapped program holds every student's activations at
 once, so 45 resnet8x4 students on CIFAR-100 need about 31 GB. `seed_map(fn, in_axes, chunk)` runs
 at most `chunk` students side by side (vmapped) per device and the chunks one after another
-inside the same compiled program (`jax.lax.map` with `batch_size`), so memory grows with the
+inside the same compiled program (`jax.lax.map` over chunks), so memory grows with the
 chunk, not with the students. Each student computes what it computes alone; the chunks only
 change how XLA batches the arithmetic.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 
 from mtkd.errors import ConfigError
 from mtkd.machine import host_memory_bytes
@@ -66,9 +67,20 @@ def seed_map(fn: Callable, in_axes: Sequence[int | None], chunk: int = 0, device
                 full[i] = part
             return fn(*full)
 
+        def per_device_students(students):
+            """(per_device, ...) leaves: whole chunks in turn, then the rest side by side. (Shapes
+            are spelt out: `lax.map(batch_size=)` reshapes with -1, which fails on empty leaves.)"""
+            whole = per_device // chunk * chunk
+            chunks = jax.tree.map(lambda a: a[:whole].reshape(whole // chunk, chunk, *a.shape[1:]), students)
+            out = jax.tree.map(lambda a: a.reshape(whole, *a.shape[2:]), jax.lax.map(jax.vmap(one), chunks))
+            if whole == per_device:
+                return out
+            rest = jax.vmap(one)(jax.tree.map(lambda a: a[whole:], students))
+            return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), out, rest)
+
         # (devices * per_device, ...) -> (devices, per_device, ...): a device's students stay on it.
         split = tuple(jax.tree.map(lambda a: a.reshape(devices, per_device, *a.shape[1:]), args[i]) for i in mapped)
-        out = jax.vmap(lambda part: jax.lax.map(one, part, batch_size=chunk))(split)
+        out = jax.vmap(per_device_students)(split)
         return jax.tree.map(lambda a: a.reshape(count, *a.shape[2:]), out)
 
     return chunked
