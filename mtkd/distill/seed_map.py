@@ -40,8 +40,9 @@ HOST_SHARE = 0.4  # of the host's total memory
 # Vmapped over students, a convolution with each student's own kernel is one grouped convolution,
 # which XLA:CPU runs slower than the students' convolutions one after another, with workspace
 # its memory plan does not show. Measured on the 2-core VM (resnet8x4, batch 64, the CIFAR-100
-# protocol's step): 4 students vmapped 31 images/s, one at a time 48; inference of 2 students at
-# batch 1024 vmapped took 42 s and 10.1 GiB resident for a plan of 3.0 GiB, one student 3.5 s.
+# protocol's step, experiments/students_in_turn.py): 4 students vmapped 33.6 images/s, one at a
+# time 49.0; inference of 2 students at batch 1024 vmapped took 42 s and 10.1 GiB resident for a
+# plan of 3.0 GiB, one student alone 3.5 s.
 CPU_CONVOLUTIONS = "a vmapped convolution is a grouped one, slower there and larger than planned"
 _said: set[str] = set()  # the CPU rule is said once per process
 
