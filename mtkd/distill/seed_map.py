@@ -166,4 +166,5 @@ def fitted_program(fn: Callable, in_axes: Sequence[int | None], example_args: Se
                                  jax.local_devices()[0], log, what))
 
 
-__all__ = ["ACCELERATOR_SHARE", "HOST_SHARE", "fitted_program", "fitting_chunk", "has_convolution", "memory_budget", "program_bytes", "seed_map"]
+__all__ = ["ACCELERATOR_SHARE", "HOST_SHARE", "fitted_program", "fitting_chunk", "has_convolution", "memory_budget",
+           "program_bytes", "seed_map"]
